@@ -23,6 +23,7 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
@@ -61,6 +62,7 @@ extern char *checkout_database_list;
 /* ---- phases (phases.c); values match the enum's order ---- */
 typedef enum CheckoutPhase
 {
+	PHASE_PENDING = -1,			/* as failed_phase: the phase after the last completed */
 	PHASE_NONE = 0,
 	PHASE_CART_VALIDATION,
 	PHASE_INVENTORY_RESERVATION,
@@ -82,22 +84,63 @@ extern SPIPlanPtr checkout_plan(SPIPlanPtr *cache, const char *sql,
 extern int	checkout_exec(SPIPlanPtr *cache, const char *sql, int nargs,
 						  const Oid *argtypes, Datum *values, const char *nulls,
 						  bool read_only, long count);
-extern char *checkout_text_cell(int row, int col);	/* NULL for SQL NULL */
-extern int64 checkout_int8_cell(int row, int col, bool *isnull);
-extern bool checkout_bool_cell(int row, int col);
+extern char *checkout_text_cell(SPITupleTable *tt, int row, int col);	/* NULL for SQL NULL */
+extern int64 checkout_int8_cell(SPITupleTable *tt, int row, int col, bool *isnull);
+extern bool checkout_bool_cell(SPITupleTable *tt, int row, int col);
 extern Datum checkout_int8_array(const int64 *values, int n);
 
-/* ---- lock sets: what the set-based finishing code works on ---- */
-typedef struct LockSet
+/* ---- input JSON (cart.c) ---- */
+typedef struct CartLines
 {
 	int			n;
-	int64	   *lock_ids;
-} LockSet;
+	char	  **line_ids;
+	char	  **skus;
+	int64	   *quantities;
+	int64	   *prices;
+	int64		total;			/* sum of price * quantity as the cart says */
+} CartLines;
 
-/* ---- stock (stock.c) ---- */
+extern void parse_cart_lines(Jsonb *lines, CartLines *out);
+extern bool json_value_int64(const JsonbValue *v, int64 *out);
+extern char *json_value_text(const JsonbValue *v);
+extern JsonbValue *json_object_key(JsonbContainer *obj, const char *key);
+
+/* ---- locks (lock.c) ---- */
+typedef struct LockRow
+{
+	int64		lock_id;
+	char	   *cart_id;
+	char	   *session_id;
+	char	   *state;
+	CheckoutPhase phase;		/* last completed phase */
+	bool		overdue;		/* active and past expires_at */
+	bool		captured;
+	bool		has_total;
+	int64		total;
+	bool		has_auth;
+	int64		auth_amount;
+	char	   *order_ref;
+} LockRow;
+
+extern void require_arg(FunctionCallInfo fcinfo, int argno, const char *name);
+extern char *require_text_arg(FunctionCallInfo fcinfo, int argno, const char *name);
+extern bool lock_fetch_for_update(int64 lock_id, LockRow *row);
+extern void lock_for_session(int64 lock_id, const char *session_id, LockRow *row);
+extern bool lock_is_active(const LockRow *row);
+extern void raise_not_active(const LockRow *row);
+extern bool expire_if_overdue(LockRow *row);
+extern Datum lock_status_datum(int64 lock_id);
+
+/*
+ * Sets of locks (an int8[] Datum) are what stock moves, compensations and
+ * finishing work on, so that a sweep of thousands of locks costs one ledger
+ * update per sku, and a single lock takes the very same path.
+ */
+
+/* ---- stock (stock.c): the only code that changes checkout.inventory ---- */
 typedef struct StockShortfall
 {
-	char	   *sku;			/* NULL: all skus could be reserved */
+	char	   *sku;
 	int64		wanted;
 	int64		available;
 	bool		unknown_sku;
@@ -107,18 +150,25 @@ extern bool stock_reserve(int64 lock_id, const char *cart_id, StockShortfall *sh
 extern void stock_release(Datum lock_ids);
 extern void stock_commit(Datum lock_ids);
 
-/* ---- finishing locks (rollback.c) ---- */
-extern void rollback_locks(Datum lock_ids, const char *reason_event);
-extern void finish_locks(Datum lock_ids, const char *state, CheckoutPhase failed_phase,
-						 bool failed_phase_is_next, const char *error_code,
-						 const char *error_message);
+/* ---- phases (phases.c) ---- */
+typedef void (*PhaseRollbackFn) (Datum lock_ids);
+extern PhaseRollbackFn phase_rollback_fn(CheckoutPhase phase);
+extern void mark_phase_completed(Datum lock_ids, CheckoutPhase phase, bool rolled_forward);
+
+/* ---- compensations and finishing (rollback.c) ---- */
+
+extern void rollback_refund_capture(Datum lock_ids);
+extern void rollback_cancel_order(Datum lock_ids);
+extern void rollback_void_authorization(Datum lock_ids);
+extern void rollback_release_reservations(Datum lock_ids);
+extern void record_compensation(int64 lock_id, const char *cart_id, const char *kind,
+								const char *reference, int64 amount);
+extern void end_locks(Datum lock_ids, const char *state, CheckoutPhase failed_phase,
+					  const char *error_code, const char *error_message);
 extern void expire_locks(Datum lock_ids);
 extern int	checkout_expire_due(int batch);
 extern bool checkout_next_due(TimestampTz *next_due);
 extern int64 checkout_prune_events(int batch);
-
-/* ---- lifecycle helpers (lock.c) ---- */
-extern Datum lock_status_datum(int64 lock_id);
 
 /* ---- events (events.c) ---- */
 #define EVC_LIFECYCLE	0x01
@@ -137,7 +187,8 @@ extern Datum lock_status_datum(int64 lock_id);
 typedef struct CheckoutEvent
 {
 	StringInfoData json;		/* the object being built, without its closing brace */
-	const char *name;
+	const char *name;			/* event name in the log and events table */
+	const char *notify_name;	/* "event" of the NOTIFY payload; defaults to name */
 	int64		lock_id;
 	const char *cart_id;
 	int			category;
