@@ -188,7 +188,7 @@ lock_status_datum(int64 lock_id)
 	Datum		d;
 
 	if (checkout_exec(&plan, STATUS_ROW_SQL "WHERE l.lock_id = $1",
-					  1, types, values, NULL, true, 1) != 1)
+					  1, types, values, NULL, false, 1) != 1)
 		elog(ERROR, "checkout lock " INT64_FORMAT " vanished", lock_id);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	return SPI_datumTransfer(d, false, -1);
@@ -323,7 +323,8 @@ insert_lock(const char *cart_id, const char *session_id, const char *idem_key,
 	checkout_exec(&lines_plan,
 				  "INSERT INTO checkout.lock_lines (lock_id, line_no, line_id, sku, quantity, cart_price) "
 				  "SELECT $1, t.line_no, t.line_id, t.sku, t.quantity, t.price "
-				  "FROM pg_catalog.unnest($2, $3, $4, $5) WITH ORDINALITY "
+				  "FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), "
+				  "               pg_catalog.unnest($4), pg_catalog.unnest($5)) WITH ORDINALITY "
 				  "     AS t(line_id, sku, quantity, price, line_no)",
 				  5, lines_types, line_values, NULL, false, 0);
 

@@ -152,7 +152,7 @@ run_cart_validation(PhaseContext *ctx)
 					  "WHERE l.lock_id = $1 AND NOT EXISTS "
 					  "  (SELECT 1 FROM checkout.inventory i WHERE i.sku = l.sku) "
 					  "ORDER BY l.line_no LIMIT 1",
-					  1, types, values, NULL, true, 1) > 0)
+					  1, types, values, NULL, false, 1) > 0)
 		return business_failure(ctx, CHECKOUT_INVALID_CART,
 								"unknown sku \"%s\" on line \"%s\"",
 								checkout_text_cell(SPI_tuptable, 0, 2),
@@ -195,7 +195,7 @@ run_price_lock(PhaseContext *ctx)
 
 	checkout_exec(&count_plan,
 				  "SELECT pg_catalog.count(*) FROM checkout.lock_lines WHERE lock_id = $1",
-				  1, types, values, NULL, true, 1);
+				  1, types, values, NULL, false, 1);
 	lines = checkout_int8_cell(SPI_tuptable, 0, 1, NULL);
 
 	/* drift is NULL (unbounded) when the cart said 0 and the price is now positive */

@@ -179,7 +179,7 @@ rollback_locks(Datum lock_ids)
 		n = checkout_exec(&plan,
 						  "SELECT lock_id, cart_id, phase::text FROM checkout.locks "
 						  "WHERE lock_id = ANY ($1) AND phase IS NOT NULL ORDER BY lock_id",
-						  1, types, values, NULL, true, 0);
+						  1, types, values, NULL, false, 0);
 		rows = SPI_tuptable;
 		for (i = 0; i < n; i++)
 		{
@@ -303,7 +303,7 @@ expire_locks(Datum lock_ids)
 	n = checkout_exec(&plan,
 					  "SELECT lock_id, capture_reference IS NOT NULL FROM checkout.locks "
 					  "WHERE lock_id = ANY ($1) AND state = 'active'",
-					  1, types, values, NULL, true, 0);
+					  1, types, values, NULL, false, 0);
 	paid = palloc(sizeof(int64) * Max(n, 1));
 	unpaid = palloc(sizeof(int64) * Max(n, 1));
 	for (i = 0; i < n; i++)
@@ -364,7 +364,7 @@ checkout_next_due(TimestampTz *next_due)
 
 	checkout_exec(&plan,
 				  "SELECT pg_catalog.min(expires_at) FROM checkout.locks WHERE state = 'active'",
-				  0, NULL, NULL, NULL, true, 1);
+				  0, NULL, NULL, NULL, false, 1);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (isnull)
 		return false;

@@ -111,7 +111,7 @@ move_held_stock(Datum lock_ids, bool sell)
 	"per_sku AS (SELECT sku, pg_catalog.sum(quantity)::bigint AS q FROM gone GROUP BY sku), " \
 	"moved AS (UPDATE checkout.inventory i SET " set_clause " FROM per_sku p WHERE i.sku = p.sku) " \
 	"SELECT g.lock_id, l.cart_id, pg_catalog.sum(g.quantity)::bigint, " \
-	"       pg_catalog.json_agg(pg_catalog.json_build_object('sku', g.sku, 'quantity', g.quantity) " \
+	"       pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('sku', g.sku, 'quantity', g.quantity) " \
 	"                           ORDER BY g.sku)::text " \
 	"FROM gone g JOIN checkout.locks l ON l.lock_id = g.lock_id " \
 	"GROUP BY g.lock_id, l.cart_id ORDER BY g.lock_id"
