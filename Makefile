@@ -17,7 +17,7 @@ PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: test demo bench stress
+.PHONY: test demo bench stress fuzz
 test:
 	bash test/run_tests.sh
 demo:
@@ -26,3 +26,5 @@ bench:
 	bash test/bench/run_bench.sh
 stress:
 	bash test/stress.sh
+fuzz:
+	bash test/fuzz.sh
