@@ -24,7 +24,6 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CHECKOUT_PACKAGES=(postgresql-15 postgresql-server-dev-15 libipc-run-perl postgresql-15-pgtap
                    libtap-parser-sourcehandler-pgtap-perl sqlsmith make gcc)
 
-_checkout_tmpdirs=()
 CLUSTER_DIR=
 CLUSTER_LOG=
 
@@ -76,11 +75,14 @@ build_install() {
 		die "make install failed"
 }
 
+# every make_tmpdir directory lives under one root made now, so that a call in
+# a command substitution ($(make_tmpdir)) is still removed at exit
+CHECKOUT_TMPROOT=$(mktemp -d "${TMPDIR:-/tmp}/checkout_run.XXXXXX") || die "mktemp failed"
+chmod 755 "$CHECKOUT_TMPROOT"
+_checkout_tmpdirs=("$CHECKOUT_TMPROOT")
+
 make_tmpdir() {
-	local d
-	d=$(mktemp -d "${TMPDIR:-/tmp}/checkout.XXXXXX") || die "mktemp failed"
-	_checkout_tmpdirs+=("$d")
-	printf '%s\n' "$d"
+	mktemp -d "$CHECKOUT_TMPROOT/tmp.XXXXXX" || die "mktemp failed"
 }
 
 _checkout_cleanup() {
