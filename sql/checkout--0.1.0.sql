@@ -252,15 +252,113 @@ LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 -- ---------------------------------------------------------------------------
 
 -- MONITORING-BEGIN (owned by the observability work; keep edits inside)
-CREATE FUNCTION @extschema@.checkout_monitor(hours integer DEFAULT 24)
-RETURNS TABLE (metric text, value numeric, detail jsonb)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ SELECT NULL::text, NULL::numeric, NULL::jsonb WHERE false $$;
+-- Functions pin search_path, and views bind operators when created, so plain
+-- operators here resolve to pg_catalog's.
 
+-- One row: what happened to the checkouts started in the last `hours` hours,
+-- and what is held right now.  Uses locks_created_at and the partial indexes.
+CREATE FUNCTION @extschema@.checkout_monitor(hours integer DEFAULT 24)
+RETURNS TABLE (started bigint, completed bigint, failed bigint, expired bigint, cancelled bigint,
+               active bigint, success_rate numeric, failures_by_phase jsonb, failures_by_code jsonb,
+               duration_p50 interval, duration_p95 interval, duration_max interval,
+               price_drift_warnings bigint, active_locks bigint, oldest_active_age interval,
+               units_reserved bigint)
+LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH w AS (
+        SELECT l.state, l.failed_phase, l.error_code, l.finished_at - l.created_at AS took
+        FROM checkout.locks l
+        WHERE l.created_at >= pg_catalog.now() - pg_catalog.make_interval(hours => $1)
+    )
+    SELECT
+        (SELECT pg_catalog.count(*) FROM w),
+        (SELECT pg_catalog.count(*) FROM w WHERE w.state = 'completed'),
+        (SELECT pg_catalog.count(*) FROM w WHERE w.state = 'failed'),
+        (SELECT pg_catalog.count(*) FROM w WHERE w.state = 'expired'),
+        (SELECT pg_catalog.count(*) FROM w WHERE w.state = 'cancelled'),
+        (SELECT pg_catalog.count(*) FROM w WHERE w.state = 'active'),
+        (SELECT pg_catalog.round(pg_catalog.count(*) FILTER (WHERE w.state = 'completed')::numeric
+                 / NULLIF(pg_catalog.count(*) FILTER (WHERE w.state <> 'active'), 0), 4)
+         FROM w),
+        (SELECT COALESCE(pg_catalog.jsonb_object_agg(f.failed_phase, f.n), '{}')
+         FROM (SELECT w.failed_phase::text AS failed_phase, pg_catalog.count(*) AS n FROM w
+               WHERE w.state = ANY ('{failed,expired}') AND w.failed_phase IS NOT NULL
+               GROUP BY 1) f),
+        (SELECT COALESCE(pg_catalog.jsonb_object_agg(f.error_code, f.n), '{}')
+         FROM (SELECT w.error_code, pg_catalog.count(*) AS n FROM w WHERE w.error_code IS NOT NULL GROUP BY 1) f),
+        (SELECT pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY w.took) FROM w WHERE w.state = 'completed'),
+        (SELECT pg_catalog.percentile_cont(0.95) WITHIN GROUP (ORDER BY w.took) FROM w WHERE w.state = 'completed'),
+        (SELECT pg_catalog.max(w.took) FROM w WHERE w.state = 'completed'),
+        (SELECT pg_catalog.count(*) FROM checkout.price_snapshots s
+         WHERE s.drift_percent <> 0
+           AND s.taken_at >= pg_catalog.now() - pg_catalog.make_interval(hours => $1)),
+        (SELECT pg_catalog.count(*) FROM checkout.locks l WHERE l.state = 'active'),
+        (SELECT pg_catalog.now() - pg_catalog.min(l.created_at) FROM checkout.locks l WHERE l.state = 'active'),
+        (SELECT COALESCE(pg_catalog.sum(i.reserved), 0)::bigint FROM checkout.inventory i)
+$$;
+
+-- One row per broken invariant; none when all is well.
 CREATE FUNCTION @extschema@.checkout_verify()
 RETURNS TABLE (invariant text, subject text, detail text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ SELECT NULL::text, NULL::text, NULL::text WHERE false $$;
+AS $$
+    SELECT 'ledger_reserved_matches_reservations', i.sku,
+           pg_catalog.format('inventory.reserved = %s but reservations hold %s', i.reserved, COALESCE(r.held, 0))
+    FROM checkout.inventory i
+    LEFT JOIN (SELECT sku, pg_catalog.sum(quantity) AS held FROM checkout.reservations GROUP BY sku) r ON r.sku = i.sku
+    WHERE i.reserved <> COALESCE(r.held, 0)
+  UNION ALL
+    SELECT 'reservation_of_finished_lock', r.lock_id::text,
+           pg_catalog.format('lock is %s but still holds %s of %s', l.state, r.quantity, r.sku)
+    FROM checkout.reservations r JOIN checkout.locks l ON l.lock_id = r.lock_id
+    WHERE l.state <> 'active'
+  UNION ALL
+    SELECT 'active_lock_past_deadline', l.lock_id::text,
+           pg_catalog.format('active, expired at %s (more than 5 minutes ago): is the worker running?', l.expires_at)
+    FROM checkout.locks l
+    WHERE l.state = 'active'
+      AND l.expires_at < pg_catalog.now() - interval '5 minutes'
+  UNION ALL
+    SELECT 'completed_lock_without_capture', l.lock_id::text, 'completed, but no captured payment is recorded'
+    FROM checkout.locks l
+    WHERE l.state = 'completed' AND l.capture_reference IS NULL
+  UNION ALL
+    SELECT 'order_of_failed_lock_not_cancelled', o.order_ref,
+           pg_catalog.format('lock %s is %s but its order is %s', l.lock_id, l.state, o.status)
+    FROM checkout.orders o JOIN checkout.locks l ON l.lock_id = o.lock_id
+    WHERE l.state = ANY ('{failed,expired,cancelled}') AND o.status <> 'cancelled'
+$$;
+
+-- Active locks with what they hold, for the admin.
+CREATE VIEW checkout.active_locks AS
+    SELECT l.lock_id, l.cart_id, l.session_id, l.phase, l.created_at, l.expires_at,
+           pg_catalog.now() - l.created_at AS age,
+           l.expires_at <= pg_catalog.now() AS overdue,
+           (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('sku', r.sku, 'quantity', r.quantity) ORDER BY r.sku)
+            FROM checkout.reservations r WHERE r.lock_id = l.lock_id) AS reservations
+    FROM checkout.locks l
+    WHERE l.state = 'active';
+
+-- Reservations that should not be held any more: release them with
+-- checkout_release(lock_id, reason) or checkout_cleanup_expired().
+CREATE VIEW checkout.stuck_reservations AS
+    SELECT r.lock_id, l.cart_id, l.state, l.expires_at, r.sku, r.quantity, r.reserved_at
+    FROM checkout.reservations r JOIN checkout.locks l ON l.lock_id = r.lock_id
+    WHERE l.state <> 'active' OR l.expires_at <= pg_catalog.now();
+
+-- Cumulative counters for an exporter (one row; scrape it).
+CREATE VIEW checkout.stats AS
+    SELECT (SELECT pg_catalog.count(*) FROM checkout.locks) AS locks_total,
+           (SELECT pg_catalog.count(*) FROM checkout.locks WHERE state = 'active') AS locks_active,
+           (SELECT pg_catalog.count(*) FROM checkout.locks WHERE state = 'completed') AS locks_completed,
+           (SELECT pg_catalog.count(*) FROM checkout.locks WHERE state = 'failed') AS locks_failed,
+           (SELECT pg_catalog.count(*) FROM checkout.locks WHERE state = 'expired') AS locks_expired,
+           (SELECT pg_catalog.count(*) FROM checkout.locks WHERE state = 'cancelled') AS locks_cancelled,
+           (SELECT COALESCE(pg_catalog.sum(reserved), 0) FROM checkout.inventory) AS units_reserved,
+           (SELECT pg_catalog.count(*) FROM checkout.compensations WHERE resolved_at IS NULL) AS compensations_open;
+
+REVOKE ALL ON checkout.active_locks, checkout.stuck_reservations, checkout.stats FROM PUBLIC;
+GRANT SELECT ON checkout.active_locks, checkout.stuck_reservations, checkout.stats TO checkout_admin;
 -- MONITORING-END
 
 -- ---------------------------------------------------------------------------
