@@ -130,6 +130,9 @@ extern bool lock_is_active(const LockRow *row);
 extern void raise_not_active(const LockRow *row);
 extern bool expire_if_overdue(LockRow *row);
 extern Datum lock_status_datum(int64 lock_id);
+extern Datum end_session_lock(int64 lock_id, const char *session_id, const char *state,
+							  CheckoutPhase failed_phase, const char *error_code,
+							  const char *error_message);
 
 /*
  * Sets of locks (an int8[] Datum) are what stock moves, compensations and

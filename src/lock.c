@@ -478,17 +478,16 @@ checkout_extend(PG_FUNCTION_ARGS)
 
 /* ---- checkout_cancel / checkout_release ---- */
 
+/*
+ * Ends the session's active lock with rollback (cancel, checkout_fail); an
+ * overdue lock is expired instead.  Returns its status row.
+ */
 Datum
-checkout_cancel(PG_FUNCTION_ARGS)
+end_session_lock(int64 lock_id, const char *session_id, const char *state,
+				 CheckoutPhase failed_phase, const char *error_code, const char *error_message)
 {
-	int64		lock_id;
-	char	   *session_id;
 	LockRow		row;
 	Datum		result;
-
-	require_arg(fcinfo, 0, "lock_id");
-	lock_id = PG_GETARG_INT64(0);
-	session_id = require_text_arg(fcinfo, 1, "session_id");
 
 	SPI_connect();
 	lock_for_session(lock_id, session_id, &row);
@@ -496,11 +495,23 @@ checkout_cancel(PG_FUNCTION_ARGS)
 	{
 		if (!lock_is_active(&row))
 			raise_not_active(&row);
-		end_locks(checkout_int8_array(&lock_id, 1), "cancelled", PHASE_NONE, NULL, NULL);
+		end_locks(checkout_int8_array(&lock_id, 1), state, failed_phase, error_code, error_message);
 	}
 	result = lock_status_datum(lock_id);
 	SPI_finish();
-	PG_RETURN_DATUM(result);
+	return result;
+}
+
+Datum
+checkout_cancel(PG_FUNCTION_ARGS)
+{
+	int64		lock_id;
+	char	   *session_id;
+
+	require_arg(fcinfo, 0, "lock_id");
+	lock_id = PG_GETARG_INT64(0);
+	session_id = require_text_arg(fcinfo, 1, "session_id");
+	PG_RETURN_DATUM(end_session_lock(lock_id, session_id, "cancelled", PHASE_NONE, NULL, NULL));
 }
 
 Datum

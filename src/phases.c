@@ -570,24 +570,11 @@ checkout_fail(PG_FUNCTION_ARGS)
 	int64		lock_id;
 	char	   *session_id;
 	char	   *reason;
-	LockRow		row;
-	Datum		result;
 
 	require_arg(fcinfo, 0, "lock_id");
 	lock_id = PG_GETARG_INT64(0);
 	session_id = require_text_arg(fcinfo, 1, "session_id");
 	reason = require_text_arg(fcinfo, 2, "reason");
-
-	SPI_connect();
-	lock_for_session(lock_id, session_id, &row);
-	if (!expire_if_overdue(&row))
-	{
-		if (!lock_is_active(&row))
-			raise_not_active(&row);
-		end_locks(checkout_int8_array(&lock_id, 1), "failed", PHASE_PENDING,
-				  CHECKOUT_APP_FAILURE, reason);
-	}
-	result = lock_status_datum(lock_id);
-	SPI_finish();
-	PG_RETURN_DATUM(result);
+	PG_RETURN_DATUM(end_session_lock(lock_id, session_id, "failed", PHASE_PENDING,
+									 CHECKOUT_APP_FAILURE, reason));
 }
