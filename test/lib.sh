@@ -47,8 +47,9 @@ else
 	AS_POSTGRES=(sudo -u postgres)
 fi
 
+# (from /: the caller's directory may be closed to postgres; paths are absolute)
 as_postgres() {
-	"${AS_POSTGRES[@]}" "$@"
+	(cd / && "${AS_POSTGRES[@]}" "$@")
 }
 
 ensure_packages() {
