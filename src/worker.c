@@ -102,29 +102,48 @@ checkout_worker_register(void)
 	RegisterBackgroundWorker(&worker);
 }
 
+/*
+ * The slot of a database, created if absent; NULL when all are taken.  A slot
+ * outlives its sweeper, so a deadline posted while the sweeper is (re)starting
+ * is not lost.  Caller holds the spinlock.
+ */
+static SweeperSlot *
+slot_for_database(Oid dboid)
+{
+	SweeperSlot *free_slot = NULL;
+	int			i;
+
+	for (i = 0; i < MAX_SWEEPERS; i++)
+	{
+		if (shared->slots[i].dboid == dboid)
+			return &shared->slots[i];
+		if (free_slot == NULL && shared->slots[i].dboid == InvalidOid)
+			free_slot = &shared->slots[i];
+	}
+	if (free_slot)
+	{
+		free_slot->dboid = dboid;
+		free_slot->latch = NULL;
+		free_slot->wake_at = DT_NOEND;
+	}
+	return free_slot;
+}
+
 /* Called by a backend that just created a lock expiring at expires_at. */
 void
 checkout_worker_wake(TimestampTz expires_at)
 {
+	SweeperSlot *slot;
 	Latch	   *latch = NULL;
-	int			i;
 
 	if (shared == NULL)
 		return;					/* not preloaded: no worker to wake */
 	SpinLockAcquire(&shared->mutex);
-	for (i = 0; i < MAX_SWEEPERS; i++)
+	slot = slot_for_database(MyDatabaseId);
+	if (slot && expires_at < slot->wake_at)
 	{
-		SweeperSlot *slot = &shared->slots[i];
-
-		if (slot->dboid == MyDatabaseId && slot->latch != NULL)
-		{
-			if (expires_at < slot->wake_at)
-			{
-				slot->wake_at = expires_at;
-				latch = slot->latch;
-			}
-			break;
-		}
+		slot->wake_at = expires_at;
+		latch = slot->latch;
 	}
 	SpinLockRelease(&shared->mutex);
 	if (latch)
@@ -137,25 +156,17 @@ static void
 release_slot(int code, Datum arg)
 {
 	SpinLockAcquire(&shared->mutex);
-	my_slot->dboid = InvalidOid;
 	my_slot->latch = NULL;
 	SpinLockRelease(&shared->mutex);
 }
 
 static void
-claim_slot(void)
+claim_slot(Oid dboid)
 {
-	int			i;
-
 	SpinLockAcquire(&shared->mutex);
-	for (i = 0; i < MAX_SWEEPERS && my_slot == NULL; i++)
-		if (shared->slots[i].dboid == InvalidOid)
-		{
-			my_slot = &shared->slots[i];
-			my_slot->dboid = MyDatabaseId;
-			my_slot->latch = MyLatch;
-			my_slot->wake_at = 0;	/* sweep at once */
-		}
+	my_slot = slot_for_database(dboid);
+	if (my_slot)
+		my_slot->latch = MyLatch;
 	SpinLockRelease(&shared->mutex);
 	if (my_slot == NULL)
 		ereport(ERROR, (errmsg("checkout: more than %d databases to sweep", MAX_SWEEPERS)));
@@ -240,11 +251,11 @@ checkout_sweeper_main(Datum arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+	claim_slot(dboid);			/* first: from now on new deadlines reach us */
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("checkout sweeper");
 	/* runs as superuser: never resolve names through a user schema */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
-	claim_slot();
 
 	for (;;)
 	{
@@ -262,16 +273,12 @@ checkout_sweeper_main(Datum arg)
 
 		if (!ready)
 		{
-			/* a lock created meanwhile wakes us: the extension is there then */
-			SpinLockAcquire(&shared->mutex);
-			my_slot->wake_at = DT_NOEND;
-			SpinLockRelease(&shared->mutex);
 			ready = in_transaction(extension_ready, NULL);
 			if (ready)
 			{
 				ereport(LOG, (errmsg("checkout sweeper started for database \"%s\"",
 									 MyBgworkerEntry->bgw_extra)));
-				last_sweep = 0;
+				last_sweep = 0; /* sweep at once */
 			}
 		}
 
