@@ -60,3 +60,22 @@ SELECT state FROM checkout_extend(:elock, 'hp-s4', interval '3 hours');
 SELECT expires_at - created_at = interval '1 hour' AS capped FROM checkout.locks WHERE lock_id = :elock;
 SELECT state FROM checkout_cancel(:elock, 'hp-s4');
 SELECT pg_temp.err(format('SELECT checkout_extend(%s, %L, %L)', :elock, 'hp-s4', '5 minutes'));
+
+-- the application's own order: recorded as given; an order_ref already in use is KC020
+SELECT lock_id AS olock FROM checkout_start('hp-own-order', 'hp-s5', '[{"line_id":"1","sku":"HP-B","quantity":1,"unit_price":250}]') \gset
+SELECT state, phase FROM checkout_advance(:olock, 'hp-s5', '{"reference":"auth-o","amount":250}', until => 'payment_authorization');
+SELECT state, phase, order_ref FROM checkout_advance(:olock, 'hp-s5', '{"order_ref":"APP-1001"}');
+SELECT order_ref, source, status FROM checkout.orders WHERE lock_id = :olock;
+SELECT lock_id AS olock2 FROM checkout_start('hp-own-order-2', 'hp-s5', '[{"line_id":"1","sku":"HP-B","quantity":1,"unit_price":250}]') \gset
+SELECT state, phase FROM checkout_advance(:olock2, 'hp-s5', '{"reference":"auth-o2","amount":250}', until => 'payment_authorization');
+SELECT pg_temp.err(format('SELECT checkout_advance(%s, %L, %L)', :olock2, 'hp-s5', '{"order_ref":"APP-1001"}'));
+SELECT state, phase FROM checkout_status(:olock2, 'hp-s5');
+-- a price that grew (within tolerance) since the cart makes the locked total
+-- overflow bigint: raised (22003), nothing changes
+INSERT INTO checkout.inventory (sku, on_hand, unit_price) VALUES ('HP-HUGE', 5, 4611686018427387903);
+SELECT lock_id AS hlock FROM checkout_start('hp-huge', 'hp-s6', '[{"line_id":"1","sku":"HP-HUGE","quantity":2,"unit_price":4611686018427387903}]') \gset
+SELECT state, phase FROM checkout_advance(:hlock, 'hp-s6', until => 'inventory_reservation');
+UPDATE checkout.inventory SET unit_price = 4611686018427387904 WHERE sku = 'HP-HUGE';
+SELECT pg_temp.err(format('SELECT checkout_advance(%s, %L)', :hlock, 'hp-s6'));
+SELECT state, phase, total FROM checkout_status(:hlock, 'hp-s6');
+SELECT count(*) AS snapshots FROM checkout.price_snapshots WHERE lock_id = :hlock;

@@ -423,19 +423,37 @@ mark_phase_completed(Datum lock_ids, CheckoutPhase phase, bool rolled_forward)
 	}
 }
 
-/* Runs one phase in its own subtransaction; false on business failure. */
+/*
+ * Runs one phase in its own subtransaction; false on business failure.  A
+ * real error closes the subtransaction before it propagates, so a caller's
+ * own exception block (plpgsql) finds the transaction state it left.
+ */
 static bool
 run_phase(const PhaseDef *def, PhaseContext *ctx)
 {
 	MemoryContext callcxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
-	bool		ok;
+	volatile bool ok = false;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(callcxt);
+	PG_TRY();
+	{
+		ok = def->run(ctx);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
 
-	/* a real error propagates and aborts the subtransaction with the call */
-	ok = def->run(ctx);
+		MemoryContextSwitchTo(callcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(callcxt);
+		CurrentResourceOwner = owner;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
 
 	if (ok)
 		ReleaseCurrentSubTransaction();
