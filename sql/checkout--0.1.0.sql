@@ -252,111 +252,195 @@ LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 -- ---------------------------------------------------------------------------
 
 -- MONITORING-BEGIN (owned by the observability work; keep edits inside)
--- Functions pin search_path, and views bind operators when created, so plain
--- operators here resolve to pg_catalog's.
+-- Functions pin search_path (names inside are still schema-qualified).  Views
+-- bind their operators when created, so they spell them OPERATOR(pg_catalog.x).
+-- All of it is for checkout_admin only (grants at the end of this block).
 
--- One row: what happened to the checkouts started in the last `hours` hours,
--- and what is held right now.  Uses locks_created_at and the partial indexes.
+-- One row: what happened to the checkouts started in the last `hours` hours
+-- (locks with created_at in the window, found through locks_created_at),
+-- price-drift warnings taken in the window (price_snapshots_taken_at), and
+-- what is held right now (the partial indexes on state = 'active').
+-- success_rate = completed / finished (finished = not active), NULL when
+-- nothing finished; durations are created_at .. finished_at of the completed
+-- checkouts; failures count failed and expired locks.
 CREATE FUNCTION @extschema@.checkout_monitor(hours integer DEFAULT 24)
 RETURNS TABLE (started bigint, completed bigint, failed bigint, expired bigint, cancelled bigint,
                active bigint, success_rate numeric, failures_by_phase jsonb, failures_by_code jsonb,
                duration_p50 interval, duration_p95 interval, duration_max interval,
-               price_drift_warnings bigint, active_locks bigint, oldest_active_age interval,
-               units_reserved bigint)
-LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+               price_drift_warnings bigint, active_locks bigint, overdue_locks bigint,
+               oldest_active_age interval, units_reserved bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH w AS (
+#variable_conflict use_column
+DECLARE
+    since timestamptz;
+BEGIN
+    IF hours IS NULL OR hours < 1 THEN
+        RAISE EXCEPTION 'hours must be at least 1'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = pg_catalog.format('checkout_monitor(%s)', COALESCE(hours::text, 'NULL'));
+    END IF;
+    -- more than a century: everything (and no timestamp overflow)
+    since := CASE WHEN hours > 876000 THEN '-infinity'::timestamptz
+                  ELSE pg_catalog.now() - pg_catalog.make_interval(hours => hours) END;
+    RETURN QUERY
+    WITH w AS MATERIALIZED (
         SELECT l.state, l.failed_phase, l.error_code, l.finished_at - l.created_at AS took
         FROM checkout.locks l
-        WHERE l.created_at >= pg_catalog.now() - pg_catalog.make_interval(hours => $1)
+        WHERE l.created_at >= since
+    ), totals AS (
+        SELECT pg_catalog.count(*) AS started,
+               pg_catalog.count(*) FILTER (WHERE w.state = 'completed') AS completed,
+               pg_catalog.count(*) FILTER (WHERE w.state = 'failed') AS failed,
+               pg_catalog.count(*) FILTER (WHERE w.state = 'expired') AS expired,
+               pg_catalog.count(*) FILTER (WHERE w.state = 'cancelled') AS cancelled,
+               pg_catalog.count(*) FILTER (WHERE w.state = 'active') AS active,
+               pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY w.took)
+                   FILTER (WHERE w.state = 'completed') AS p50,
+               pg_catalog.percentile_cont(0.95) WITHIN GROUP (ORDER BY w.took)
+                   FILTER (WHERE w.state = 'completed') AS p95,
+               pg_catalog.max(w.took) FILTER (WHERE w.state = 'completed') AS pmax
+        FROM w
     )
-    SELECT
-        (SELECT pg_catalog.count(*) FROM w),
-        (SELECT pg_catalog.count(*) FROM w WHERE w.state = 'completed'),
-        (SELECT pg_catalog.count(*) FROM w WHERE w.state = 'failed'),
-        (SELECT pg_catalog.count(*) FROM w WHERE w.state = 'expired'),
-        (SELECT pg_catalog.count(*) FROM w WHERE w.state = 'cancelled'),
-        (SELECT pg_catalog.count(*) FROM w WHERE w.state = 'active'),
-        (SELECT pg_catalog.round(pg_catalog.count(*) FILTER (WHERE w.state = 'completed')::numeric
-                 / NULLIF(pg_catalog.count(*) FILTER (WHERE w.state <> 'active'), 0), 4)
-         FROM w),
-        (SELECT COALESCE(pg_catalog.jsonb_object_agg(f.failed_phase, f.n), '{}')
-         FROM (SELECT w.failed_phase::text AS failed_phase, pg_catalog.count(*) AS n FROM w
-               WHERE w.state = ANY ('{failed,expired}') AND w.failed_phase IS NOT NULL
-               GROUP BY 1) f),
-        (SELECT COALESCE(pg_catalog.jsonb_object_agg(f.error_code, f.n), '{}')
-         FROM (SELECT w.error_code, pg_catalog.count(*) AS n FROM w WHERE w.error_code IS NOT NULL GROUP BY 1) f),
-        (SELECT pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY w.took) FROM w WHERE w.state = 'completed'),
-        (SELECT pg_catalog.percentile_cont(0.95) WITHIN GROUP (ORDER BY w.took) FROM w WHERE w.state = 'completed'),
-        (SELECT pg_catalog.max(w.took) FROM w WHERE w.state = 'completed'),
-        (SELECT pg_catalog.count(*) FROM checkout.price_snapshots s
-         WHERE s.drift_percent <> 0
-           AND s.taken_at >= pg_catalog.now() - pg_catalog.make_interval(hours => $1)),
-        (SELECT pg_catalog.count(*) FROM checkout.locks l WHERE l.state = 'active'),
-        (SELECT pg_catalog.now() - pg_catalog.min(l.created_at) FROM checkout.locks l WHERE l.state = 'active'),
-        (SELECT COALESCE(pg_catalog.sum(i.reserved), 0)::bigint FROM checkout.inventory i)
+    SELECT t.started, t.completed, t.failed, t.expired, t.cancelled, t.active,
+           pg_catalog.round(t.completed::numeric / NULLIF(t.started - t.active, 0), 4),
+           (SELECT COALESCE(pg_catalog.jsonb_object_agg(f.k, f.n), '{}'::jsonb)
+            FROM (SELECT w.failed_phase::text AS k, pg_catalog.count(*) AS n FROM w
+                  WHERE w.state IN ('failed', 'expired') AND w.failed_phase IS NOT NULL
+                  GROUP BY 1) f),
+           (SELECT COALESCE(pg_catalog.jsonb_object_agg(f.k, f.n), '{}'::jsonb)
+            FROM (SELECT w.error_code AS k, pg_catalog.count(*) AS n FROM w
+                  WHERE w.state IN ('failed', 'expired') AND w.error_code IS NOT NULL
+                  GROUP BY 1) f),
+           t.p50, t.p95, t.pmax,
+           (SELECT pg_catalog.count(*) FROM checkout.price_snapshots s
+            WHERE s.drift_percent <> 0 AND s.taken_at >= since),
+           a.n, a.overdue, pg_catalog.now() - a.oldest,
+           (SELECT COALESCE(pg_catalog.sum(i.reserved), 0)::bigint FROM checkout.inventory i)
+    FROM totals t,
+         (SELECT pg_catalog.count(*) AS n,
+                 pg_catalog.count(*) FILTER (WHERE l.expires_at <= pg_catalog.now()) AS overdue,
+                 pg_catalog.min(l.created_at) AS oldest
+          FROM checkout.locks l WHERE l.state = 'active') a;
+END
 $$;
 
--- One row per broken invariant; none when all is well.
+-- One row per broken invariant, ordered; no rows when all is well:
+--   ledger_reserved_matches_reservations  inventory.reserved <> what checkout.reservations hold
+--   reservation_of_finished_lock          a lock that is no longer active still holds stock
+--   active_lock_past_deadline             active and expires_at more than 5 minutes ago
+--                                         (the worker, or a touch, should have expired it)
+--   completed_lock_without_capture        completed, but no captured payment recorded
+--   order_of_failed_lock_not_cancelled    the order of a failed/expired/cancelled lock is live
+--   payment_without_compensation          a rolled-back lock's authorisation (capture) has no
+--                                         void_required (refund_required) compensation
 CREATE FUNCTION @extschema@.checkout_verify()
 RETURNS TABLE (invariant text, subject text, detail text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT 'ledger_reserved_matches_reservations', i.sku,
-           pg_catalog.format('inventory.reserved = %s but reservations hold %s', i.reserved, COALESCE(r.held, 0))
-    FROM checkout.inventory i
-    LEFT JOIN (SELECT sku, pg_catalog.sum(quantity) AS held FROM checkout.reservations GROUP BY sku) r ON r.sku = i.sku
-    WHERE i.reserved <> COALESCE(r.held, 0)
-  UNION ALL
-    SELECT 'reservation_of_finished_lock', r.lock_id::text,
-           pg_catalog.format('lock is %s but still holds %s of %s', l.state, r.quantity, r.sku)
-    FROM checkout.reservations r JOIN checkout.locks l ON l.lock_id = r.lock_id
-    WHERE l.state <> 'active'
-  UNION ALL
-    SELECT 'active_lock_past_deadline', l.lock_id::text,
-           pg_catalog.format('active, expired at %s (more than 5 minutes ago): is the worker running?', l.expires_at)
-    FROM checkout.locks l
-    WHERE l.state = 'active'
-      AND l.expires_at < pg_catalog.now() - interval '5 minutes'
-  UNION ALL
-    SELECT 'completed_lock_without_capture', l.lock_id::text, 'completed, but no captured payment is recorded'
-    FROM checkout.locks l
-    WHERE l.state = 'completed' AND l.capture_reference IS NULL
-  UNION ALL
-    SELECT 'order_of_failed_lock_not_cancelled', o.order_ref,
-           pg_catalog.format('lock %s is %s but its order is %s', l.lock_id, l.state, o.status)
-    FROM checkout.orders o JOIN checkout.locks l ON l.lock_id = o.lock_id
-    WHERE l.state = ANY ('{failed,expired,cancelled}') AND o.status <> 'cancelled'
+    SELECT v.invariant, v.subject, v.detail FROM (
+        SELECT 'ledger_reserved_matches_reservations' AS invariant, i.sku AS subject,
+               pg_catalog.format('inventory.reserved = %s but reservations hold %s',
+                                 i.reserved, COALESCE(r.held, 0)) AS detail
+        FROM checkout.inventory i
+        LEFT JOIN (SELECT r.sku, pg_catalog.sum(r.quantity) AS held
+                   FROM checkout.reservations r GROUP BY r.sku) r ON r.sku = i.sku
+        WHERE i.reserved <> COALESCE(r.held, 0)
+      UNION ALL
+        SELECT 'reservation_of_finished_lock', r.lock_id::text,
+               pg_catalog.format('lock is %s but still holds %s of %s', l.state, r.quantity, r.sku)
+        FROM checkout.reservations r JOIN checkout.locks l ON l.lock_id = r.lock_id
+        WHERE l.state <> 'active'
+      UNION ALL
+        SELECT 'active_lock_past_deadline', l.lock_id::text,
+               pg_catalog.format('active, but expired %s ago (more than 5 minutes): is the worker running for this database?',
+                                 pg_catalog.date_trunc('second', pg_catalog.now() - l.expires_at))
+        FROM checkout.locks l
+        WHERE l.state = 'active' AND l.expires_at < pg_catalog.now() - interval '5 minutes'
+      UNION ALL
+        SELECT 'completed_lock_without_capture', l.lock_id::text,
+               'completed, but no captured payment is recorded'
+        FROM checkout.locks l
+        WHERE l.state = 'completed' AND l.capture_reference IS NULL
+      UNION ALL
+        SELECT 'order_of_failed_lock_not_cancelled', o.order_ref,
+               pg_catalog.format('lock %s is %s but its order is %s', l.lock_id, l.state, o.status)
+        FROM checkout.orders o JOIN checkout.locks l ON l.lock_id = o.lock_id
+        WHERE l.state IN ('failed', 'expired', 'cancelled') AND o.status <> 'cancelled'
+      UNION ALL
+        SELECT 'payment_without_compensation', l.lock_id::text,
+               pg_catalog.format('lock is %s; %s %s of %s has no %s compensation', l.state,
+                                 CASE WHEN l.capture_reference IS NOT NULL THEN 'capture' ELSE 'authorisation' END,
+                                 COALESCE(l.capture_reference, l.auth_reference),
+                                 COALESCE(l.capture_amount, l.auth_amount),
+                                 CASE WHEN l.capture_reference IS NOT NULL THEN 'refund_required' ELSE 'void_required' END)
+        FROM checkout.locks l
+        WHERE l.state IN ('failed', 'expired', 'cancelled')
+          AND l.auth_reference IS NOT NULL   -- a capture follows an authorisation
+          AND NOT EXISTS (SELECT 1 FROM checkout.compensations c
+                          WHERE c.lock_id = l.lock_id
+                            AND c.kind = CASE WHEN l.capture_reference IS NOT NULL
+                                              THEN 'refund_required' ELSE 'void_required' END
+                            AND c.reference = COALESCE(l.capture_reference, l.auth_reference))
+    ) v
+    ORDER BY v.invariant, v.subject
 $$;
 
--- Active locks with what they hold, for the admin.
+-- Keeps checkout_verify cheap on a long history: both sets are empty when all is well.
+CREATE INDEX locks_completed_uncaptured ON checkout.locks (lock_id)
+    WHERE state = 'completed' AND capture_reference IS NULL;
+CREATE INDEX locks_rolled_back_with_payment ON checkout.locks (lock_id)
+    WHERE state IN ('failed', 'expired', 'cancelled') AND auth_reference IS NOT NULL;
+
+-- What is held right now: every active lock with its reservations and age.
 CREATE VIEW checkout.active_locks AS
     SELECT l.lock_id, l.cart_id, l.session_id, l.phase, l.created_at, l.expires_at,
-           pg_catalog.now() - l.created_at AS age,
-           l.expires_at <= pg_catalog.now() AS overdue,
-           (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('sku', r.sku, 'quantity', r.quantity) ORDER BY r.sku)
-            FROM checkout.reservations r WHERE r.lock_id = l.lock_id) AS reservations
+           pg_catalog.now() OPERATOR(pg_catalog.-) l.created_at AS age,
+           l.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() AS overdue,
+           COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('sku', r.sku, 'quantity', r.quantity)
+                                                 ORDER BY r.sku)
+                     FROM checkout.reservations r
+                     WHERE r.lock_id OPERATOR(pg_catalog.=) l.lock_id), '[]'::jsonb) AS reservations
     FROM checkout.locks l
-    WHERE l.state = 'active';
+    WHERE l.state OPERATOR(pg_catalog.=) 'active'::checkout.lock_state;
 
--- Reservations that should not be held any more: release them with
--- checkout_release(lock_id, reason) or checkout_cleanup_expired().
+-- Stock that should not be held any more: reservations of a lock that is no
+-- longer active (a bug or a hand edit: see README, "Stock not releasing"), or
+-- of an active lock past its deadline (release with checkout_cleanup_expired()
+-- or checkout_release(lock_id, reason)).
 CREATE VIEW checkout.stuck_reservations AS
-    SELECT r.lock_id, l.cart_id, l.state, l.expires_at, r.sku, r.quantity, r.reserved_at
-    FROM checkout.reservations r JOIN checkout.locks l ON l.lock_id = r.lock_id
-    WHERE l.state <> 'active' OR l.expires_at <= pg_catalog.now();
+    SELECT r.lock_id, l.cart_id, l.state, l.expires_at, r.sku, r.quantity, r.reserved_at,
+           CASE WHEN l.state OPERATOR(pg_catalog.<>) 'active'::checkout.lock_state
+                THEN 'lock is ' OPERATOR(pg_catalog.||) l.state::text
+                ELSE 'lock is overdue' END AS reason
+    FROM checkout.reservations r
+    JOIN checkout.locks l ON l.lock_id OPERATOR(pg_catalog.=) r.lock_id
+    WHERE l.state OPERATOR(pg_catalog.<>) 'active'::checkout.lock_state
+       OR l.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now();
 
--- Cumulative counters for an exporter (one row; scrape it).
+-- Cumulative counters for an exporter (one row; scrape it, rate() the totals).
 CREATE VIEW checkout.stats AS
-    SELECT (SELECT pg_catalog.count(*) FROM checkout.locks) AS locks_total,
-           (SELECT pg_catalog.count(*) FROM checkout.locks WHERE state = 'active') AS locks_active,
-           (SELECT pg_catalog.count(*) FROM checkout.locks WHERE state = 'completed') AS locks_completed,
-           (SELECT pg_catalog.count(*) FROM checkout.locks WHERE state = 'failed') AS locks_failed,
-           (SELECT pg_catalog.count(*) FROM checkout.locks WHERE state = 'expired') AS locks_expired,
-           (SELECT pg_catalog.count(*) FROM checkout.locks WHERE state = 'cancelled') AS locks_cancelled,
-           (SELECT COALESCE(pg_catalog.sum(reserved), 0) FROM checkout.inventory) AS units_reserved,
-           (SELECT pg_catalog.count(*) FROM checkout.compensations WHERE resolved_at IS NULL) AS compensations_open;
+    SELECT l.locks_total, l.locks_active, l.locks_completed, l.locks_failed, l.locks_expired,
+           l.locks_cancelled, i.skus, i.units_on_hand, i.units_reserved,
+           (SELECT pg_catalog.count(*) FROM checkout.reservations) AS reservations,
+           (SELECT pg_catalog.count(*) FROM checkout.price_snapshots s
+            WHERE s.drift_percent OPERATOR(pg_catalog.<>) 0) AS price_drift_warnings,
+           (SELECT pg_catalog.count(*) FROM checkout.compensations c
+            WHERE c.resolved_at IS NULL) AS compensations_open
+    FROM (SELECT pg_catalog.count(*) AS locks_total,
+                 pg_catalog.count(*) FILTER (WHERE state OPERATOR(pg_catalog.=) 'active'::checkout.lock_state) AS locks_active,
+                 pg_catalog.count(*) FILTER (WHERE state OPERATOR(pg_catalog.=) 'completed'::checkout.lock_state) AS locks_completed,
+                 pg_catalog.count(*) FILTER (WHERE state OPERATOR(pg_catalog.=) 'failed'::checkout.lock_state) AS locks_failed,
+                 pg_catalog.count(*) FILTER (WHERE state OPERATOR(pg_catalog.=) 'expired'::checkout.lock_state) AS locks_expired,
+                 pg_catalog.count(*) FILTER (WHERE state OPERATOR(pg_catalog.=) 'cancelled'::checkout.lock_state) AS locks_cancelled
+          FROM checkout.locks) l,
+         (SELECT pg_catalog.count(*) AS skus,
+                 COALESCE(pg_catalog.sum(on_hand), 0)::bigint AS units_on_hand,
+                 COALESCE(pg_catalog.sum(reserved), 0)::bigint AS units_reserved
+          FROM checkout.inventory) i;
 
+REVOKE ALL ON FUNCTION @extschema@.checkout_monitor(integer), @extschema@.checkout_verify() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.checkout_monitor(integer), @extschema@.checkout_verify() TO checkout_admin;
 REVOKE ALL ON checkout.active_locks, checkout.stuck_reservations, checkout.stats FROM PUBLIC;
 GRANT SELECT ON checkout.active_locks, checkout.stuck_reservations, checkout.stats TO checkout_admin;
 -- MONITORING-END
