@@ -17,7 +17,7 @@ PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: test demo bench stress fuzz
+.PHONY: test demo bench stress fuzz flash
 test:
 	bash test/run_tests.sh
 demo:
@@ -28,3 +28,5 @@ stress:
 	bash test/stress.sh
 fuzz:
 	bash test/fuzz.sh
+flash:
+	bash test/bench/flash_sale.sh

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# make flash: an abandoned flash sale.  30,000 checkouts reserve one hot sku
+# and are abandoned; their deadlines are then moved to the same instant (as
+# if all had started together), and the background worker must release them
+# all within seconds of it while new checkouts of the same sku go on.  Prints the time from the last deadline to the last release, the
+# throughput of the concurrent checkouts, and the ledger invariant.
+# Environment: FLASH_LOCKS (default 30000).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+cd "$REPO_ROOT"
+ensure_packages
+build_install
+start_cluster "checkout.cleanup_interval = '5min'"
+
+n=${FLASH_LOCKS:-30000}
+psql -X -q -v ON_ERROR_STOP=1 <<SQL
+CREATE EXTENSION checkout;
+INSERT INTO checkout.inventory (sku, on_hand, unit_price) VALUES ('HOT', 10000000, 100);
+CREATE SEQUENCE flash_seq;
+SQL
+script=$(make_tmpdir)
+cat > "$script/abandon.sql" <<'SQL'
+SELECT checkout_advance(s.lock_id, 'abandoner', until => 'price_lock')
+FROM checkout_start('flash-' || nextval('flash_seq'), 'abandoner',
+  '[{"line_id":"1","sku":"HOT","quantity":1,"unit_price":100}]', interval '1 hour') s;
+SQL
+cat > "$script/buy.sql" <<'SQL'
+SELECT checkout_advance(s.lock_id, 'buyer', '{"reference":"c","amount":100}', until => 'stock_commit')
+FROM (SELECT checkout_advance(s.lock_id, 'buyer', '{"reference":"a","amount":100}', until => 'order_creation') AS x, s.lock_id
+      FROM checkout_start('buy-' || nextval('flash_seq'), 'buyer', '[{"line_id":"1","sku":"HOT","quantity":1,"unit_price":100}]') s) s;
+SQL
+log_step "reserving $n abandoned checkouts"
+"$PG_BINDIR/pgbench" -n -c 4 -j 2 -t $((n / 4)) -f "$script/abandon.sql" 2>&1 | grep -E '^(tps|number of failed)'
+# all fall due 5 s from now; one more abandoned checkout with that deadline
+# tells the worker (the UPDATE alone, behind the API's back, would not)
+last_due=$(psql -X -At -c "SELECT now() + interval '5 seconds'")
+psql -X -q -c "UPDATE checkout.locks SET expires_at = '$last_due' WHERE session_id = 'abandoner'"
+psql -X -q -c "SELECT checkout_advance(s.lock_id, 'abandoner', until => 'price_lock') FROM checkout_start('flash-last', 'abandoner', '[{\"line_id\":\"1\",\"sku\":\"HOT\",\"quantity\":1,\"unit_price\":100}]', '$last_due'::timestamptz - now()) s" >/dev/null
+echo "reserved: $(psql -X -At -c "SELECT reserved FROM checkout.inventory WHERE sku = 'HOT'"); last deadline $last_due"
+
+log_step "buying the same sku while the worker releases them"
+wait_s=$(psql -X -At -c "SELECT greatest(0, extract(epoch FROM '$last_due'::timestamptz - clock_timestamp()))::int")
+"$PG_BINDIR/pgbench" -n -c 2 -j 2 -T $((wait_s + 15)) -f "$script/buy.sql" 2>&1 | grep -E '^(tps|number of failed)' &
+buyers=$!
+while [ "$(psql -X -At -c "SELECT count(*) FROM checkout.locks WHERE session_id = 'abandoner' AND state = 'active'")" != 0 ]; do
+	sleep 0.5
+done
+lag=$(psql -X -At -c "SELECT round(extract(epoch FROM max(finished_at) - '$last_due'::timestamptz)::numeric, 2) FROM checkout.locks WHERE session_id = 'abandoner'")
+spread=$(psql -X -At -c "SELECT round(extract(epoch FROM max(finished_at) - min(finished_at))::numeric, 2) FROM checkout.locks WHERE session_id = 'abandoner'")
+wait $buyers
+echo "all $n released; last release ${lag}s after the last deadline; releases spread over ${spread}s"
+broken=$(psql -X -At -c "SELECT count(*) FROM checkout.inventory i WHERE i.reserved <> COALESCE((SELECT sum(quantity) FROM checkout.reservations r WHERE r.sku = i.sku), 0)")
+echo "ledger invariant: $([ "$broken" = 0 ] && echo PASS || echo FAIL)"
+[ "$broken" = 0 ]
