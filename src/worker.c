@@ -207,7 +207,9 @@ sweep_batch(void *arg)
 static bool
 prune_and_find_next(void *arg)
 {
-	checkout_prune_events(10000);
+	/* in batches, until nothing old is left: the table must not outgrow the pruning */
+	while (checkout_prune_events(10000) == 10000)
+		CHECK_FOR_INTERRUPTS();
 	return checkout_next_due((TimestampTz *) arg);
 }
 
