@@ -67,7 +67,7 @@ ensure_packages() {
 	log_step "installing ${missing[*]}"
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null ||
 		die "apt-get update failed"
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=600 \
 		"${missing[@]}" || die "apt-get install ${missing[*]} failed"
 }
 
