@@ -87,7 +87,7 @@ stock_first_unknown_line(int64 lock_id, char **line_id, char **sku)
 	};
 	Datum		values[1] = {Int64GetDatum(lock_id)};
 
-	if (stmt_exec(&unknown, values, NULL, true) == 0)
+	if (stmt_exec(&unknown, values, NULL, false) == 0)
 		return false;
 	*line_id = stmt_text(&unknown, SPI_tuptable, 0, 0);
 	*sku = stmt_text(&unknown, SPI_tuptable, 0, 1);
