@@ -515,12 +515,10 @@ compensate_order(LockRow *const *locks, int n)
 {
 	static Statement cancel = {
 		.sql = "UPDATE checkout.orders o SET status = 'cancelled', cancelled_at = pg_catalog.now() "
-		"FROM pg_catalog.unnest($1::int8[]) AS t(id) "
-		"WHERE o.lock_id = t.id AND o.status = 'created' "
+		"WHERE o.lock_id = ANY ($1) AND o.status = 'created' "
 		"RETURNING o.lock_id, o.order_ref",
 		.nargs = 1,
 		.argtypes = {INT8ARRAYOID},
-		.generic = true,
 		.columns = {"lock_id", "order_ref"},
 	};
 	Datum		values[1] = {lock_id_array(locks, n)};

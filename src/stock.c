@@ -102,13 +102,20 @@ stock_first_unknown_line(int64 lock_id, char **line_id, char **sku)
 bool
 stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortfall)
 {
-	static Statement reserve = {
-		.sql = "WITH held AS (INSERT INTO checkout.reservations (lock_id, sku, quantity) "
-		"                   SELECT $1, t.sku, t.q FROM ROWS FROM (pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::int8[])) AS t(sku, q)) "
-		"UPDATE checkout.inventory i SET reserved = i.reserved + t.q "
-		"FROM ROWS FROM (pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::int8[])) AS t(sku, q) WHERE i.sku = t.sku",
+	static Statement hold = {
+		.sql = "INSERT INTO checkout.reservations (lock_id, sku, quantity) "
+		"SELECT $1, t.sku, t.q "
+		"FROM ROWS FROM (pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::int8[])) AS t(sku, q)",
 		.nargs = 3,
 		.argtypes = {INT8OID, TEXTARRAYOID, INT8ARRAYOID},
+		.generic = true,
+	};
+	/* joined through the reservations just made: a generic plan that probes by key */
+	static Statement move = {
+		.sql = "UPDATE checkout.inventory i SET reserved = i.reserved + r.quantity "
+		"FROM checkout.reservations r WHERE r.lock_id = $1 AND i.sku = r.sku",
+		.nargs = 1,
+		.argtypes = {INT8OID},
 		.generic = true,
 	};
 	char	  **skus = palloc(sizeof(char *) * cart->n_found);
@@ -151,7 +158,8 @@ stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortf
 	values[0] = Int64GetDatum(lock->lock_id);
 	values[1] = text_array(skus, n);
 	values[2] = int8_array(wanted, n);
-	stmt_exec(&reserve, values, NULL, false);
+	stmt_exec(&hold, values, NULL, false);
+	stmt_exec(&move, values, NULL, false);
 
 	if (event_wanted(EV_STOCK_RESERVED))
 	{
@@ -171,6 +179,42 @@ enum
 };
 
 /*
+ * The statements of a move, for one lock (lock_id = $1: generic plans that
+ * probe by key, the checkout's own path) or for a set (lock_id = ANY ($1):
+ * planned per call, for the sizes of a sweep).
+ */
+#define HELD_SKUS(filter) \
+	"SELECT r.sku FROM checkout.reservations r WHERE " filter
+#define LOCK_SQL(filter) \
+	"SELECT i.sku FROM checkout.inventory i WHERE i.sku IN (" HELD_SKUS(filter) ") " \
+	"ORDER BY i.sku FOR NO KEY UPDATE"
+#define MOVE_SQL(filter, set_clause) \
+	"WITH gone AS (DELETE FROM checkout.reservations r WHERE " filter " " \
+	"              RETURNING r.lock_id, r.sku, r.quantity), " \
+	"per_sku AS (SELECT sku, pg_catalog.sum(quantity)::bigint AS q FROM gone GROUP BY sku), " \
+	"moved AS (UPDATE checkout.inventory i SET " set_clause " FROM per_sku p WHERE i.sku = p.sku) " \
+	"SELECT lock_id, sku, quantity FROM gone ORDER BY lock_id, sku"
+#define ONE "r.lock_id = $1"
+#define SET "r.lock_id = ANY ($1)"
+#define RELEASE "reserved = i.reserved - p.q"
+#define SELL "on_hand = i.on_hand - p.q, reserved = i.reserved - p.q"
+#define MOVE_STATEMENT(sql_text, argtype, is_generic) \
+	{.sql = sql_text, .nargs = 1, .argtypes = {argtype}, .generic = is_generic, \
+	 .columns = {"lock_id", "sku", "quantity"}}
+
+/* [set?][sell?] */
+static Statement lock_stmts[2] = {
+	{.sql = LOCK_SQL(ONE), .nargs = 1, .argtypes = {INT8OID}, .generic = true},
+	{.sql = LOCK_SQL(SET), .nargs = 1, .argtypes = {INT8ARRAYOID}},
+};
+static Statement move_stmts[2][2] = {
+	{MOVE_STATEMENT(MOVE_SQL(ONE, RELEASE), INT8OID, true),
+	 MOVE_STATEMENT(MOVE_SQL(ONE, SELL), INT8OID, true)},
+	{MOVE_STATEMENT(MOVE_SQL(SET, RELEASE), INT8ARRAYOID, false),
+	 MOVE_STATEMENT(MOVE_SQL(SET, SELL), INT8ARRAYOID, false)},
+};
+
+/*
  * Releases (sell = false) or sells (sell = true) everything the locks hold.
  * Emits, per lock, "stock released"/"stock committed" and, for a release,
  * the rollback step.
@@ -178,39 +222,8 @@ enum
 static void
 move_held_stock(LockRow *const *locks, int n_locks, bool sell)
 {
-#define HELD_SKUS \
-	"SELECT r.sku FROM checkout.reservations r JOIN pg_catalog.unnest($1::int8[]) AS t(id) ON r.lock_id = t.id"
-#define MOVE_SQL(set_clause) \
-	"WITH gone AS (DELETE FROM checkout.reservations r USING pg_catalog.unnest($1::int8[]) AS t(id) " \
-	"              WHERE r.lock_id = t.id RETURNING r.lock_id, r.sku, r.quantity), " \
-	"per_sku AS (SELECT sku, pg_catalog.sum(quantity)::bigint AS q FROM gone GROUP BY sku), " \
-	"moved AS (UPDATE checkout.inventory i SET " set_clause " FROM per_sku p WHERE i.sku = p.sku) " \
-	"SELECT lock_id, sku, quantity FROM gone ORDER BY lock_id, sku"
-
-	static Statement lock_rows = {
-		.sql = "SELECT i.sku FROM checkout.inventory i WHERE i.sku IN (" HELD_SKUS ") "
-		"ORDER BY i.sku FOR NO KEY UPDATE",
-		.nargs = 1,
-		.argtypes = {INT8ARRAYOID},
-		.generic = true,
-	};
-	static Statement release = {
-		.sql = MOVE_SQL("reserved = i.reserved - p.q"),
-		.nargs = 1,
-		.argtypes = {INT8ARRAYOID},
-		.generic = true,
-		.columns = {"lock_id", "sku", "quantity"},
-	};
-	static Statement sell_stmt = {
-		.sql = MOVE_SQL("on_hand = i.on_hand - p.q, reserved = i.reserved - p.q"),
-		.nargs = 1,
-		.argtypes = {INT8ARRAYOID},
-		.generic = true,
-		.columns = {"lock_id", "sku", "quantity"},
-	};
-#undef MOVE_SQL
-#undef HELD_SKUS
-	Statement  *move = sell ? &sell_stmt : &release;
+	bool		set = n_locks > 1;
+	Statement  *move = &move_stmts[set][sell];
 	EventKind	stock_event = sell ? EV_STOCK_COMMITTED : EV_STOCK_RELEASED;
 	LockRow   **by_id;
 	Datum		values[1];
@@ -218,8 +231,8 @@ move_held_stock(LockRow *const *locks, int n_locks, bool sell)
 	int			n;
 	int			i;
 
-	values[0] = lock_id_array(locks, n_locks);
-	stmt_exec(&lock_rows, values, NULL, false);
+	values[0] = set ? lock_id_array(locks, n_locks) : Int64GetDatum(locks[0]->lock_id);
+	stmt_exec(&lock_stmts[set], values, NULL, false);
 	n = stmt_exec(move, values, NULL, false);
 	tt = SPI_tuptable;
 
