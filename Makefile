@@ -66,8 +66,8 @@ prove_installcheck:
 
 pgtap_installcheck:
 	@echo "+++ pgTAP install-check +++"
-	@echo $(if $(wildcard $(CONTRACT)),"contract $(CONTRACT) found: running it too",\
-		"no contract file at $(CONTRACT) (optional): the project's own suite only")
+	@echo $(if $(wildcard $(CONTRACT)),"with contract $(CONTRACT)",\
+		"without contract $(CONTRACT) (optional; not found)")
 	$(PSQL) -d postgres -c 'SET client_min_messages = warning' \
 		-c 'DROP DATABASE IF EXISTS "$(PGTAP_TESTDB)"' -c 'CREATE DATABASE "$(PGTAP_TESTDB)"'
 	$(PSQL) -d '$(PGTAP_TESTDB)' -c 'SET client_min_messages = warning' \
