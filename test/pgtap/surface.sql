@@ -8,6 +8,7 @@
 -- Settings a later version adds are checked once the installed library has
 -- that version; checkout.database only exists when the library is preloaded
 -- (make test preloads it).
+\ir ../fixtures/checkout_test.sql
 BEGIN;
 SELECT plan(67);
 
@@ -154,7 +155,7 @@ SELECT is((SELECT count(*) FROM checkout.locks), (SELECT n FROM locks_before), '
 SELECT is((SELECT state::text FROM checkout_cancel((SELECT lock_id FROM surface_lock), 'sf')), 'cancelled', 'the lock is cancelled');
 SELECT throws_ok(format('SELECT checkout_advance(%s, %L)', (SELECT lock_id FROM surface_lock), 'sf'),
                  'KC004', NULL, 'KC004: the lock is no longer active');
-CREATE ROLE surface_nobody NOLOGIN;
+CALL checkout_test.create_roles('surface');
 SET LOCAL ROLE surface_nobody;
 SELECT throws_ok($$SELECT checkout_status(1, 'sf')$$, '42501', NULL, '42501: a role without checkout_app');
 RESET ROLE;
