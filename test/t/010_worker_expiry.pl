@@ -30,7 +30,7 @@ my $lock = start_reserved_lock($primary, 'w-cart-1', '1 second');
 my $t0 = time;
 ok($primary->wait_for_state($lock, 'expired', 3), 'a 1-second lock is expired by the worker within 3 seconds');
 note(sprintf('expired %.2f s after start', time - $t0));
-is($primary->query_value( "SELECT reserved FROM checkout.inventory WHERE sku = 'W-1'"), '0',
+is($primary->query_value("SELECT reserved FROM checkout.inventory WHERE sku = 'W-1'"), '0',
 	'its reservation is released');
 ok($primary->log_contains(qr/\[checkout\] expired \{"lock_id":$lock,/), 'the expiry is logged');
 
@@ -63,16 +63,16 @@ $primary->stop('immediate');
 $standby->poll_query_until('postgres', "SELECT count(*) = 1 FROM checkout.locks WHERE lock_id = $lock")
   or die 'lock not replicated';
 sleep 3;
-is($standby->query_value( "SELECT state FROM checkout_status($lock, 'sess')"), 'expired',
+is($standby->query_value("SELECT state FROM checkout_status($lock, 'sess')"), 'expired',
 	'the standby serves checkout_status, deriving expiry');
-is($standby->query_value( "SELECT state FROM checkout.locks WHERE lock_id = $lock"), 'active',
+is($standby->query_value("SELECT state FROM checkout.locks WHERE lock_id = $lock"), 'active',
 	'the standby swept nothing');
 is($standby->query_value(
 	"SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'checkout%'"), '0', 'no worker runs on the standby');
 
 $standby->promote;
 ok($standby->wait_for_state($lock, 'expired', 10), 'after promotion the new primary sweeps');
-is($standby->query_value( "SELECT reserved FROM checkout.inventory WHERE sku = 'W-1'"), '0',
+is($standby->query_value("SELECT reserved FROM checkout.inventory WHERE sku = 'W-1'"), '0',
 	'and releases the stock');
 
 $standby->stop;

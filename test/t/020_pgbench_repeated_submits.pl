@@ -55,14 +55,14 @@ $node->safe_psql('postgres', qq{
 is($node->query_value(
 	"SELECT count(*) FROM checkout.locks WHERE state = 'completed' AND capture_reference = 'cap-' || lock_id AND capture_amount = 250"),
 	$locks, 'every lock completed with the capture it was first given');
-is($node->query_value( "SELECT string_agg(sku || ':' || on_hand || ':' || reserved, ',' ORDER BY sku) FROM checkout.inventory"),
+is($node->query_value("SELECT string_agg(sku || ':' || on_hand || ':' || reserved, ',' ORDER BY sku) FROM checkout.inventory"),
 	'P-1:' . ($stock - 2 * $locks) . ':0,P-2:' . ($stock - $locks) . ':0',
 	'stock committed exactly once per lock');
-is($node->query_value( "SELECT count(*) FROM checkout.orders WHERE status = 'created'"),
+is($node->query_value("SELECT count(*) FROM checkout.orders WHERE status = 'created'"),
 	$locks, 'one order per lock');
-is($node->query_value( "SELECT count(*) FROM checkout.compensations"),
+is($node->query_value("SELECT count(*) FROM checkout.compensations"),
 	0, 'no refund or void was needed');
-is($node->query_value( "SELECT count(*) FROM checkout.reservations"),
+is($node->query_value("SELECT count(*) FROM checkout.reservations"),
 	0, 'no reservation is left behind');
 
 $node->stop;

@@ -11,10 +11,10 @@ use CheckoutTest::Node;
 
 my $node = CheckoutTest::Node->start_new('crash',
 	settings => {
-		'checkout.database'        => 'postgres, latedb',
+		'checkout.database'         => 'postgres, latedb',
 		'checkout.cleanup_interval' => '5min',
-		'checkout.log_destination' => 'both',
-		restart_after_crash        => 'on' },
+		'checkout.log_destination'  => 'both',
+		restart_after_crash         => 'on' },
 	stock => [ [ 'K-1', 50, 10 ], [ 'K-2', 50, 10 ] ]);
 $node->safe_psql('postgres', q{
 	SELECT checkout_advance(s.lock_id, 'sess', until => 'price_lock')
@@ -46,17 +46,17 @@ $h->finish;
 $node->poll_query_until('postgres', 'SELECT true') or die 'no recovery';
 
 is($node->query_value($invariant), '0', 'after kill -9 mid-advance the ledger equals the held reservations');
-is($node->query_value( "SELECT reserved FROM checkout.inventory WHERE sku = 'K-1'"), '10',
+is($node->query_value("SELECT reserved FROM checkout.inventory WHERE sku = 'K-1'"), '10',
 	'only the committed checkouts hold stock');
-is($node->query_value( "SELECT count(*) FROM checkout.locks WHERE cart_id = 'victim-cart'"), '0',
+is($node->query_value("SELECT count(*) FROM checkout.locks WHERE cart_id = 'victim-cart'"), '0',
 	'the killed transaction left no lock');
-is($node->query_value( q{SELECT count(*) FROM checkout_verify()}), '0', 'checkout_verify finds nothing');
+is($node->query_value(q{SELECT count(*) FROM checkout_verify()}), '0', 'checkout_verify finds nothing');
 
 # the sweeper prunes old events
 $node->safe_psql('postgres', "UPDATE checkout.events SET logged_at = now() - interval '8 days' WHERE cart_id LIKE 'kept-%'");
-my $old = $node->query_value( "SELECT count(*) FROM checkout.events WHERE logged_at < now() - interval '7 days'");
+my $old = $node->query_value("SELECT count(*) FROM checkout.events WHERE logged_at < now() - interval '7 days'");
 ok($old > 0, "there are $old old events");
-$node->query_value( q{SELECT checkout_start('prune-trigger', 'sess', '[{"line_id":"1","sku":"K-2","quantity":1,"unit_price":10}]', interval '1 second')});
+$node->safe_psql('postgres', q{SELECT checkout_start('prune-trigger', 'sess', '[{"line_id":"1","sku":"K-2","quantity":1,"unit_price":10}]', interval '1 second')});
 ok($node->poll_query_until('postgres',
 	"SELECT count(*) = 0 FROM checkout.events WHERE logged_at < now() - interval '7 days'"),
 	'the sweeper pruned events older than checkout.event_retention');
