@@ -10,34 +10,22 @@
 #    expired NOTIFYs reach a listening session, from the sweeper's PID.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use JSON::PP;
 use Time::HiRes qw(usleep);
 use Digest::SHA qw(sha256_hex);
+use CheckoutTest::Node;
 
-my $node = PostgreSQL::Test::Cluster->new('events');
-$node->init;
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'checkout'
-checkout.database = 'postgres'
-checkout.log_events = 'all'
-checkout.log_destination = 'both'
-});
-$node->start;
-$node->safe_psql('postgres', q{
-	CREATE EXTENSION checkout;
-	INSERT INTO checkout.inventory (sku, on_hand, unit_price) VALUES ('T-A', 100, 1000), ('T-B', 100, 250), ('T-C', 1, 10);
-});
-$node->poll_query_until('postgres',
-	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'checkout sweeper'")
-  or die 'no sweeper';
+my $node = CheckoutTest::Node->start_new('events',
+	settings => { 'checkout.log_events' => 'all', 'checkout.log_destination' => 'both' },
+	stock    => [ [ 'T-A', 100, 1000 ], [ 'T-B', 100, 250 ], [ 'T-C', 1, 10 ] ]);
+$node->wait_for_sweeper;
 
 my $listener = $node->background_psql('postgres');
 $listener->query_safe('LISTEN checkout_events');
 
-sub sql { return $node->safe_psql('postgres', $_[0]); }
+sub sql { return $node->query_value($_[0]); }
 sub pay { return qq{'{"reference":"$_[0]","amount":$_[1]}'}; }
 my $two = q{'[{"line_id":"1","sku":"T-A","quantity":2,"unit_price":1000},{"line_id":"2","sku":"T-B","quantity":1,"unit_price":251}]'};
 my $one = q{'[{"line_id":"1","sku":"T-A","quantity":1,"unit_price":1000}]'};
@@ -67,9 +55,8 @@ sql("BEGIN; SELECT checkout_cancel((checkout_start('t-rolled-back', 's', $one)).
 # authorised and abandoned: the sweeper expires it
 my $exp = sql("SELECT lock_id FROM checkout_advance((checkout_start('t-expire', 's', $one, interval '1 second')).lock_id, 's', "
 	  . pay('auth-e', 1000) . ", until => 'payment_authorization')");
-$node->poll_query_until('postgres', "SELECT state = 'expired' FROM checkout.locks WHERE lock_id = $exp")
-  or die 'the sweeper did not expire the lock';
-my $sweeper = sql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkout sweeper'");
+$node->wait_for_state($exp, 'expired', 180) or die 'the sweeper did not expire the lock';
+my $sweeper = $node->sweeper_pid;
 
 # NOTIFYs: poll the listener until the sweeper's two have arrived
 my %notified;

@@ -1,25 +1,15 @@
 -- checkout_monitor on a known history, figure by figure, and the plan it runs
 -- (index scans, so it stays fast on a history of a million locks).
 -- Everything happens in one transaction that is rolled back: the history is
--- written by hand after clearing what earlier tests left, and now() is the
--- same for every statement, so ages and durations are exact.
+-- written by hand, and now() is the same for every statement, so ages and
+-- durations are exact.
+\i test/fixtures/checkout_test.sql
 SET client_min_messages = warning;
 SET checkout.log_events = 'none';
 BEGIN;
-DELETE FROM checkout.events;
-DELETE FROM checkout.compensations;
-DELETE FROM checkout.orders;
-DELETE FROM checkout.price_snapshots;
-DELETE FROM checkout.reservations;
-DELETE FROM checkout.lock_lines;
-DELETE FROM checkout.locks;
-UPDATE checkout.inventory SET reserved = 0;
+
 -- an empty window: zeros, no rate, no durations
 SELECT * FROM checkout_monitor(24);
- started | completed | failed | expired | cancelled | active | success_rate | failures_by_phase | failures_by_code | duration_p50 | duration_p95 | duration_max | price_drift_warnings | active_locks | overdue_locks | oldest_active_age | units_reserved 
----------+-----------+--------+---------+-----------+--------+--------------+-------------------+------------------+--------------+--------------+--------------+----------------------+--------------+---------------+-------------------+----------------
-       0 |         0 |      0 |       0 |         0 |      0 |              | {}                | {}               |              |              |              |                    0 |            0 |             0 |                   |              0
-(1 row)
 
 INSERT INTO checkout.inventory (sku, on_hand, unit_price) VALUES ('MH-A', 100, 1000);
 CREATE TEMP TABLE history (n int, cart_id text, state checkout.lock_state, phase checkout.phase,
@@ -57,74 +47,19 @@ SELECT l.lock_id, '1', 'MH-A', 1, s.cart_price, 1000, s.drift, now() - s.ago
 FROM (VALUES ('mh-11', 1005, 0.4975, interval '90 min'), ('mh-12', 1004, 0.3984, interval '30 hours'),
              ('mh-5', 1000, 0, interval '3 hours')) s(cart_id, cart_price, drift, ago)
 JOIN checkout.locks l USING (cart_id);
+
 -- the last 24 hours: 11 started (mh-1 .. mh-11); 4 of the 9 finished completed;
 -- completed in 2, 4, 6 and 10 minutes: p50 5 min, p95 9 min 24 s (interpolated)
 \x on
 SELECT * FROM checkout_monitor(24);
--[ RECORD 1 ]--------+-----------------------------------------------------------------------------------------
-started              | 11
-completed            | 4
-failed               | 3
-expired              | 1
-cancelled            | 1
-active               | 2
-success_rate         | 0.4444
-failures_by_phase    | {"price_lock": 1, "order_creation": 1, "payment_capture": 1, "inventory_reservation": 1}
-failures_by_code     | {"KC011": 1, "KC012": 1, "KC014": 1, "KC015": 1}
-duration_p50         | @ 5 mins
-duration_p95         | @ 9 mins 24 secs
-duration_max         | @ 10 mins
-price_drift_warnings | 1
-active_locks         | 2
-overdue_locks        | 1
-oldest_active_age    | @ 2 hours
-units_reserved       | 5
-
 -- the last hour: mh-1 .. mh-4; the active figures are the same (they are "now")
 SELECT * FROM checkout_monitor(1);
--[ RECORD 1 ]--------+-----------------------------
-started              | 4
-completed            | 2
-failed               | 1
-expired              | 0
-cancelled            | 0
-active               | 1
-success_rate         | 0.6667
-failures_by_phase    | {"inventory_reservation": 1}
-failures_by_code     | {"KC011": 1}
-duration_p50         | @ 3 mins
-duration_p95         | @ 3 mins 54 secs
-duration_max         | @ 4 mins
-price_drift_warnings | 0
-active_locks         | 2
-overdue_locks        | 1
-oldest_active_age    | @ 2 hours
-units_reserved       | 5
-
 -- two days: all 13; the default is 24 hours
 SELECT started, completed, failed, success_rate, failures_by_code, duration_max, price_drift_warnings
 FROM checkout_monitor(48);
--[ RECORD 1 ]--------+-------------------------------------------------
-started              | 13
-completed            | 5
-failed               | 4
-success_rate         | 0.4545
-failures_by_code     | {"KC011": 2, "KC012": 1, "KC014": 1, "KC015": 1}
-duration_max         | @ 1 hour
-price_drift_warnings | 2
-
 \x off
 SELECT started FROM checkout_monitor();
- started 
----------
-      11
-(1 row)
-
 SELECT started, completed FROM checkout_monitor(2147483647);
- started | completed 
----------+-----------
-      13 |         5
-(1 row)
 
 -- The scans in the plan of checkout_monitor's query (taken from the function's
 -- own source), with sequential and bitmap scans disabled so that the index
@@ -154,31 +89,10 @@ $f$;
 SET LOCAL enable_seqscan = off;
 SET LOCAL enable_bitmapscan = off;
 SELECT * FROM pg_temp.monitor_scans(24);
-                           monitor_scans                           
--------------------------------------------------------------------
- Index Scan using locks_created_at on locks
- Index Cond: (created_at >= (now() - '@ 24 hours'::interval))
- CTE Scan on w
- CTE Scan on w
- Index Only Scan using price_snapshots_taken_at on price_snapshots
- Index Cond: (taken_at >= (now() - '@ 24 hours'::interval))
- Seq Scan on inventory
- CTE Scan on w
- Index Scan using <active locks index> on locks
-(9 rows)
-
 ROLLBACK;
+
 -- hours must be at least 1
 SELECT * FROM checkout_monitor(0);
-ERROR:  hours must be at least 1
-DETAIL:  checkout_monitor(0)
-CONTEXT:  PL/pgSQL function public.checkout_monitor(integer) line 7 at RAISE
 SELECT * FROM checkout_monitor(-5);
-ERROR:  hours must be at least 1
-DETAIL:  checkout_monitor(-5)
-CONTEXT:  PL/pgSQL function public.checkout_monitor(integer) line 7 at RAISE
 SELECT * FROM checkout_monitor(NULL);
-ERROR:  hours must be at least 1
-DETAIL:  checkout_monitor(NULL)
-CONTEXT:  PL/pgSQL function public.checkout_monitor(integer) line 7 at RAISE
 RESET checkout.log_events;
