@@ -57,7 +57,6 @@ extern int	checkout_log_event_mask;	/* EVC_* bits, from checkout.log_events */
 extern int	checkout_log_destination;	/* LOG_DEST_* */
 extern char *checkout_payment_gateway;
 extern char *checkout_notify_channel;
-extern char *checkout_database_list;
 
 /* ---- phases (phases.c); values match the enum's order ---- */
 typedef enum CheckoutPhase
@@ -209,7 +208,9 @@ extern void events_init(void);
 extern bool check_log_events(char **newval, void **extra, GucSource source);
 extern void assign_log_events(const char *newval, void *extra);
 
-/* ---- worker (worker.c) ---- */
+/* ---- worker (worker.c): only when preloaded; checkout_worker_wake is a no-op otherwise ---- */
+extern bool check_database_list(char **newval, void **extra, GucSource source);
+extern void assign_database_list(const char *newval, void *extra);
 extern void checkout_worker_register(void);
 extern void checkout_shmem_request(void);
 extern void checkout_shmem_startup(void);
