@@ -288,9 +288,9 @@ in_transaction(bool (*fn) (void *), void *arg)
 	return result;
 }
 
-/* Between two transactions of a sweep: answer signals, pick up new settings. */
+/* Between two transactions, and each turn of the loop: signals, new settings. */
 static void
-between_batches(void)
+check_interrupts_and_reload(void)
 {
 	CHECK_FOR_INTERRUPTS();
 	if (ConfigReloadPending)
@@ -348,7 +348,7 @@ expire_due_locks(void)
 	{
 		in_transaction(expire_batch, &n);
 		total += n;
-		between_batches();
+		check_interrupts_and_reload();
 	} while (n == SWEEP_BATCH);
 	return total;
 }
@@ -376,7 +376,7 @@ sweep(void)
 		TimestampTz wake_at;
 
 		in_transaction(prune_batch, &pruned);
-		between_batches();
+		check_interrupts_and_reload();
 		now = GetCurrentTimestamp();
 		wake_at = posted_wake_at();
 		if (wake_at <= now && wake_at > swept_until)
@@ -426,7 +426,7 @@ checkout_sweeper_main(Datum arg)
 		TimestampTz interval_due;
 		long		sleep_ms;
 
-		between_batches();
+		check_interrupts_and_reload();
 		if (!ready)
 		{
 			ready = in_transaction(extension_ready, NULL);
@@ -636,7 +636,7 @@ checkout_launcher_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	n_targets = databases_to_sweep->n;
-	targets = MemoryContextAllocZero(TopMemoryContext, sizeof(Target) * Max(n_targets, 1));
+	targets = MemoryContextAllocZero(TopMemoryContext, sizeof(Target) * n_targets);
 	for (i = 0; i < n_targets; i++)
 		targets[i].name = MemoryContextStrdup(TopMemoryContext, databases_to_sweep->names[i]);
 	/* before connecting: runs after the exit callbacks of the connection (LIFO) */
