@@ -87,7 +87,7 @@ BEGIN
     FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
         CONTINUE WHEN line !~ '(Scan|Cond)';
         line := regexp_replace(line, '^\s*(->)?\s*', '');
-        line := regexp_replace(line, 'using (locks_due|locks_active_by_cart) ', 'using <active locks index> ');
+        line := regexp_replace(line, 'using (locks_due|locks_active_cart) ', 'using <active locks index> ');
         line := regexp_replace(line, ' on (\w+) \w+$', ' on \1');
         RETURN NEXT line;
     END LOOP;
