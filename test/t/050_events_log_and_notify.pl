@@ -15,6 +15,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use JSON::PP;
 use Time::HiRes qw(usleep);
+use Digest::SHA qw(sha256_hex);
 
 my $node = PostgreSQL::Test::Cluster->new('events');
 $node->init;
@@ -88,7 +89,11 @@ my @from_sweeper = grep { $_->{payload}{lock_id} == $exp } @notes;
 is_deeply([ map { $_->{payload}{event} } @from_sweeper ], [ 'void_required', 'expired' ],
 	'the expiry NOTIFYs void_required, then expired');
 is_deeply([ map { $_->{pid} } @from_sweeper ], [ $sweeper, $sweeper ], '... sent by the sweeper');
-is($from_sweeper[0]{payload}{reference}, 'auth-e', '... void_required names the authorisation to void');
+my $comp = $from_sweeper[0]{payload}{compensation_id} // 0;
+is(sql("SELECT reference FROM checkout.compensations WHERE compensation_id = $comp AND lock_id = $exp AND kind = 'void_required' AND resolved_at IS NULL"),
+	'auth-e', '... void_required names the compensation row with the authorisation to void');
+ok(!exists $from_sweeper[0]{payload}{reference} && !exists $from_sweeper[0]{payload}{amount},
+	'... and carries no payment reference or amount');
 is_deeply([ sort map { $_->{payload}{event} } grep { $_->{payload}{lock_id} != $exp } @notes ],
 	[ 'completed', 'failed', 'failed', 'refund_required', 'refund_required', 'void_required' ],
 	'the other NOTIFYs: completed, two failures, the refused capture and the cancelled capture refunded, the void');
@@ -114,9 +119,10 @@ my @all_events = ('started', 'extended', 'phase completed', 'stock reserved', 'p
 	'stock released', 'cancelled', 'expired');
 is_deeply([ sort keys %events ], [ sort @all_events ], 'every kind of event was logged');
 is_deeply([ sort keys %{ { map { $_->{detail}{step} => 1 } grep { $_->{event} eq 'rollback step completed' } @lines } } ],
-	[ 'order_cancelled', 'refund_required', 'release_reservations', 'void_required' ], 'every rollback step was logged');
+	[ 'order_cancelled', 'refund_capture', 'release_reservations', 'void_authorization' ], 'every rollback step was logged');
 my ($started) = grep { $_->{event} eq 'started' && $_->{detail}{lock_id} == $ok } @lines;
-is($started->{detail}{session_id}, 's', 'started names the session');
+is($started->{detail}{session}, substr(sha256_hex('s'), 0, 16), 'started names the session by its fingerprint');
+ok(!grep({ exists $_->{detail}{session_id} } @lines), 'no line carries the session id itself');
 is(sql("SELECT '$started->{detail}{expires_at}'::timestamptz < expires_at FROM checkout.locks WHERE lock_id = $ok"), 't',
 	'started carries the first deadline, which extended moved');
 my ($drift) = grep { $_->{event} eq 'price drift' } @lines;
