@@ -74,6 +74,17 @@ ALTER TABLE checkout.compensations
     ADD CONSTRAINT compensations_kind_check
         CHECK (kind OPERATOR(pg_catalog.=) ANY ('{void_required,refund_required}'::text[]));
 
+-- The C functions pin the search path themselves (pg_catalog only, while
+-- they run SQL): cheaper per call than a SET clause.
+ALTER FUNCTION @extschema@.checkout_start(text, text, jsonb, interval, text) RESET search_path;
+ALTER FUNCTION @extschema@.checkout_advance(bigint, text, jsonb, checkout.phase) RESET search_path;
+ALTER FUNCTION @extschema@.checkout_status(bigint, text) RESET search_path;
+ALTER FUNCTION @extschema@.checkout_extend(bigint, text, interval) RESET search_path;
+ALTER FUNCTION @extschema@.checkout_cancel(bigint, text) RESET search_path;
+ALTER FUNCTION @extschema@.checkout_fail(bigint, text, text) RESET search_path;
+ALTER FUNCTION @extschema@.checkout_cleanup_expired(integer) RESET search_path;
+ALTER FUNCTION @extschema@.checkout_release(bigint, text) RESET search_path;
+
 -- Gateway data the application passed with a payment ("metadata" of the
 -- payload), as given; the extension stores it and never reads it.
 CREATE TABLE checkout.payment_metadata (

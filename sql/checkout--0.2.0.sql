@@ -238,40 +238,42 @@ SELECT pg_catalog.pg_extension_config_dump('checkout.events_event_id_seq', '');
 
 -- ---------------------------------------------------------------------------
 -- Application API (C).  SECURITY DEFINER so checkout_app can move stock it
--- cannot write directly; search_path pinned.
+-- cannot write directly.  These pin the search path in C, not with a SET
+-- clause: while they run SQL, pg_catalog is the only schema searched (not
+-- even pg_temp), at a fraction of the cost of a SET clause per call.
 -- ---------------------------------------------------------------------------
 
 CREATE FUNCTION @extschema@.checkout_start(cart_id text, session_id text, lines jsonb,
                                            ttl interval DEFAULT NULL, idempotency_key text DEFAULT NULL)
 RETURNS checkout.status
 AS 'MODULE_PATHNAME', 'checkout_start'
-LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE SECURITY DEFINER;
 
 CREATE FUNCTION @extschema@.checkout_advance(lock_id bigint, session_id text, payload jsonb DEFAULT '{}',
                                              until checkout.phase DEFAULT NULL)
 RETURNS checkout.status
 AS 'MODULE_PATHNAME', 'checkout_advance'
-LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE SECURITY DEFINER;
 
 CREATE FUNCTION @extschema@.checkout_status(lock_id bigint, session_id text)
 RETURNS checkout.status
 AS 'MODULE_PATHNAME', 'checkout_status'
-LANGUAGE C STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+LANGUAGE C STABLE SECURITY DEFINER;
 
 CREATE FUNCTION @extschema@.checkout_extend(lock_id bigint, session_id text, by interval)
 RETURNS checkout.status
 AS 'MODULE_PATHNAME', 'checkout_extend'
-LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE SECURITY DEFINER;
 
 CREATE FUNCTION @extschema@.checkout_cancel(lock_id bigint, session_id text)
 RETURNS checkout.status
 AS 'MODULE_PATHNAME', 'checkout_cancel'
-LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE SECURITY DEFINER;
 
 CREATE FUNCTION @extschema@.checkout_fail(lock_id bigint, session_id text, reason text)
 RETURNS checkout.status
 AS 'MODULE_PATHNAME', 'checkout_fail'
-LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE SECURITY DEFINER;
 
 CREATE FUNCTION checkout.protect_cart()
 RETURNS trigger
@@ -285,12 +287,12 @@ LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 CREATE FUNCTION @extschema@.checkout_cleanup_expired(batch integer DEFAULT 1000)
 RETURNS integer
 AS 'MODULE_PATHNAME', 'checkout_cleanup_expired'
-LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE SECURITY DEFINER;
 
 CREATE FUNCTION @extschema@.checkout_release(lock_id bigint, reason text)
 RETURNS checkout.status
 AS 'MODULE_PATHNAME', 'checkout_release'
-LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE SECURITY DEFINER;
 
 -- ---------------------------------------------------------------------------
 -- Monitoring and verification (SQL)

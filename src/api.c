@@ -48,7 +48,7 @@ finish_call(FunctionCallInfo fcinfo, MemoryContext callcxt, const LockRow *row)
 	desc = BlessTupleDesc(desc);
 	tuple = lock_status_tuple(row, desc);
 	MemoryContextSwitchTo(spicxt);
-	SPI_finish();
+	checkout_spi_finish();
 	return HeapTupleGetDatum(tuple);
 }
 
@@ -134,7 +134,7 @@ checkout_start(PG_FUNCTION_ARGS)
 		idem_key = require_text_arg(fcinfo, 4, "idempotency_key", CHECKOUT_MAX_IDENTIFIER);
 	parse_cart_lines(PG_GETARG_JSONB_P(2), &cart);
 
-	SPI_connect();
+	checkout_spi_connect();
 
 	/*
 	 * The common case is one INSERT.  When it inserts nothing the cart has an
@@ -240,7 +240,7 @@ checkout_advance(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(3))
 		until = phase_from_name(DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(3))));
 
-	SPI_connect();
+	checkout_spi_connect();
 	session_lock(lock_id, session_id, &row);
 	/* a retry of an already completed `until` is answered with the status */
 	if (!expire_if_overdue(&row) && (until == PHASE_NONE || row.phase < until))
@@ -262,7 +262,7 @@ checkout_status(PG_FUNCTION_ARGS)
 	char	   *session_id = session_arg(fcinfo, 1);
 	LockRow		row;
 
-	SPI_connect();
+	checkout_spi_connect();
 	if (!lock_fetch(lock_id, session_id, false, &row))
 		raise_lock_not_found(lock_id);
 	PG_RETURN_DATUM(finish_call(fcinfo, callcxt, &row));
@@ -282,7 +282,7 @@ checkout_extend(PG_FUNCTION_ARGS)
 	require_arg(fcinfo, 2, "by");
 	by_secs = interval_arg_seconds(fcinfo, 2, "by");
 
-	SPI_connect();
+	checkout_spi_connect();
 	session_lock(lock_id, session_id, &row);
 	if (!expire_if_overdue(&row))
 	{
@@ -307,7 +307,7 @@ end_session_lock(FunctionCallInfo fcinfo, int64 lock_id, const char *session_id,
 	LockRow		row;
 	LockRow    *rows[1] = {&row};
 
-	SPI_connect();
+	checkout_spi_connect();
 	session_lock(lock_id, session_id, &row);
 	if (!expire_if_overdue(&row))
 	{
@@ -351,7 +351,7 @@ checkout_release(PG_FUNCTION_ARGS)
 	LockRow		row;
 	LockRow    *rows[1] = {&row};
 
-	SPI_connect();
+	checkout_spi_connect();
 	if (!lock_fetch(lock_id, NULL, true, &row))
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECKOUT_LOCK_NOT_FOUND),

@@ -102,8 +102,8 @@ checkout_cleanup_expired(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("batch must be at least 1")));
-	SPI_connect();
+	checkout_spi_connect();
 	n = checkout_expire_due(batch);
-	SPI_finish();
+	checkout_spi_finish();
 	PG_RETURN_INT32(n);
 }

@@ -78,11 +78,11 @@ checkout_protect_cart(PG_FUNCTION_ARGS)
 	if (!checkout_cart_protection)
 		return PointerGetDatum(result);
 
-	SPI_connect();
+	checkout_spi_connect();
 	/* an UPDATE may move a line between carts: both must be free */
 	reject_if_locked(rel, trigdata->tg_trigtuple, attnum);
 	if (TRIGGER_FIRED_BY_UPDATE(event))
 		reject_if_locked(rel, trigdata->tg_newtuple, attnum);
-	SPI_finish();
+	checkout_spi_finish();
 	return PointerGetDatum(result);
 }

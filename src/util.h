@@ -26,6 +26,9 @@ extern char *duration_seconds_text(TimestampTz from, TimestampTz to);
 
 /* ---- SPI statements ---- */
 
+extern void checkout_spi_connect(void);
+extern void checkout_spi_finish(void);
+
 /*
  * A statement prepared once per backend and kept.  Output columns the caller
  * reads are named in `columns`; their positions are looked up once, so a
