@@ -17,7 +17,8 @@ use Symfony\Component\HttpFoundation\Response;
  * Application, console and HTTP kernels, config files in a base path), with
  * the package's service provider listed in config/app.php.  Connections:
  * pgsql (checkout_php_app, the default), admin (checkout_php_admin) and
- * listener (checkout_php_app, a separate PDO).  Sessions: the array driver.
+ * listener (checkout_php_app, a separate PDO).  Sessions: the file driver,
+ * each request starting from a fresh session store as under PHP-FPM.
  */
 final class TestApp
 {
@@ -50,6 +51,7 @@ final class TestApp
                 \Illuminate\Session\SessionServiceProvider::class,
                 \Illuminate\Cookie\CookieServiceProvider::class,
                 \Illuminate\Encryption\EncryptionServiceProvider::class,
+                \Illuminate\View\ViewServiceProvider::class,
                 \Checkout\Laravel\CheckoutServiceProvider::class,
             ],
             'aliases' => [
@@ -69,10 +71,14 @@ final class TestApp
             ],
         ]);
         $this->writeConfig('session', [
-            'driver' => 'array', 'lifetime' => 120, 'expire_on_close' => false, 'encrypt' => false,
+            'driver' => 'file', 'lifetime' => 120, 'expire_on_close' => false, 'encrypt' => false,
             'files' => $this->basePath.'/storage/framework/sessions', 'connection' => null, 'table' => 'sessions',
             'store' => null, 'lottery' => [2, 100], 'cookie' => 'test_session', 'path' => '/', 'domain' => null,
             'secure' => false, 'http_only' => true, 'same_site' => 'lax',
+        ]);
+        $this->writeConfig('view', [
+            'paths' => [$this->basePath.'/resources/views'],
+            'compiled' => $this->basePath.'/storage/framework/views',
         ]);
         $this->writeConfig('logging', [
             'default' => 'single',
@@ -88,6 +94,7 @@ final class TestApp
         $this->app->singleton(ConsoleKernelContract::class, ConsoleKernel::class);
         $this->app->singleton(ExceptionHandler::class, Handler::class);
         $this->app->make(ConsoleKernelContract::class)->bootstrap();
+        Tap::bailOnUncaught();   // Laravel's bootstrap set its own handler
     }
 
     public function logPath(): string
@@ -99,6 +106,9 @@ final class TestApp
     public function request(string $method, string $uri, array $data = []): Response
     {
         $request = Request::create($uri, $method, $data, $this->cookies, [], ['HTTP_ACCEPT' => 'application/json']);
+        // a new process per request: nothing of the last request's session in memory
+        $this->app['session']->forgetDrivers();
+        $this->app->forgetInstance('session.store');
         $kernel = $this->app->make(HttpKernelContract::class);
         $response = $kernel->handle($request);
         $kernel->terminate($request, $response);
@@ -115,9 +125,15 @@ final class TestApp
         $this->cookies = [];
     }
 
-    public function sessionCookie(): ?string
+    /** The current browser's cookies, to come back to it with useCookies(). */
+    public function cookies(): array
     {
-        return $this->cookies['test_session'] ?? null;
+        return $this->cookies;
+    }
+
+    public function useCookies(array $cookies): void
+    {
+        $this->cookies = $cookies;
     }
 
     private function writeConfig(string $name, array $config): void
