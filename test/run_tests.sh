@@ -5,18 +5,20 @@
 #   isolation   test/isolation/specs/*.spec against test/isolation/expected/*.out
 #   pgTAP       test/pgtap/*.sql and ../shared/contract/surface.sql, with pg_prove
 #   TAP         test/t/*.pl with prove (each test starts its own clusters)
+#   php         clients/laravel/tests/*.php (the Laravel package) with prove --exec php,
+#               against the throwaway cluster (each file makes its own database)
 # A failing suite does not stop the others.  The last line is "N passed, M failed"
 # (tests, summed over the suites); the exit status is non-zero when M > 0 or a
 # suite could not run.
 #
-# Environment: SUITES (default "regress isolation pgtap tap"), SUITE_TIMEOUT
+# Environment: SUITES (default "regress isolation pgtap tap php"), SUITE_TIMEOUT
 # (seconds per suite, default 600), PROVE_JOBS (parallel TAP files, default 1).
 set -uo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT" || exit 1
 
-SUITES=${SUITES:-regress isolation pgtap tap}
+SUITES=${SUITES:-regress isolation pgtap tap php}
 SUITE_TIMEOUT=${SUITE_TIMEOUT:-600}
 PG_REGRESS=$PG_PGXS_TEST/regress/pg_regress
 PG_ISOLATION_REGRESS=$PG_PGXS_TEST/isolation/pg_isolation_regress
@@ -187,6 +189,30 @@ suite_tap() {
 	record TAP "$p" "$fl" ""
 }
 
+# The Laravel package's tests: PHP CLI with Laravel's components from Debian's
+# packages, connecting as the superuser to PGHOST/PGPORT (start_cluster); each
+# file creates (and drops) a database of its own, not swept by the worker, and
+# the login roles checkout_php_app / checkout_php_admin.
+suite_php() {
+	local files=() f log rc counts p fl
+	for f in clients/laravel/tests/*.php; do
+		[ -e "$f" ] && files+=("$f")
+	done
+	if [ ${#files[@]} -eq 0 ]; then
+		echo "no PHP tests (clients/laravel/tests/*.php)"; record php 0 0 "(no tests)"; return
+	fi
+	log=$(make_tmpdir)/run.log
+	run_logged "$log" env PGDATABASE=postgres prove --timer --exec php "${files[@]}"
+	rc=$?
+	counts=$(count_harness "$log")
+	if [ -z "$counts" ]; then
+		suite_error php "prove printed no summary (exit $rc)"; record php 0 1 "(no summary)"; return
+	fi
+	read -r p fl <<<"$counts"
+	[ "$rc" -ne 0 ] && [ "$fl" -eq 0 ] && suite_error php "prove exited with $rc"
+	record php "$p" "$fl" ""
+}
+
 started=$(date +%s)
 ensure_packages
 build_install
@@ -198,6 +224,7 @@ for s in $SUITES; do
 	isolation) log_step "isolation"; suite_isolation ;;
 	pgtap) log_step "pgTAP"; suite_pgtap ;;
 	tap) log_step "TAP (prove)"; suite_tap ;;
+	php) log_step "PHP (Laravel package)"; suite_php ;;
 	*) suite_error "$s" "unknown suite" ;;
 	esac
 done
