@@ -74,8 +74,9 @@ Tap::like($output, "/skipped: no unresolved void_required compensation for lock 
 
 // the application marks a compensation done at the gateway
 $first = $compensations[0]->compensationId ?? 0;
-$app = Checkout::forToken('listener');
-Tap::is([$app->resolveCompensation($first), $app->resolveCompensation($first)], [true, false],
+Tap::is([Checkout::resolveCompensation($first), Checkout::resolveCompensation($first)], [true, false],
     'resolveCompensation marks it once');
+Tap::ok($db->value('SELECT resolved_at IS NOT NULL FROM checkout.compensations WHERE compensation_id = ?', [$first]),
+    '... setting resolved_at');
 
 Tap::done();
