@@ -25,6 +25,7 @@
 #include "catalog/pg_database.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -40,7 +41,9 @@
 #include "utils/snapmgr.h"
 #include "utils/varlena.h"
 
-#include "checkout.h"
+#include "events.h"
+#include "expiry.h"
+#include "worker.h"
 
 #define MAX_SWEEPERS 32
 #define SWEEP_BATCH 1000

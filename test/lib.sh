@@ -14,11 +14,10 @@
 # Environment knobs: CHECKOUT_TEST_DB (default checkout_test), CHECKOUT_NO_PRELOAD=1
 # (leave shared_preload_libraries out; for debugging the harness only).
 
-# PG_BINDIR may point at a relocated copy of PostgreSQL 15 (see README,
-# "Testing without touching the system install"); the default is Debian's.
+# PG_BINDIR may point at a relocated copy of PostgreSQL 15 (test/private_pg.sh;
+# README, "Tests"); the default is Debian's.
 PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
 PG_CONFIG=$PG_BINDIR/pg_config
-PG_PGXS_TEST=$(dirname "$PG_BINDIR")/lib/pgxs/src/test
 export PG_CONFIG
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

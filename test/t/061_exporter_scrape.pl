@@ -15,7 +15,7 @@ use HTTP::Tiny;
 use IO::Socket::INET;
 use IPC::Run;
 use JSON::PP;
-use PostgreSQL::Test::Cluster;
+use CheckoutTest::Node;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
@@ -24,13 +24,9 @@ use YAML::XS qw(LoadFile DumpFile);
 my $monitoring = "$FindBin::Bin/../../monitoring";
 my $http = HTTP::Tiny->new(timeout => 10);
 
-my $node = PostgreSQL::Test::Cluster->new('exporter');
-$node->init;
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'checkout'
-checkout.database = 'not_this_one'
-});
-$node->start;
+my $node = CheckoutTest::Node->start_new('exporter',
+	settings => { 'checkout.database' => 'not_this_one' },
+	stock    => [ [ 'M-1', 100, 1000 ], [ 'M-DRIFT', 100, 1005 ], [ 'M-UP', 100, 2000 ], [ 'M-LOW', 1, 10 ] ]);
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 sub sql_as
 {
@@ -39,8 +35,6 @@ sub sql_as
 	$node->psql('postgres', "SET ROLE $role; $query", stdout => \$out, stderr => \$err);
 	return $err ? $err : $out;
 }
-sql(q{SET client_min_messages = warning; CREATE EXTENSION checkout;
-	INSERT INTO checkout.inventory (sku, on_hand, unit_price) VALUES ('M-1', 100, 1000), ('M-DRIFT', 100, 1005), ('M-UP', 100, 2000), ('M-LOW', 1, 10);});
 for (1 .. 2)    # twice: the script may be run again
 {
 	my ($rc, $out, $err) = $node->psql('postgres', slurp_file("$monitoring/role.sql"), extra_params => [ '-v', 'ON_ERROR_STOP=1' ]);

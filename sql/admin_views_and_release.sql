@@ -2,155 +2,60 @@
 -- age, whether it is overdue), checkout.stuck_reservations (stock held by
 -- finished or overdue locks) and how the README releases it: checkout_release
 -- for one lock (once per lock, though the view has a row per sku) and
--- checkout_cleanup_expired for everything due.  One transaction on a cleared
--- slate, rolled back; now() is fixed, so ages are exact.
+-- checkout_cleanup_expired for everything due.  One transaction, rolled
+-- back; now() is fixed, so ages are exact.
+\i test/fixtures/checkout_test.sql
 SET client_min_messages = warning;
 SET checkout.log_events = 'none';
 CREATE ROLE av_admin NOLOGIN IN ROLE checkout_admin;
-ALTER TABLE checkout.locks ALTER COLUMN lock_id RESTART WITH 7201;
+CALL checkout_test.reset(7201);
 BEGIN;
-DELETE FROM checkout.events;
-DELETE FROM checkout.compensations;
-DELETE FROM checkout.orders;
-DELETE FROM checkout.price_snapshots;
-DELETE FROM checkout.reservations;
-DELETE FROM checkout.lock_lines;
-DELETE FROM checkout.locks;
-DELETE FROM checkout.inventory;
 INSERT INTO checkout.inventory (sku, on_hand, unit_price) VALUES ('AV-A', 50, 100), ('AV-B', 50, 10);
 CREATE FUNCTION pg_temp.lines(a int, b int) RETURNS jsonb LANGUAGE sql AS $$
-  SELECT jsonb_build_array(jsonb_build_object('line_id', '1', 'sku', 'AV-A', 'quantity', a, 'unit_price', 100),
-                           jsonb_build_object('line_id', '2', 'sku', 'AV-B', 'quantity', b, 'unit_price', 10)) $$;
+  SELECT checkout_test.lines(checkout_test.line('1', 'AV-A', a, 100), checkout_test.line('2', 'AV-B', b, 10)) $$;
 -- 7201 holds 1 + 2, 7202 holds 3 + 4, 7203 has not reserved yet, 7204 completed
 SELECT lock_id, state, phase FROM checkout_advance((checkout_start('av-1', 's1', pg_temp.lines(1, 2))).lock_id, 's1', until => 'inventory_reservation');
- lock_id | state  |         phase         
----------+--------+-----------------------
-    7201 | active | inventory_reservation
-(1 row)
-
 SELECT lock_id, state, phase FROM checkout_advance((checkout_start('av-2', 's2', pg_temp.lines(3, 4))).lock_id, 's2', until => 'price_lock');
- lock_id | state  |   phase    
----------+--------+------------
-    7202 | active | price_lock
-(1 row)
-
 SELECT lock_id, state, phase FROM checkout_start('av-3', 's3', pg_temp.lines(5, 6));
- lock_id | state  | phase 
----------+--------+-------
-    7203 | active | 
-(1 row)
-
 SELECT lock_id, state FROM checkout_advance((checkout_advance((checkout_start('av-4', 's4', pg_temp.lines(1, 1))).lock_id, 's4',
        '{"reference":"a4","amount":110}', until => 'order_creation')).lock_id, 's4', '{"reference":"c4","amount":110}', until => 'stock_commit');
- lock_id |   state   
----------+-----------
-    7204 | completed
-(1 row)
-
 -- started at different times: 7201 an hour ago and overdue, 7202 20 minutes ago
 UPDATE checkout.locks SET created_at = now() - interval '1 hour', expires_at = now() - interval '45 minutes' WHERE lock_id = 7201;
 UPDATE checkout.locks SET created_at = now() - interval '20 minutes', expires_at = now() + interval '10 minutes' WHERE lock_id = 7202;
 UPDATE checkout.locks SET created_at = now() - interval '1 minute', expires_at = now() + interval '14 minutes' WHERE lock_id = 7203;
+
 SET LOCAL ROLE av_admin;
 SELECT lock_id, cart_id, session_id, phase, age, overdue, reservations,
        expires_at - created_at AS ttl
 FROM checkout.active_locks ORDER BY created_at;
- lock_id | cart_id | session_id |         phase         |    age    | overdue |                           reservations                           |    ttl    
----------+---------+------------+-----------------------+-----------+---------+------------------------------------------------------------------+-----------
-    7201 | av-1    | s1         | inventory_reservation | @ 1 hour  | t       | [{"sku": "AV-A", "quantity": 1}, {"sku": "AV-B", "quantity": 2}] | @ 15 mins
-    7202 | av-2    | s2         | price_lock            | @ 20 mins | f       | [{"sku": "AV-A", "quantity": 3}, {"sku": "AV-B", "quantity": 4}] | @ 30 mins
-    7203 | av-3    | s3         |                       | @ 1 min   | f       | []                                                               | @ 15 mins
-(3 rows)
-
 -- the oldest first, with the units each holds
 SELECT lock_id, cart_id, age, (SELECT sum((r->>'quantity')::int) FROM jsonb_array_elements(reservations) r) AS units
 FROM checkout.active_locks ORDER BY age DESC LIMIT 2;
- lock_id | cart_id |    age    | units 
----------+---------+-----------+-------
-    7201 | av-1    | @ 1 hour  |     3
-    7202 | av-2    | @ 20 mins |     7
-(2 rows)
-
 SELECT lock_id, cart_id, state, sku, quantity, reason FROM checkout.stuck_reservations ORDER BY lock_id, sku;
- lock_id | cart_id | state  | sku  | quantity |     reason      
----------+---------+--------+------+----------+-----------------
-    7201 | av-1    | active | AV-A |        1 | lock is overdue
-    7201 | av-1    | active | AV-B |        2 | lock is overdue
-(2 rows)
-
 SELECT locks_total, locks_active, locks_completed, skus, units_on_hand, units_reserved, reservations FROM checkout.stats;
- locks_total | locks_active | locks_completed | skus | units_on_hand | units_reserved | reservations 
--------------+--------------+-----------------+------+---------------+----------------+--------------
-           4 |            3 |               1 |    2 |            98 |             10 |            4
-(1 row)
 
 -- release one abandoned lock (once, whatever number of skus it holds)
 SAVEPOINT s;
 SELECT r.lock_id, r.state, r.error_message
 FROM (SELECT DISTINCT lock_id FROM checkout.stuck_reservations WHERE state = 'active') s,
      LATERAL checkout_release(s.lock_id, 'stuck, ticket 42') r;
- lock_id |   state   |             error_message              
----------+-----------+----------------------------------------
-    7201 | cancelled | released by av_admin: stuck, ticket 42
-(1 row)
-
 SELECT count(*) AS stuck FROM checkout.stuck_reservations;
- stuck 
--------
-     0
-(1 row)
-
 SELECT lock_id, reservations FROM checkout.active_locks ORDER BY lock_id;
- lock_id |                           reservations                           
----------+------------------------------------------------------------------
-    7202 | [{"sku": "AV-A", "quantity": 3}, {"sku": "AV-B", "quantity": 4}]
-    7203 | []
-(2 rows)
-
 ROLLBACK TO SAVEPOINT s;
 -- or expire everything that is due (what the worker does)
 SELECT checkout_cleanup_expired() AS expired;
- expired 
----------
-       1
-(1 row)
-
 SELECT lock_id, state, failed_phase, error_code FROM checkout.locks WHERE lock_id = 7201;
- lock_id |  state  | failed_phase | error_code 
----------+---------+--------------+------------
-    7201 | expired | price_lock   | KC015
-(1 row)
-
 SELECT count(*) AS stuck FROM checkout.stuck_reservations;
- stuck 
--------
-     0
-(1 row)
-
 SELECT sku, reserved, (SELECT sum(quantity) FROM checkout.reservations r WHERE r.sku = i.sku) AS held
 FROM checkout.inventory i ORDER BY sku;
- sku  | reserved | held 
-------+----------+------
- AV-A |        3 |    3
- AV-B |        4 |    4
-(2 rows)
-
 SELECT * FROM checkout_verify();
- invariant | subject | detail 
------------+---------+--------
-(0 rows)
-
 -- a release needs an active lock and a reason
 SAVEPOINT s;
 SELECT * FROM checkout_release(7201, 'again');
-ERROR:  checkout lock 7201 is expired
-HINT:  Start a new checkout for cart "av-1".
 ROLLBACK TO SAVEPOINT s;
 SELECT * FROM checkout_release(7202, NULL);
-ERROR:  reason must not be NULL
 ROLLBACK TO SAVEPOINT s;
 SELECT * FROM checkout_release(7999, 'no such lock');
-ERROR:  checkout lock 7999 not found
 ROLLBACK TO SAVEPOINT s;
 RESET ROLE;
 ROLLBACK;

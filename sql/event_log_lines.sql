@@ -5,15 +5,15 @@
 -- exact because each story runs in one transaction (one now()), or has its
 -- created_at set by hand.  "started" and "extended" carry an expires_at that
 -- changes every run, so ev_start() sends them to the events table instead,
--- where they are checked without it (events_table.sql checks the rest).
+-- where they are checked without it (test/t/050_events_log_and_notify.pl
+-- reads them in the server log).
+\i test/fixtures/checkout_test.sql
 SET client_min_messages = warning;
-ALTER TABLE checkout.locks ALTER COLUMN lock_id RESTART WITH 7001;
+CALL checkout_test.reset(7001);
 INSERT INTO checkout.inventory (sku, on_hand, unit_price) VALUES ('EV-A', 10, 1000), ('EV-B', 5, 250);
 CREATE FUNCTION ev_start(cart text, lines jsonb) RETURNS bigint LANGUAGE sql
     SET checkout.log_destination = 'table'
     AS $$ SELECT lock_id FROM checkout_start(cart, 'ev', lines) $$;
-CREATE FUNCTION ev_pay(ref text, amount bigint) RETURNS jsonb LANGUAGE sql
-    AS $$ SELECT jsonb_build_object('reference', ref, 'amount', amount) $$;
 CREATE ROLE ev_admin NOLOGIN IN ROLE checkout_admin;
 SET checkout.log_events = 'all';
 SET checkout.log_destination = 'server_log';
@@ -25,8 +25,8 @@ BEGIN;
 SELECT state, phase, total FROM checkout_advance(ev_start('ev-ok',
   '[{"line_id":"1","sku":"EV-A","quantity":2,"unit_price":1000},{"line_id":"2","sku":"EV-B","quantity":1,"unit_price":251}]'),
   'ev', until => 'price_lock');
-SELECT state, phase FROM checkout_advance(7001, 'ev', ev_pay('auth-1', 2250));
-SELECT state, phase, order_ref FROM checkout_advance(7001, 'ev', ev_pay('cap-1', 2250), until => 'stock_commit');
+SELECT state, phase FROM checkout_advance(7001, 'ev', checkout_test.pay('auth-1', 2250));
+SELECT state, phase, order_ref FROM checkout_advance(7001, 'ev', checkout_test.pay('cap-1', 2250), until => 'stock_commit');
 COMMIT;
 SELECT event, detail - 'expires_at' AS detail, detail ? 'expires_at' AS has_expires_at
 FROM checkout.events WHERE lock_id = 7001;
@@ -43,23 +43,23 @@ SELECT state, failed_phase, error_code FROM checkout_advance(ev_start('ev-drift'
 -- 7005: authorisation of the wrong amount (KC013): the refused authorisation must be voided
 SELECT state, failed_phase, error_code FROM checkout_advance((checkout_advance(ev_start('ev-auth',
   '[{"line_id":"1","sku":"EV-A","quantity":1,"unit_price":1000}]'), 'ev', until => 'price_lock')).lock_id,
-  'ev', ev_pay('auth-5', 999));
+  'ev', checkout_test.pay('auth-5', 999));
 -- 7006: capture of the wrong amount (KC013): refund the refused capture, void
 -- the authorisation, cancel the order, release the stock
 SELECT state, failed_phase, error_code FROM checkout_advance((checkout_advance(ev_start('ev-capture',
-  '[{"line_id":"1","sku":"EV-A","quantity":1,"unit_price":1000}]'), 'ev', ev_pay('auth-6', 1000), until => 'order_creation')).lock_id,
-  'ev', ev_pay('cap-6', 1001));
+  '[{"line_id":"1","sku":"EV-A","quantity":1,"unit_price":1000}]'), 'ev', checkout_test.pay('auth-6', 1000), until => 'order_creation')).lock_id,
+  'ev', checkout_test.pay('cap-6', 1001));
 -- 7007: the application reports a failure (KC014) after the order was created
 SELECT state, failed_phase, error_code FROM checkout_fail((checkout_advance(ev_start('ev-app-fail',
-  '[{"line_id":"1","sku":"EV-A","quantity":1,"unit_price":1000}]'), 'ev', ev_pay('auth-7', 1000), until => 'order_creation')).lock_id,
+  '[{"line_id":"1","sku":"EV-A","quantity":1,"unit_price":1000}]'), 'ev', checkout_test.pay('auth-7', 1000), until => 'order_creation')).lock_id,
   'ev', 'card declined');
 -- 7008: cancelled by the customer after the price lock
 SELECT state FROM checkout_cancel((checkout_advance(ev_start('ev-cancel',
   '[{"line_id":"1","sku":"EV-A","quantity":1,"unit_price":1000}]'), 'ev', until => 'price_lock')).lock_id, 'ev');
 -- 7009: released by an admin after payment capture: the capture is refunded
 SELECT state, phase FROM checkout_advance((checkout_advance(ev_start('ev-release',
-  '[{"line_id":"1","sku":"EV-B","quantity":2,"unit_price":250}]'), 'ev', ev_pay('auth-9', 500), until => 'order_creation')).lock_id,
-  'ev', ev_pay('cap-9', 500), until => 'payment_capture');
+  '[{"line_id":"1","sku":"EV-B","quantity":2,"unit_price":250}]'), 'ev', checkout_test.pay('auth-9', 500), until => 'order_creation')).lock_id,
+  'ev', checkout_test.pay('cap-9', 500), until => 'payment_capture');
 SET ROLE ev_admin;
 SELECT state, error_message FROM checkout_release(7009, 'customer called');
 RESET ROLE;
@@ -68,7 +68,7 @@ RESET ROLE;
 -- overdue in the same transaction, so that no sweeper can get there first
 SET client_min_messages = warning;
 SELECT state FROM checkout_advance(ev_start('ev-expire',
-  '[{"line_id":"1","sku":"EV-A","quantity":2,"unit_price":1000}]'), 'ev', ev_pay('auth-10', 2000), until => 'payment_authorization');
+  '[{"line_id":"1","sku":"EV-A","quantity":2,"unit_price":1000}]'), 'ev', checkout_test.pay('auth-10', 2000), until => 'payment_authorization');
 SET client_min_messages = log;
 BEGIN;
 UPDATE checkout.locks SET created_at = now() - interval '20 minutes', expires_at = now() - interval '5 minutes'
@@ -78,8 +78,8 @@ COMMIT;
 -- 7011: captured, then abandoned: expiry rolls forward to completed
 SET client_min_messages = warning;
 SELECT state FROM checkout_advance(ev_start('ev-paid',
-  '[{"line_id":"1","sku":"EV-A","quantity":1,"unit_price":1000}]'), 'ev', ev_pay('auth-11', 1000), until => 'order_creation');
-SELECT state FROM checkout_advance(7011, 'ev', ev_pay('cap-11', 1000), until => 'payment_capture');
+  '[{"line_id":"1","sku":"EV-A","quantity":1,"unit_price":1000}]'), 'ev', checkout_test.pay('auth-11', 1000), until => 'order_creation');
+SELECT state FROM checkout_advance(7011, 'ev', checkout_test.pay('cap-11', 1000), until => 'payment_capture');
 SET client_min_messages = log;
 BEGIN;
 UPDATE checkout.locks SET created_at = now() - interval '20 minutes', expires_at = now() - interval '5 minutes'

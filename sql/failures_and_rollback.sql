@@ -1,6 +1,7 @@
 -- Business failures are returned, not raised; completed phases are rolled
 -- back in reverse order.  Also checkout_fail, cancel, release, cart protection
 -- and the caller's own transaction.
+\i test/fixtures/checkout_test.sql
 SET client_min_messages = warning;
 INSERT INTO checkout.inventory (sku, on_hand, unit_price) VALUES ('FL-A', 3, 500), ('FL-B', 1, 100), ('FL-Z', 4, 0);
 
@@ -71,7 +72,7 @@ SELECT state, error_message LIKE 'released by %: stuck in support ticket 7' AS l
 SELECT sku, on_hand, reserved FROM checkout.inventory WHERE sku LIKE 'FL-%' ORDER BY sku;
 
 -- cart protection on INSERT, UPDATE and DELETE, and switched off
-CREATE TABLE app_cart_lines (cart_id text, sku text, quantity int);
+CREATE TEMP TABLE app_cart_lines (cart_id text, sku text, quantity int);
 INSERT INTO app_cart_lines VALUES ('fl-cart', 'FL-B', 1), ('fl-free', 'FL-B', 1);
 CREATE TRIGGER cart_lines_locked BEFORE INSERT OR UPDATE OR DELETE ON app_cart_lines
   FOR EACH ROW EXECUTE FUNCTION checkout.protect_cart('cart_id');
@@ -91,7 +92,7 @@ DELETE FROM app_cart_lines WHERE cart_id = 'fl-cart';
 SELECT cart_id, sku, quantity FROM app_cart_lines ORDER BY cart_id, sku;
 
 -- one transaction with the application's own writes
-CREATE TABLE app_orders (cart_id text PRIMARY KEY);
+CREATE TEMP TABLE app_orders (cart_id text PRIMARY KEY);
 BEGIN;
 INSERT INTO app_orders VALUES ('fl-tx');
 SELECT lock_id AS l13 FROM checkout_start('fl-tx', 's', '[{"line_id":"1","sku":"FL-B","quantity":1,"unit_price":100}]') \gset

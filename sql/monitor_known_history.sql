@@ -1,19 +1,12 @@
 -- checkout_monitor on a known history, figure by figure, and the plan it runs
 -- (index scans, so it stays fast on a history of a million locks).
 -- Everything happens in one transaction that is rolled back: the history is
--- written by hand after clearing what earlier tests left, and now() is the
--- same for every statement, so ages and durations are exact.
+-- written by hand, and now() is the same for every statement, so ages and
+-- durations are exact.
+\i test/fixtures/checkout_test.sql
 SET client_min_messages = warning;
 SET checkout.log_events = 'none';
 BEGIN;
-DELETE FROM checkout.events;
-DELETE FROM checkout.compensations;
-DELETE FROM checkout.orders;
-DELETE FROM checkout.price_snapshots;
-DELETE FROM checkout.reservations;
-DELETE FROM checkout.lock_lines;
-DELETE FROM checkout.locks;
-UPDATE checkout.inventory SET reserved = 0;
 
 -- an empty window: zeros, no rate, no durations
 SELECT * FROM checkout_monitor(24);
@@ -87,7 +80,7 @@ BEGIN
     FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
         CONTINUE WHEN line !~ '(Scan|Cond)';
         line := regexp_replace(line, '^\s*(->)?\s*', '');
-        line := regexp_replace(line, 'using (locks_due|locks_active_by_cart) ', 'using <active locks index> ');
+        line := regexp_replace(line, 'using (locks_due|locks_active_cart) ', 'using <active locks index> ');
         line := regexp_replace(line, ' on (\w+) \w+$', ' on \1');
         RETURN NEXT line;
     END LOOP;

@@ -1,37 +1,27 @@
 -- checkout_verify: no rows when all is well; each invariant broken by hand is
 -- reported on its own (each break is undone with ROLLBACK TO SAVEPOINT), then
 -- all at once; the repairs the README gives put things right.  One
--- transaction, rolled back, on a slate cleared of what earlier tests left.
+-- transaction, rolled back.
+\i test/fixtures/checkout_test.sql
 SET client_min_messages = warning;
 SET checkout.log_events = 'none';
-ALTER TABLE checkout.locks ALTER COLUMN lock_id RESTART WITH 7101;
+CALL checkout_test.reset(7101);
 BEGIN;
-DELETE FROM checkout.events;
-DELETE FROM checkout.compensations;
-DELETE FROM checkout.orders;
-DELETE FROM checkout.price_snapshots;
-DELETE FROM checkout.reservations;
-DELETE FROM checkout.lock_lines;
-DELETE FROM checkout.locks;
-UPDATE checkout.inventory SET reserved = 0;
 SELECT * FROM checkout_verify();
 
 -- a healthy history, through the API
 INSERT INTO checkout.inventory (sku, on_hand, unit_price) VALUES ('VF-A', 50, 100), ('VF-B', 50, 10);
 CREATE FUNCTION pg_temp.lines(q int) RETURNS jsonb LANGUAGE sql AS $$
-  SELECT jsonb_build_array(jsonb_build_object('line_id', '1', 'sku', 'VF-A', 'quantity', q, 'unit_price', 100),
-                           jsonb_build_object('line_id', '2', 'sku', 'VF-B', 'quantity', 1, 'unit_price', 10)) $$;
-CREATE FUNCTION pg_temp.pay(ref text, amount bigint) RETURNS jsonb LANGUAGE sql
-  AS $$ SELECT jsonb_build_object('reference', ref, 'amount', amount) $$;
+  SELECT checkout_test.lines(checkout_test.line('1', 'VF-A', q, 100), checkout_test.line('2', 'VF-B', 1, 10)) $$;
 -- 7101 completed
 SELECT state FROM checkout_advance((checkout_advance((checkout_start('vf-done', 'vf', pg_temp.lines(1))).lock_id, 'vf',
-       pg_temp.pay('auth-1', 110), until => 'order_creation')).lock_id, 'vf', pg_temp.pay('cap-1', 110), until => 'stock_commit');
+       checkout_test.pay('auth-1', 110), until => 'order_creation')).lock_id, 'vf', checkout_test.pay('cap-1', 110), until => 'stock_commit');
 -- 7102 failed after its order was created: order cancelled, authorisation to void
 SELECT state FROM checkout_fail((checkout_advance((checkout_start('vf-failed', 'vf', pg_temp.lines(2))).lock_id, 'vf',
-       pg_temp.pay('auth-2', 210), until => 'order_creation')).lock_id, 'vf', 'card declined');
+       checkout_test.pay('auth-2', 210), until => 'order_creation')).lock_id, 'vf', 'card declined');
 -- 7103 captured, then released by an admin: capture to refund
 SELECT state FROM checkout_release((checkout_advance((checkout_advance((checkout_start('vf-refunded', 'vf', pg_temp.lines(3))).lock_id, 'vf',
-       pg_temp.pay('auth-3', 310), until => 'order_creation')).lock_id, 'vf', pg_temp.pay('cap-3', 310), until => 'payment_capture')).lock_id, 'refund test');
+       checkout_test.pay('auth-3', 310), until => 'order_creation')).lock_id, 'vf', checkout_test.pay('cap-3', 310), until => 'payment_capture')).lock_id, 'refund test');
 -- 7104 active, holding 4 + 1 units
 SELECT state, phase FROM checkout_advance((checkout_start('vf-live', 'vf', pg_temp.lines(4))).lock_id, 'vf', until => 'price_lock');
 SELECT * FROM checkout_verify();

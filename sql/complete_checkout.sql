@@ -1,8 +1,7 @@
 -- The happy path: every phase in order, ledger moves, re-entry, idempotency,
 -- extend, and a new checkout of the same cart once it is free.
+\i test/fixtures/checkout_test.sql
 SET client_min_messages = warning;
-CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS
-$$ BEGIN EXECUTE q; RETURN 'no error'; EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, 'lock -?[0-9]+', 'lock N'); END $$;
 
 INSERT INTO checkout.inventory (sku, on_hand, unit_price) VALUES ('HP-A', 10, 1000), ('HP-B', 5, 250);
 
@@ -17,7 +16,7 @@ SELECT line_no, line_id, sku, quantity, cart_price FROM checkout.lock_lines WHER
 -- re-entry by the same session returns the same lock
 SELECT lock_id = :lock AS same_lock, state FROM checkout_start('hp-cart', 'hp-s1', '[{"line_id":"9","sku":"HP-B","quantity":1,"unit_price":250}]');
 -- another session is refused
-SELECT pg_temp.err($$SELECT checkout_start('hp-cart', 'hp-s2', '[{"line_id":"1","sku":"HP-B","quantity":1,"unit_price":250}]')$$);
+SELECT checkout_test.err($$SELECT checkout_start('hp-cart', 'hp-s2', '[{"line_id":"1","sku":"HP-B","quantity":1,"unit_price":250}]')$$);
 
 -- one phase at a time, then several with until
 SELECT state, phase FROM checkout_advance(:lock, 'hp-s1');
@@ -40,7 +39,7 @@ SELECT auth_reference, auth_amount, capture_reference, capture_amount, finished_
 
 -- a retry of a completed until is a no-op; a plain advance is KC004
 SELECT state, phase FROM checkout_advance(:lock, 'hp-s1', '{"reference":"cap-hp","amount":3250}', until => 'payment_capture');
-SELECT pg_temp.err(format('SELECT checkout_advance(%s, %L)', :lock, 'hp-s1'));
+SELECT checkout_test.err(format('SELECT checkout_advance(%s, %L)', :lock, 'hp-s1'));
 
 -- the cart is free again, for anyone
 SELECT state, phase FROM checkout_start('hp-cart', 'hp-s2', '[{"line_id":"1","sku":"HP-B","quantity":1,"unit_price":250}]', interval '2 hours');
@@ -50,7 +49,7 @@ SELECT expires_at - created_at = interval '1 hour' AS clamped_to_max_ttl FROM ch
 SELECT lock_id AS ilock FROM checkout_start('hp-idem', 'hp-s3', '[{"line_id":"1","sku":"HP-B","quantity":1,"unit_price":250}]', NULL, 'key-1') \gset
 SELECT state FROM checkout_cancel(:ilock, 'hp-s3');
 SELECT lock_id = :ilock AS same_lock, state FROM checkout_start('hp-idem', 'hp-s3', '[{"line_id":"1","sku":"HP-B","quantity":1,"unit_price":250}]', NULL, 'key-1');
-SELECT pg_temp.err($$SELECT checkout_start('hp-other-cart', 'hp-s3', '[{"line_id":"1","sku":"HP-B","quantity":1,"unit_price":250}]', NULL, 'key-1')$$);
+SELECT checkout_test.err($$SELECT checkout_start('hp-other-cart', 'hp-s3', '[{"line_id":"1","sku":"HP-B","quantity":1,"unit_price":250}]', NULL, 'key-1')$$);
 
 -- extend: pushes the deadline, never past created_at + max_ttl
 SELECT lock_id AS elock FROM checkout_start('hp-extend', 'hp-s4', '[{"line_id":"1","sku":"HP-B","quantity":1,"unit_price":250}]', interval '10 minutes') \gset
@@ -59,7 +58,7 @@ SELECT expires_at - created_at = interval '15 minutes' AS extended FROM checkout
 SELECT state FROM checkout_extend(:elock, 'hp-s4', interval '3 hours');
 SELECT expires_at - created_at = interval '1 hour' AS capped FROM checkout.locks WHERE lock_id = :elock;
 SELECT state FROM checkout_cancel(:elock, 'hp-s4');
-SELECT pg_temp.err(format('SELECT checkout_extend(%s, %L, %L)', :elock, 'hp-s4', '5 minutes'));
+SELECT checkout_test.err(format('SELECT checkout_extend(%s, %L, %L)', :elock, 'hp-s4', '5 minutes'));
 
 -- the application's own order: recorded as given; an order_ref already in use is KC020
 SELECT lock_id AS olock FROM checkout_start('hp-own-order', 'hp-s5', '[{"line_id":"1","sku":"HP-B","quantity":1,"unit_price":250}]') \gset
@@ -68,7 +67,7 @@ SELECT state, phase, order_ref FROM checkout_advance(:olock, 'hp-s5', '{"order_r
 SELECT order_ref, source, status FROM checkout.orders WHERE lock_id = :olock;
 SELECT lock_id AS olock2 FROM checkout_start('hp-own-order-2', 'hp-s5', '[{"line_id":"1","sku":"HP-B","quantity":1,"unit_price":250}]') \gset
 SELECT state, phase FROM checkout_advance(:olock2, 'hp-s5', '{"reference":"auth-o2","amount":250}', until => 'payment_authorization');
-SELECT pg_temp.err(format('SELECT checkout_advance(%s, %L, %L)', :olock2, 'hp-s5', '{"order_ref":"APP-1001"}'));
+SELECT checkout_test.err(format('SELECT checkout_advance(%s, %L, %L)', :olock2, 'hp-s5', '{"order_ref":"APP-1001"}'));
 SELECT state, phase FROM checkout_status(:olock2, 'hp-s5');
 -- a price that grew (within tolerance) since the cart makes the locked total
 -- overflow bigint: raised (22003), nothing changes
@@ -76,6 +75,6 @@ INSERT INTO checkout.inventory (sku, on_hand, unit_price) VALUES ('HP-HUGE', 5, 
 SELECT lock_id AS hlock FROM checkout_start('hp-huge', 'hp-s6', '[{"line_id":"1","sku":"HP-HUGE","quantity":2,"unit_price":4611686018427387903}]') \gset
 SELECT state, phase FROM checkout_advance(:hlock, 'hp-s6', until => 'inventory_reservation');
 UPDATE checkout.inventory SET unit_price = 4611686018427387904 WHERE sku = 'HP-HUGE';
-SELECT pg_temp.err(format('SELECT checkout_advance(%s, %L)', :hlock, 'hp-s6'));
+SELECT checkout_test.err(format('SELECT checkout_advance(%s, %L)', :hlock, 'hp-s6'));
 SELECT state, phase, total FROM checkout_status(:hlock, 'hp-s6');
 SELECT count(*) AS snapshots FROM checkout.price_snapshots WHERE lock_id = :hlock;

@@ -1,5 +1,6 @@
 -- CREATE and DROP EXTENSION work twice in a row; the roles survive (they are
 -- cluster-wide) and keep their membership; PUBLIC gets nothing.
+\i test/fixtures/checkout_test.sql
 SET client_min_messages = warning;
 DROP EXTENSION checkout;
 CREATE EXTENSION checkout;
