@@ -164,10 +164,10 @@ my %sql = (%stats, %monitor);
 is_deeply({ map { $_ => $sql{$_} + 0 } keys %sql }, { map { $_ => $metrics->{"checkout_$_"}{''} + 0 } keys %sql },
 	'every one-row figure equals SQL (checkout.stats, checkout_monitor(1))');
 is_deeply({ map { $_ => $metrics->{"checkout_$_"}{''} + 0 } qw(started_total active_locks overdue_locks units_reserved
-	open_compensations price_drift_warnings_total last_hour_started last_hour_completed last_hour_failed last_hour_expired
+	open_compensations last_hour_started last_hour_completed last_hour_failed last_hour_expired
 	last_hour_cancelled last_hour_success_ratio) },
 	{ started_total => 12, active_locks => 2, overdue_locks => 1, units_reserved => 5, open_compensations => 2,
-	  price_drift_warnings_total => 1, last_hour_started => 12, last_hour_completed => 3, last_hour_failed => 5,
+	  last_hour_started => 12, last_hour_completed => 3, last_hour_failed => 5,
 	  last_hour_expired => 1, last_hour_cancelled => 1, last_hour_success_ratio => 0.3 },
 	'... and the known history: 12 started, 3 completed, 5 failed, 1 expired, 1 cancelled, 2 active (1 overdue)');
 my $age = $metrics->{checkout_oldest_active_lock_age_seconds}{''};

@@ -13,10 +13,12 @@ use Checkout\Laravel\Events\CheckoutExpired;
 use Checkout\Laravel\Events\CheckoutFailed;
 use Checkout\Laravel\Events\CompensationRequired;
 use Checkout\Laravel\Facades\Checkout;
+use Checkout\Laravel\NotificationDispatcher;
 use CheckoutTest\Tap;
 use CheckoutTest\TestApp;
 use CheckoutTest\TestDatabase;
 use Illuminate\Support\Facades\Artisan;
+use Illuminate\Support\Facades\DB;
 use Illuminate\Support\Facades\Event;
 
 $db = new TestDatabase('listener');
@@ -71,6 +73,17 @@ Tap::like($output, "/skipped: no unresolved void_required compensation for lock 
     'a NOTIFY naming a compensation of another kind is skipped');
 Tap::like($output, "/skipped: no unresolved void_required compensation for lock {$locks['resolved']}/",
     'a compensation resolved before its NOTIFY is read is skipped');
+
+// a 0.1.0 server's payload names no compensation_id: the lock's unresolved ones of
+// that kind, each once per listener
+$db->value("INSERT INTO checkout.compensations (lock_id, kind, reference, amount) VALUES (?, 'void_required', 'auth-d2', 5) RETURNING 1",
+    [$locks['declined']]);
+$dispatcher = new NotificationDispatcher(DB::connection('listener'), $test->app['events']);
+$payload = json_encode(['event' => 'void_required', 'lock_id' => $locks['declined'], 'cart_id' => 'declined', 'reference' => 'forged']);
+Tap::is(array_map(fn ($e) => $e->reference, $dispatcher->dispatch($payload)), ['auth-d', 'auth-d2'],
+    'without compensation_id: every unresolved compensation of that lock and kind, from the table');
+Tap::is([$dispatcher->dispatch($payload, $why), $why], [[], "no unresolved void_required compensation for lock {$locks['declined']}"],
+    '... and not twice');
 
 // the application marks a compensation done at the gateway
 $first = $compensations[0]->compensationId ?? 0;
