@@ -33,12 +33,13 @@ END
 $roles$;
 
 -- The SQL API works without preloading; expiry then happens only on touch
--- and through checkout_cleanup_expired().
+-- and through checkout_cleanup_expired().  (A WARNING: CREATE EXTENSION
+-- hides the script's notices.)
 DO $preload$
 BEGIN
     IF NOT ('checkout' OPERATOR(pg_catalog.=) ANY (pg_catalog.string_to_array(
             pg_catalog.replace(pg_catalog.current_setting('shared_preload_libraries'), ' ', ''), ','))) THEN
-        RAISE NOTICE 'checkout is not in shared_preload_libraries: no background worker will expire abandoned checkouts'
+        RAISE WARNING 'checkout is not in shared_preload_libraries: no background worker will expire abandoned checkouts'
             USING HINT = 'Add checkout to shared_preload_libraries and this database to checkout.database, or run checkout_cleanup_expired() from a scheduler.';
     END IF;
 END

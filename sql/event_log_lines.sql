@@ -57,12 +57,15 @@ SELECT state, failed_phase, error_code FROM checkout_fail((checkout_advance(ev_s
 SELECT state FROM checkout_cancel((checkout_advance(ev_start('ev-cancel',
   '[{"line_id":"1","sku":"EV-A","quantity":1,"unit_price":1000}]'), 'ev', until => 'price_lock')).lock_id, 'ev');
 -- 7009: released by an admin after payment capture: the capture is refunded
+-- (in one transaction, so that its duration is exactly 0.000 s)
+BEGIN;
 SELECT state, phase FROM checkout_advance((checkout_advance(ev_start('ev-release',
   '[{"line_id":"1","sku":"EV-B","quantity":2,"unit_price":250}]'), 'ev', checkout_test.pay('auth-9', 500), until => 'order_creation')).lock_id,
   'ev', checkout_test.pay('cap-9', 500), until => 'payment_capture');
 SET ROLE ev_admin;
 SELECT state, error_message FROM checkout_release(7009, 'customer called');
 RESET ROLE;
+COMMIT;
 
 -- 7010: expired on touch, 20 minutes after it started (duration 1200 s); made
 -- overdue in the same transaction, so that no sweeper can get there first

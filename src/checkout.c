@@ -34,9 +34,9 @@ int			checkout_log_event_mask = 0;	/* set by assign_log_events */
 int			checkout_log_destination = LOG_DEST_SERVER_LOG;
 char	   *checkout_payment_gateway = NULL;
 char	   *checkout_notify_channel = NULL;
-char	   *checkout_database_list = NULL;
 
 static char *log_events_string = NULL;
+static char *database_list_string = NULL;
 
 static const struct config_enum_entry log_destination_options[] = {
 	{"server_log", LOG_DEST_SERVER_LOG, false},
@@ -146,11 +146,18 @@ _PG_init(void)
 							   NULL,
 							   &checkout_notify_channel, "checkout_events",
 							   PGC_SUSET, 0, check_notify_channel, NULL, NULL);
-	DefineCustomStringVariable("checkout.database",
-							   "Databases the background worker sweeps (comma list).",
-							   NULL,
-							   &checkout_database_list, "postgres",
-							   PGC_POSTMASTER, GUC_LIST_INPUT, NULL, NULL, NULL);
+
+	/*
+	 * A postmaster setting can only be created while preloading (later it is
+	 * FATAL); without preload there is no worker for it to configure.
+	 */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomStringVariable("checkout.database",
+								   "Databases the background worker sweeps (comma list).",
+								   NULL,
+								   &database_list_string, "postgres",
+								   PGC_POSTMASTER, GUC_LIST_INPUT,
+								   check_database_list, assign_database_list, NULL);
 
 	MarkGUCPrefixReserved("checkout");
 

@@ -56,7 +56,6 @@ extern int	checkout_log_event_mask;	/* EVC_* bits, from checkout.log_events */
 extern int	checkout_log_destination;	/* LOG_DEST_* */
 extern char *checkout_payment_gateway;
 extern char *checkout_notify_channel;
-extern char *checkout_database_list;
 
 /* ---- phases: values match the order of enum checkout.phase ---- */
 typedef enum CheckoutPhase

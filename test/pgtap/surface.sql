@@ -86,7 +86,7 @@ SELECT is((SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod),
 
 -- tables and views
 SELECT tables_are('checkout', ARRAY['inventory', 'locks', 'lock_lines', 'reservations', 'price_snapshots', 'orders',
-                                    'compensations', 'events']);
+                                    'compensations', 'events', 'payment_metadata']);
 SELECT views_are('checkout', ARRAY['active_locks', 'stuck_reservations', 'stats']);
 SELECT columns_are('checkout', 'inventory', ARRAY['sku', 'on_hand', 'reserved', 'unit_price']);
 SELECT col_is_pk('checkout', 'inventory', 'sku', 'inventory is keyed by sku');
