@@ -37,6 +37,11 @@ PGTAP_TESTDB = checkout_tap
 CONTRACT     = ../shared/contract/surface.sql
 PG_PROVE     = pg_prove
 
+# PHP: the Laravel package's TAP scripts (clients/laravel), run by prove with
+# php against the server of PGHOST/PGPORT as superuser PGUSER; each file makes
+# and drops a database of its own (not one checkout.database names).
+PHP_TESTS    = $(sort $(wildcard clients/laravel/tests/*.php))
+
 PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -44,7 +49,7 @@ include $(PGXS)
 PG_PROVE_FLAGS += -I $(srcdir)/test/perl
 PSQL = '$(bindir)/psql' -X -q -v ON_ERROR_STOP=1
 
-.PHONY: isolation_db prove_installcheck pgtap_installcheck test demo bench stress fuzz flash
+.PHONY: isolation_db prove_installcheck pgtap_installcheck php_installcheck test demo bench stress fuzz flash
 
 # the settings pg_regress gives the databases it creates
 isolation_db:
@@ -74,6 +79,9 @@ pgtap_installcheck:
 		-c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION checkout'
 	$(PG_PROVE) --psql-bin '$(bindir)/psql' -d '$(PGTAP_TESTDB)' $(PROVE_FLAGS) \
 		$(PGTAP_TESTS) $(wildcard $(CONTRACT))
+
+php_installcheck:
+	prove --exec php $(PROVE_FLAGS) $(PHP_TESTS)
 
 test:
 	bash test/run_tests.sh

@@ -23,7 +23,9 @@ export PG_CONFIG
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 CHECKOUT_PACKAGES=(postgresql-15 postgresql-server-dev-15 libipc-run-perl postgresql-15-pgtap
-                   libtap-parser-sourcehandler-pgtap-perl sqlsmith make gcc)
+                   libtap-parser-sourcehandler-pgtap-perl sqlsmith make gcc
+                   php-cli php-pgsql php-laravel-framework
+                   prometheus-postgres-exporter prometheus libyaml-libyaml-perl)
 
 CLUSTER_DIR=
 CLUSTER_LOG=

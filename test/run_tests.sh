@@ -8,18 +8,20 @@
 #               contract ../shared/contract/surface.sql when it is there)
 #   TAP         make prove_installcheck                 (test/t/*.pl; each test starts
 #               its own clusters, as the postgres OS user in a copy it can write)
+#   php         make php_installcheck                   (clients/laravel/tests/*.php,
+#               the Laravel package; each file makes a database of its own)
 # A failing suite does not stop the others.  The last line is "N passed, M failed"
 # (tests, summed over the suites); the exit status is non-zero when M > 0 or a
 # suite could not run.
 #
-# Environment: SUITES (default "regress isolation pgtap tap"), SUITE_TIMEOUT
+# Environment: SUITES (default "regress isolation pgtap tap php"), SUITE_TIMEOUT
 # (seconds per suite, default 600), PROVE_JOBS (parallel TAP files, default 1).
 set -uo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT" || exit 1
 
-SUITES=${SUITES:-regress isolation pgtap tap}
+SUITES=${SUITES:-regress isolation pgtap tap php}
 SUITE_TIMEOUT=${SUITE_TIMEOUT:-600}
 MAKE=(make -s PG_CONFIG="$PG_CONFIG")
 
@@ -134,6 +136,14 @@ suite_tap() {
 	suite_harness TAP "$log" "$rc" ""
 }
 
+suite_php() {
+	local log rc
+	log=$(make_tmpdir)/run.log
+	run_logged "$log" "${MAKE[@]}" php_installcheck PROVE_FLAGS=--timer
+	rc=$?
+	suite_harness php "$log" "$rc" ""
+}
+
 started=$(date +%s)
 ensure_packages
 build_install
@@ -145,6 +155,7 @@ for s in $SUITES; do
 	isolation) log_step "isolation"; suite_pg_regress isolation output_iso/regression.diffs REGRESS= ;;
 	pgtap) log_step "pgTAP"; suite_pgtap ;;
 	tap) log_step "TAP (prove)"; suite_tap ;;
+	php) log_step "PHP (Laravel package)"; suite_php ;;
 	*) suite_error "$s" "unknown suite" ;;
 	esac
 done
