@@ -17,13 +17,15 @@ PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: test demo bench stress fuzz flash
+.PHONY: test demo bench bench-long stress fuzz flash
 test:
 	bash test/run_tests.sh
 demo:
 	bash test/demo.sh
 bench:
 	bash test/bench/run_bench.sh
+bench-long:
+	BENCH_LONG=1 bash test/bench/run_bench.sh
 stress:
 	bash test/stress.sh
 fuzz:
