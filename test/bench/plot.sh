@@ -67,9 +67,11 @@ unset logscale y
 set ylabel "extension / floor"
 set yrange [0:1.2]
 set title "throughput ratio, extension / DML floor (target 0.8)"
-plot 0.8 with lines lc rgb "#999999" dt 3 title "target 0.8", \
+plot 0.8 with lines lc rgb "#d62728" lw 1.5 dt 2 title "target 0.8", \
      "$dir/many-ratio" using 1:2 with linespoints ls 1 title "many skus", \
-     "$dir/hot-ratio" using 1:2 with linespoints ls 6 title "one hot sku"
+     "$dir/many-ratio" using 1:2:(sprintf("%.2f", \$2)) with labels offset 0,1 tc rgb "#1f77b4" notitle, \
+     "$dir/hot-ratio" using 1:2 with linespoints ls 6 title "one hot sku", \
+     "$dir/hot-ratio" using 1:2:(sprintf("%.2f", \$2)) with labels offset 0,-1 tc rgb "#ff7f0e" notitle
 
 set logscale y
 set yrange [*:*]

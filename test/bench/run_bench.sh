@@ -220,8 +220,30 @@ awk -F '\t' -v clients="$clients_list" '$1 == "status" { t[$3, $4] = $5; p50[$3,
 				p50["api", k] "/" p99["api", k], p50["pk", k] "/" p99["pk", k],
 				(p50["pk", k] > 0 ? p50["api", k] / p50["pk", k] : 0) } }' "$tsv" | tee -a "$summary"
 
-# ---- bench-long: the flatness figures ----
+# ---- bench-long: what logging and NOTIFY cost, and the flatness figures ----
 if [ "$long" = 1 ]; then
+	# server settings for every new session (the settings are superuser-only)
+	set_server() {
+		value -c "ALTER SYSTEM SET checkout.logging = $1" -c "ALTER SYSTEM SET checkout.notify_channel = '$2'" \
+			-c "SELECT pg_reload_conf()" >/dev/null
+	}
+	log_step "what the default logging and NOTIFY cost: the extension at 8 clients over $nskus skus, ${seconds}s each"
+	for variant in default quiet quiet default; do
+		if [ $variant = quiet ]; then set_server off ''; else set_server on checkout_events; fi
+		vacuum_all
+		measure "$work/settings-$variant" 8 $(((seconds + 1) / 2)) "$BENCH_DIR/api_checkout.sql" \
+			-D step=0 -D sku_lo=1 -D sku_hi="$nskus"
+	done
+	set_server on checkout_events
+	read -r cps_default _ <<<"$(figures "$work/settings-default" 4)"
+	read -r cps_quiet _ <<<"$(figures "$work/settings-quiet" 4)"
+	printf 'long\tsettings_default_checkouts_per_s\t%s\nlong\tsettings_quiet_checkouts_per_s\t%s\n' \
+		"$cps_default" "$cps_quiet" >>"$tsv"
+	note ""
+	note "the extension at 8 clients over many skus: default logging and NOTIFY $cps_default checkouts/s," \
+		"checkout.logging = off and no notify_channel $cps_quiet checkouts/s" \
+		"(default/quiet $(awk -v a="$cps_default" -v b="$cps_quiet" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'))"
+	invariants $((unfinished + 32))
 	source "$BENCH_DIR/flatness.sh"
 fi
 
