@@ -49,7 +49,7 @@ include $(PGXS)
 PG_PROVE_FLAGS += -I $(srcdir)/test/perl
 PSQL = '$(bindir)/psql' -X -q -v ON_ERROR_STOP=1
 
-.PHONY: isolation_db prove_installcheck pgtap_installcheck php_installcheck test demo bench stress fuzz flash
+.PHONY: isolation_db prove_installcheck pgtap_installcheck php_installcheck test demo bench bench-long stress fuzz flash
 
 # the settings pg_regress gives the databases it creates
 isolation_db:
@@ -89,6 +89,8 @@ demo:
 	bash test/demo.sh
 bench:
 	bash test/bench/run_bench.sh
+bench-long:
+	BENCH_LONG=1 bash test/bench/run_bench.sh
 stress:
 	bash test/stress.sh
 fuzz:

@@ -12,7 +12,8 @@
 #   as_root CMD...           run CMD as root (sudo when not root)
 #
 # Environment knobs: CHECKOUT_TEST_DB (default checkout_test), CHECKOUT_NO_PRELOAD=1
-# (leave shared_preload_libraries out; for debugging the harness only).
+# (leave shared_preload_libraries out; for debugging the harness only),
+# CHECKOUT_PORTS (range the cluster's port is picked from, default 5440-6439).
 
 # PG_BINDIR may point at a relocated copy of PostgreSQL 15 (test/private_pg.sh;
 # README, "Tests"); the default is Debian's.
@@ -124,6 +125,8 @@ _port_free() {
 # start_cluster [extra postgresql.conf lines...]
 start_cluster() {
 	local db=${CHECKOUT_TEST_DB:-checkout_test} port line tries=0 out
+	local ports=${CHECKOUT_PORTS:-5440-6439}
+	local port_lo=${ports%-*} port_hi=${ports#*-}
 	log_step "starting a throwaway cluster"
 	CLUSTER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/checkout_pg.XXXXXX") || die "mktemp failed"
 	# the directory holds the socket: traversable by the caller, owned by postgres
@@ -135,7 +138,7 @@ start_cluster() {
 		--no-sync -E UTF8 --locale=C.UTF-8 2>&1) || { printf '%s\n' "$out" >&2; die "initdb failed"; }
 
 	while :; do
-		port=$((5440 + RANDOM % 1000))
+		port=$((port_lo + RANDOM % (port_hi - port_lo + 1)))
 		_port_free "$port" && break
 		tries=$((tries + 1))
 		[ $tries -lt 50 ] || die "no free port found"
