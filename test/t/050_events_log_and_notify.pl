@@ -7,7 +7,10 @@
 #    checkout.events, in order;
 #  - a rolled-back transaction leaves neither a line nor a row nor a NOTIFY;
 #  - the sweeper's expiry is logged by the sweeper and its void_required and
-#    expired NOTIFYs reach a listening session, from the sweeper's PID.
+#    expired NOTIFYs reach a listening session, from the sweeper's PID;
+#    void_required names its compensation row by id (payloads carry
+#    identifiers only, see 080_notify_and_forged_logs.pl);
+#  - the started event names the session by a fingerprint, never its id.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -15,6 +18,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use JSON::PP;
 use Time::HiRes qw(usleep);
+use Digest::SHA qw(sha256_hex);
 
 my $node = PostgreSQL::Test::Cluster->new('events');
 $node->init;
@@ -76,7 +80,7 @@ my $got = '';
 for my $try (1 .. 100)
 {
 	$got .= $listener->query('SELECT 1') . "\n";
-	last if $got =~ /"event":"expired","lock_id":$exp,/;
+	last if $got =~ /"event":"expired","lock_id":$exp[,}]/;
 	usleep(100_000);
 }
 my @notes;
@@ -88,11 +92,14 @@ my @from_sweeper = grep { $_->{payload}{lock_id} == $exp } @notes;
 is_deeply([ map { $_->{payload}{event} } @from_sweeper ], [ 'void_required', 'expired' ],
 	'the expiry NOTIFYs void_required, then expired');
 is_deeply([ map { $_->{pid} } @from_sweeper ], [ $sweeper, $sweeper ], '... sent by the sweeper');
-is($from_sweeper[0]{payload}{reference}, 'auth-e', '... void_required names the authorisation to void');
+is(sql('SELECT kind || \' \' || reference FROM checkout.compensations WHERE resolved_at IS NULL AND compensation_id = '
+	  . ($from_sweeper[0]{payload}{compensation_id} // 0) . " AND lock_id = $exp"),
+	'void_required auth-e', '... void_required names the compensation row: void the authorisation auth-e');
 is_deeply([ sort map { $_->{payload}{event} } grep { $_->{payload}{lock_id} != $exp } @notes ],
 	[ 'completed', 'failed', 'failed', 'refund_required', 'refund_required', 'void_required' ],
 	'the other NOTIFYs: completed, two failures, the refused capture and the cancelled capture refunded, the void');
-ok(!grep({ $_->{payload}{cart_id} eq 't-rolled-back' } @notes), 'a rolled-back transaction notifies nothing');
+my %committed = map { $_ => 1 } split /\n/, sql('SELECT lock_id FROM checkout.locks');
+ok(!grep({ !$committed{ $_->{payload}{lock_id} } } @notes), 'a rolled-back transaction notifies nothing');
 $listener->quit;
 
 # the server log
@@ -116,7 +123,8 @@ is_deeply([ sort keys %events ], [ sort @all_events ], 'every kind of event was 
 is_deeply([ sort keys %{ { map { $_->{detail}{step} => 1 } grep { $_->{event} eq 'rollback step completed' } @lines } } ],
 	[ 'order_cancelled', 'refund_required', 'release_reservations', 'void_required' ], 'every rollback step was logged');
 my ($started) = grep { $_->{event} eq 'started' && $_->{detail}{lock_id} == $ok } @lines;
-is($started->{detail}{session_id}, 's', 'started names the session');
+is($started->{detail}{session}, substr(sha256_hex('s'), 0, 16), 'started names the session by its fingerprint');
+ok(!grep({ exists $_->{detail}{session_id} } @lines), '... and no line carries a session_id');
 is(sql("SELECT '$started->{detail}{expires_at}'::timestamptz < expires_at FROM checkout.locks WHERE lock_id = $ok"), 't',
 	'started carries the first deadline, which extended moved');
 my ($drift) = grep { $_->{event} eq 'price drift' } @lines;
