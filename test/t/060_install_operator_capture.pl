@@ -259,11 +259,16 @@ is(as_app("SELECT error_code FROM checkout_fail((checkout_start('cap-fail', 's7'
 	'KC014', 'checkout_fail');
 # an overdue lock, expired by checkout_cleanup_expired
 my $due = as_app("SELECT lock_id FROM checkout_advance((checkout_start('cap-due', 's8', $one)).lock_id, 's8', until => 'inventory_reservation')");
-$node->safe_psql('d', "UPDATE checkout.locks SET created_at = pg_catalog.now() OPERATOR(pg_catalog.-) interval '20 minutes',
-	expires_at = pg_catalog.now() OPERATOR(pg_catalog.-) interval '10 minutes' WHERE lock_id OPERATOR(pg_catalog.=) ${due}::bigint");
-like(as_admin("SELECT * FROM checkout_verify()"), qr/active_lock_past_deadline\|$due\|/, 'verify reports the overdue lock');
-$node->safe_psql('d', "SELECT checkout_cleanup_expired()");
-is(as_app("SELECT state FROM checkout_status($due, 's8')"), 'expired', 'checkout_cleanup_expired expired it');
+# (one transaction, so that the sweeper cannot expire it first)
+my $verified = $node->safe_psql('d', "BEGIN;
+	UPDATE checkout.locks SET created_at = pg_catalog.now() OPERATOR(pg_catalog.-) interval '20 minutes',
+	    expires_at = pg_catalog.now() OPERATOR(pg_catalog.-) interval '10 minutes' WHERE lock_id OPERATOR(pg_catalog.=) ${due}::bigint;
+	SELECT invariant, subject FROM checkout_verify();
+	SELECT 'expired: ' || checkout_cleanup_expired();
+	COMMIT;");
+like($verified, qr/^active_lock_past_deadline\|$due$/m, 'checkout_verify reports the overdue lock');
+like($verified, qr/^expired: 1$/m, 'checkout_cleanup_expired expires it');
+is(as_app("SELECT state FROM checkout_status($due, 's8')"), 'expired', '... as the application sees');
 # an abandoned lock, expired by the sweeper (superuser)
 my $swept = as_app(qq{SELECT lock_id FROM checkout_advance((checkout_start('cap-swept', 's9', $one, interval '1 second')).lock_id,
 	's9', '{"reference":"auth-s","amount":1000}', until => 'payment_authorization')});

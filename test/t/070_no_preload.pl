@@ -31,8 +31,8 @@ is($out, 'checkout', 'CREATE EXTENSION checkout works and leaves the session ali
 unlike($err, qr/FATAL|server closed the connection/, '... without a FATAL');
 like($err, qr/NOTICE:  [^\n]*background worker/i, '... and a NOTICE says no background worker runs');
 note("CREATE EXTENSION said: $err");
-is($node->safe_psql('postgres', q{LOAD 'checkout'; SELECT current_setting('checkout.database', true) IS NULL}), 't',
-	'checkout.database is not defined without preload');
+($rc, $out, $err) = $node->psql('postgres', q{LOAD 'checkout'; SELECT current_setting('checkout.database', true) IS NULL});
+is($out, 't', 'checkout.database is not defined without preload');
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 my $one = q{'[{"line_id":"1","sku":"NP-1","quantity":2,"unit_price":500}]'};
