@@ -24,11 +24,14 @@ use Time::HiRes qw(usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('forgery');
 $node->init;
+# log_statement = none: the TAP cluster logs every statement, and statements
+# are the client's own text; what is tested is what the extension writes
 $node->append_conf('postgresql.conf', q{
 shared_preload_libraries = 'checkout'
 checkout.database = 'postgres'
 checkout.log_events = 'all'
 checkout.log_destination = 'both'
+log_statement = none
 });
 $node->start;
 $node->safe_psql('postgres', q{
