@@ -3,7 +3,7 @@
 -- application cannot lift the cart cap, loosen price drift, silence or
 -- redirect events; the default TTL stays the application's own choice.
 BEGIN;
-SELECT plan(23);
+SELECT plan(22);
 
 CREATE ROLE tap_sp_app NOLOGIN IN ROLE checkout_app;
 CREATE ROLE tap_sp_admin NOLOGIN IN ROLE checkout_admin;
