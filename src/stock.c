@@ -183,10 +183,9 @@ enum
  * probe by key, the checkout's own path) or for a set (lock_id = ANY ($1):
  * planned per call, for the sizes of a sweep).
  */
-#define HELD_SKUS(filter) \
-	"SELECT r.sku FROM checkout.reservations r WHERE " filter
 #define LOCK_SQL(filter) \
-	"SELECT i.sku FROM checkout.inventory i WHERE i.sku IN (" HELD_SKUS(filter) ") " \
+	"SELECT i.sku FROM checkout.inventory i " \
+	"WHERE i.sku IN (SELECT r.sku FROM checkout.reservations r WHERE " filter ") " \
 	"ORDER BY i.sku FOR NO KEY UPDATE"
 #define MOVE_SQL(filter, set_clause) \
 	"WITH gone AS (DELETE FROM checkout.reservations r WHERE " filter " " \
@@ -202,11 +201,19 @@ enum
 	{.sql = sql_text, .nargs = 1, .argtypes = {argtype}, .generic = is_generic, \
 	 .columns = {"lock_id", "sku", "quantity"}}
 
-/* [set?][sell?] */
+/*
+ * [set?]  For one lock: its reservations in sku order (the primary key's
+ * order), each inventory row locked as it comes, by key: a join the planner
+ * could turn into a merge over the whole catalog's index is not offered.
+ */
 static Statement lock_stmts[2] = {
-	{.sql = LOCK_SQL(ONE), .nargs = 1, .argtypes = {INT8OID}, .generic = true},
+	{.sql = "SELECT x.sku FROM (SELECT r.sku FROM checkout.reservations r WHERE r.lock_id = $1 "
+		"                       ORDER BY r.sku) r, "
+		"LATERAL (SELECT i.sku FROM checkout.inventory i WHERE i.sku = r.sku FOR NO KEY UPDATE) x",
+	 .nargs = 1, .argtypes = {INT8OID}, .generic = true},
 	{.sql = LOCK_SQL(SET), .nargs = 1, .argtypes = {INT8ARRAYOID}},
 };
+/* [set?][sell?] */
 static Statement move_stmts[2][2] = {
 	{MOVE_STATEMENT(MOVE_SQL(ONE, RELEASE), INT8OID, true),
 	 MOVE_STATEMENT(MOVE_SQL(ONE, SELL), INT8OID, true)},
