@@ -15,17 +15,18 @@
 # (leave shared_preload_libraries out; for debugging the harness only),
 # CHECKOUT_PORTS (range the cluster's port is picked from, default 5440-6439).
 
-# PG_BINDIR may point at a relocated copy of PostgreSQL 15 (see README,
-# "Testing without touching the system install"); the default is Debian's.
+# PG_BINDIR may point at a relocated copy of PostgreSQL 15 (test/private_pg.sh;
+# README, "Tests"); the default is Debian's.
 PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
 PG_CONFIG=$PG_BINDIR/pg_config
-PG_PGXS_TEST=$(dirname "$PG_BINDIR")/lib/pgxs/src/test
 export PG_CONFIG
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 CHECKOUT_PACKAGES=(postgresql-15 postgresql-server-dev-15 libipc-run-perl postgresql-15-pgtap
-                   libtap-parser-sourcehandler-pgtap-perl sqlsmith make gcc)
+                   libtap-parser-sourcehandler-pgtap-perl sqlsmith make gcc
+                   php-cli php-pgsql php-laravel-framework
+                   prometheus-postgres-exporter prometheus libyaml-libyaml-perl)
 
 CLUSTER_DIR=
 CLUSTER_LOG=
