@@ -3,8 +3,8 @@
 # as history grows and as one transaction grows?
 #   1. 8 clients over many skus, extension and floor, in an empty database
 #      and in one where $history finished checkouts were loaded into both
-#      schemas, taking turns (empty, history, history, empty) so that the
-#      shared machine's drift falls on both alike;
+#      schemas, taking turns of $slice seconds so that the shared machine's
+#      load falls on both alike;
 #   2. checkout_monitor(24) on that history;
 #   3. checkout_cleanup_expired releasing $due due locks of one hot sku, in
 #      batches of 10,000;
@@ -44,11 +44,14 @@ echo "   loaded in $(($(date +%s) - t0))s; checkout.locks with its indexes:" \
 	"$(value -c "SELECT pg_size_pretty(pg_total_relation_size('checkout.locks'))")"
 
 log_step "flatness 1/4: $flat_clients clients over $nskus skus, an empty database against $history finished checkouts, ${seconds}s each"
+vacuum_all bench_empty
+turns=$(((seconds + slice - 1) / slice))
 for side in api floor; do
-	for db in empty history history empty; do
-		vacuum_all "bench_$db"
-		PGDATABASE=bench_$db measure "$work/$db-$side" "$flat_clients" $(((seconds + 1) / 2)) \
-			"$BENCH_DIR/${side}_checkout.sql" -D step=0 -D sku_lo=1 -D sku_hi="$nskus"
+	for ((i = 0; i < turns; i++)); do
+		for db in $([ $((i % 2)) = 0 ] && echo "empty history" || echo "history empty"); do
+			PGDATABASE=bench_$db measure "$work/$db-$side" "$flat_clients" "$slice" \
+				"$BENCH_DIR/${side}_checkout.sql" -D step=0 -D sku_lo=1 -D sku_hi="$nskus"
+		done
 	done
 	for db in empty history; do
 		read -r cps _ <<<"$(figures "$work/$db-$side" 4)"
@@ -56,7 +59,7 @@ for side in api floor; do
 		printf 'long\t%s_%s_checkouts_per_s\t%s\n' "$db" "$side" "$cps" >>"$tsv"
 	done
 done
-unfinished_flat=$((4 * flat_clients))
+unfinished_flat=$((turns * flat_clients))
 for db in empty history; do
 	floor_var=cps_floor_$db api_var=cps_api_$db
 	echo "   $db: floor ${!floor_var}, extension ${!api_var} checkouts/s"
