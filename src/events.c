@@ -85,14 +85,19 @@ static const EventCategory event_categories[] = {
 typedef struct PendingEvent
 {
 	int			nest_level;
-	bool		is_row;			/* checkout.events row, else server-log line */
 	EventKind	kind;
 	int64		lock_id;
 	char	   *cart_id;
 	char	   *text;			/* the log line, or the row's detail JSON */
 } PendingEvent;
 
-static List *pending = NIL;
+/*
+ * Log lines wait for commit; table rows only for the end of the API call
+ * (events_flush), so they are kept apart: a long transaction's many log
+ * lines must not make every flush walk them.
+ */
+static List *pending_lines = NIL;
+static List *pending_rows = NIL;
 
 static bool
 logging_category(int category)
@@ -181,13 +186,19 @@ buffer_event(CheckoutEvent *ev, bool is_row)
 	PendingEvent *pe = palloc(sizeof(PendingEvent));
 
 	pe->nest_level = GetCurrentTransactionNestLevel();
-	pe->is_row = is_row;
 	pe->kind = ev->kind;
 	pe->lock_id = ev->lock_id;
 	pe->cart_id = ev->cart_id ? pstrdup(ev->cart_id) : NULL;
-	pe->text = is_row ? pstrdup(ev->json.data)
-		: psprintf("[checkout] %s %s", event_catalogue[ev->kind].name, ev->json.data);
-	pending = lappend(pending, pe);
+	if (is_row)
+	{
+		pe->text = pstrdup(ev->json.data);
+		pending_rows = lappend(pending_rows, pe);
+	}
+	else
+	{
+		pe->text = psprintf("[checkout] %s %s", event_catalogue[ev->kind].name, ev->json.data);
+		pending_lines = lappend(pending_lines, pe);
+	}
 	MemoryContextSwitchTo(old);
 }
 
@@ -237,7 +248,7 @@ events_flush(void)
 		.argtypes = {TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID},
 	};
 	ListCell   *lc;
-	int			n = 0;
+	int			n = list_length(pending_rows);
 	Datum	   *names,
 			   *ids,
 			   *carts,
@@ -247,8 +258,6 @@ events_flush(void)
 	int			dims[1];
 	int			lbs[1] = {1};
 
-	foreach(lc, pending)
-		n += ((PendingEvent *) lfirst(lc))->is_row ? 1 : 0;
 	if (n == 0)
 		return;
 
@@ -258,12 +267,10 @@ events_flush(void)
 	details = palloc(sizeof(Datum) * n);
 	cart_nulls = palloc0(sizeof(bool) * n);
 	n = 0;
-	foreach(lc, pending)
+	foreach(lc, pending_rows)
 	{
 		PendingEvent *pe = (PendingEvent *) lfirst(lc);
 
-		if (!pe->is_row)
-			continue;
 		names[n] = CStringGetTextDatum(event_catalogue[pe->kind].name);
 		ids[n] = Int64GetDatum(pe->lock_id);
 		if (pe->cart_id)
@@ -272,8 +279,9 @@ events_flush(void)
 			cart_nulls[n] = true;
 		details[n] = CStringGetTextDatum(pe->text);
 		n++;
-		pending = foreach_delete_current(pending, lc);
 	}
+	list_free_deep(pending_rows);
+	pending_rows = NIL;
 	dims[0] = n;
 	values[0] = PointerGetDatum(construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT));
 	values[1] = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
@@ -305,15 +313,16 @@ flush_log_lines(void)
 	ListCell   *lc;
 	bool		interesting = message_level_is_interesting(LOG);
 
-	foreach(lc, pending)
+	foreach(lc, pending_lines)
 	{
 		PendingEvent *pe = (PendingEvent *) lfirst(lc);
 
-		if (!pe->is_row && interesting)
+		if (interesting)
 			ereport(LOG, (errmsg_internal("%s", pe->text),
 						  errhidestmt(true), errhidecontext(true)));
 	}
-	pending = NIL;
+	pending_lines = NIL;
+	pending_rows = NIL;			/* none: each API call flushes its own */
 }
 
 static void
@@ -328,22 +337,19 @@ events_xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			pending = NIL;		/* the memory goes with the transaction */
+			pending_lines = NIL;	/* the memory goes with the transaction */
+			pending_rows = NIL;
 			break;
 		default:
 			break;
 	}
 }
 
-static void
-events_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-						SubTransactionId parentSubid, void *arg)
+static List *
+pending_at_subxact_end(List *pending, SubXactEvent event, int level)
 {
-	int			level = GetCurrentTransactionNestLevel();
 	ListCell   *lc;
 
-	if (pending == NIL)
-		return;
 	foreach(lc, pending)
 	{
 		PendingEvent *pe = (PendingEvent *) lfirst(lc);
@@ -355,6 +361,17 @@ events_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		else if (event == SUBXACT_EVENT_COMMIT_SUB)
 			pe->nest_level = level - 1;
 	}
+	return pending;
+}
+
+static void
+events_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+
+	pending_lines = pending_at_subxact_end(pending_lines, event, level);
+	pending_rows = pending_at_subxact_end(pending_rows, event, level);
 }
 
 void

@@ -102,20 +102,21 @@ stock_first_unknown_line(int64 lock_id, char **line_id, char **sku)
 bool
 stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortfall)
 {
-	static Statement hold = {
-		.sql = "INSERT INTO checkout.reservations (lock_id, sku, quantity) "
-		"SELECT $1, t.sku, t.q "
-		"FROM ROWS FROM (pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::int8[])) AS t(sku, q)",
+	/*
+	 * The rows are locked already (stock_load_cart).  The ledger update joins
+	 * the reservations just inserted; `sku = ANY ($2)` lets the generic plan
+	 * find the cart's rows through the primary key rather than scan the
+	 * catalog.
+	 */
+	static Statement reserve = {
+		.sql = "WITH held AS (INSERT INTO checkout.reservations (lock_id, sku, quantity) "
+		"                   SELECT $1, t.sku, t.q "
+		"                   FROM ROWS FROM (pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::int8[])) AS t(sku, q) "
+		"                   RETURNING sku, quantity) "
+		"UPDATE checkout.inventory i SET reserved = i.reserved + h.quantity "
+		"FROM held h WHERE i.sku = h.sku AND i.sku = ANY ($2)",
 		.nargs = 3,
 		.argtypes = {INT8OID, TEXTARRAYOID, INT8ARRAYOID},
-		.generic = true,
-	};
-	/* joined through the reservations just made: a generic plan that probes by key */
-	static Statement move = {
-		.sql = "UPDATE checkout.inventory i SET reserved = i.reserved + r.quantity "
-		"FROM checkout.reservations r WHERE r.lock_id = $1 AND i.sku = r.sku",
-		.nargs = 1,
-		.argtypes = {INT8OID},
 		.generic = true,
 	};
 	char	  **skus = palloc(sizeof(char *) * cart->n_found);
@@ -158,8 +159,7 @@ stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortf
 	values[0] = Int64GetDatum(lock->lock_id);
 	values[1] = text_array(skus, n);
 	values[2] = int8_array(wanted, n);
-	stmt_exec(&hold, values, NULL, false);
-	stmt_exec(&move, values, NULL, false);
+	stmt_exec(&reserve, values, NULL, false);
 
 	if (event_wanted(EV_STOCK_RESERVED))
 	{
@@ -183,10 +183,9 @@ enum
  * probe by key, the checkout's own path) or for a set (lock_id = ANY ($1):
  * planned per call, for the sizes of a sweep).
  */
-#define HELD_SKUS(filter) \
-	"SELECT r.sku FROM checkout.reservations r WHERE " filter
 #define LOCK_SQL(filter) \
-	"SELECT i.sku FROM checkout.inventory i WHERE i.sku IN (" HELD_SKUS(filter) ") " \
+	"SELECT i.sku FROM checkout.inventory i " \
+	"WHERE i.sku IN (SELECT r.sku FROM checkout.reservations r WHERE " filter ") " \
 	"ORDER BY i.sku FOR NO KEY UPDATE"
 #define MOVE_SQL(filter, set_clause) \
 	"WITH gone AS (DELETE FROM checkout.reservations r WHERE " filter " " \
@@ -202,11 +201,19 @@ enum
 	{.sql = sql_text, .nargs = 1, .argtypes = {argtype}, .generic = is_generic, \
 	 .columns = {"lock_id", "sku", "quantity"}}
 
-/* [set?][sell?] */
+/*
+ * [set?]  For one lock: its reservations in sku order (the primary key's
+ * order), each inventory row locked as it comes, by key: a join the planner
+ * could turn into a merge over the whole catalog's index is not offered.
+ */
 static Statement lock_stmts[2] = {
-	{.sql = LOCK_SQL(ONE), .nargs = 1, .argtypes = {INT8OID}, .generic = true},
+	{.sql = "SELECT x.sku FROM (SELECT r.sku FROM checkout.reservations r WHERE r.lock_id = $1 "
+		"                       ORDER BY r.sku) r, "
+		"LATERAL (SELECT i.sku FROM checkout.inventory i WHERE i.sku = r.sku FOR NO KEY UPDATE) x",
+	 .nargs = 1, .argtypes = {INT8OID}, .generic = true},
 	{.sql = LOCK_SQL(SET), .nargs = 1, .argtypes = {INT8ARRAYOID}},
 };
+/* [set?][sell?] */
 static Statement move_stmts[2][2] = {
 	{MOVE_STATEMENT(MOVE_SQL(ONE, RELEASE), INT8OID, true),
 	 MOVE_STATEMENT(MOVE_SQL(ONE, SELL), INT8OID, true)},
