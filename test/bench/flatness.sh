@@ -1,8 +1,10 @@
 # test/bench/flatness.sh — sourced by run_bench.sh for make bench-long, after
 # the main runs, with its functions and settings: does the extension stay flat
 # as history grows and as one transaction grows?
-#   1. 8 clients over many skus, extension and floor, in an empty database,
-#      then again after $history finished checkouts were loaded into both;
+#   1. 8 clients over many skus, extension and floor, in an empty database
+#      and in one where $history finished checkouts were loaded into both
+#      schemas, taking turns of $slice seconds so that the shared machine's
+#      load falls on both alike;
 #   2. checkout_monitor(24) on that history;
 #   3. checkout_cleanup_expired releasing $due due locks of one hot sku, in
 #      batches of 10,000;
@@ -11,11 +13,12 @@
 # Rows go to the TSV as "long <figure> <value>", lines to the summary.
 
 flat_clients=8
-flat_db=bench_history
 saved_db=$PGDATABASE
-value -d postgres -c "CREATE DATABASE $flat_db" >/dev/null
-setup_db "$flat_db"
-export PGDATABASE=$flat_db
+for db in bench_empty bench_history; do
+	value -d postgres -c "CREATE DATABASE $db" >/dev/null
+	setup_db "$db"
+done
+export PGDATABASE=bench_history
 
 # elapsed CMD...: runs CMD, prints its wall-clock seconds, returns its status
 elapsed() {
@@ -26,28 +29,9 @@ elapsed() {
 	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f\n", b - a }'
 	return $rc
 }
-# flat_point LABEL: extension and floor at $flat_clients clients over many
-# skus; sets cps_floor_LABEL and cps_api_LABEL
-flat_point() {
-	local side f
-	vacuum_all
-	abba floor api "$work/$1-@side@" "$flat_clients" "$seconds" \
-		"$BENCH_DIR/@side@_checkout.sql" -D step=0 -D sku_lo=1 -D sku_hi="$nskus"
-	for side in floor api; do
-		read -r -a f <<<"$(figures "$work/$1-$side" 4)"
-		printf -v "cps_${side}_$1" '%s' "${f[0]}"
-		printf 'long\t%s_%s_checkouts_per_s\t%s\n' "$1" "$side" "${f[0]}" >>"$tsv"
-	done
-}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
-unfinished_flat=0
 
-log_step "flatness 1/4: $flat_clients clients over $nskus skus in an empty database, ${seconds}s each side"
-flat_point empty
-unfinished_flat=$((unfinished_flat + 2 * flat_clients))
-echo "   empty: floor $cps_floor_empty, extension $cps_api_empty checkouts/s (ratio $(ratio "$cps_api_empty" "$cps_floor_empty"))"
-
-log_step "loading $history finished checkouts of the last 30 days into both schemas (set-based)"
+log_step "loading $history finished checkouts of the last 30 days into both schemas of bench_history (set-based)"
 t0=$(date +%s)
 for schema in checkout floor; do
 	value -v schema="$schema" -v locks="$history" -v days=30 -v nskus="$nskus" \
@@ -58,14 +42,29 @@ echo "   $(($(date +%s) - t0))s: VACUUM ANALYZE"
 vacuum_all
 echo "   loaded in $(($(date +%s) - t0))s; checkout.locks with its indexes:" \
 	"$(value -c "SELECT pg_size_pretty(pg_total_relation_size('checkout.locks'))")"
-invariants "$unfinished_flat"
 
-log_step "flatness 1/4, again: $flat_clients clients over $nskus skus after $history finished checkouts, ${seconds}s each side"
-flat_point history
-unfinished_flat=$((unfinished_flat + 2 * flat_clients))
-echo "   after history: floor $cps_floor_history, extension $cps_api_history checkouts/s" \
-	"(ratio $(ratio "$cps_api_history" "$cps_floor_history"))"
-invariants "$unfinished_flat"
+log_step "flatness 1/4: $flat_clients clients over $nskus skus, an empty database against $history finished checkouts, ${seconds}s each"
+vacuum_all bench_empty
+turns=$(((seconds + slice - 1) / slice))
+for side in api floor; do
+	for ((i = 0; i < turns; i++)); do
+		for db in $([ $((i % 2)) = 0 ] && echo "empty history" || echo "history empty"); do
+			PGDATABASE=bench_$db measure "$work/$db-$side" "$flat_clients" "$slice" \
+				"$BENCH_DIR/${side}_checkout.sql" -D step=0 -D sku_lo=1 -D sku_hi="$nskus"
+		done
+	done
+	for db in empty history; do
+		read -r cps _ <<<"$(figures "$work/$db-$side" 4)"
+		printf -v "cps_${side}_$db" '%s' "$cps"
+		printf 'long\t%s_%s_checkouts_per_s\t%s\n' "$db" "$side" "$cps" >>"$tsv"
+	done
+done
+unfinished_flat=$((turns * flat_clients))
+for db in empty history; do
+	floor_var=cps_floor_$db api_var=cps_api_$db
+	echo "   $db: floor ${!floor_var}, extension ${!api_var} checkouts/s"
+	invariants "$unfinished_flat" "bench_$db"
+done
 
 log_step "flatness 2/4: checkout_monitor(24) on that history (5 runs, a fresh connection each)"
 monitor_ms=$(for _ in 1 2 3 4 5; do
@@ -134,9 +133,9 @@ note ""
 note "flatness (make bench-long), $flat_clients clients over $nskus skus, whole checkouts/s:"
 note "$(printf '  %-34s floor %7s, extension %7s (ratio %s)' "empty database:" "$cps_floor_empty" "$cps_api_empty" \
 	"$(ratio "$cps_api_empty" "$cps_floor_empty")")"
-note "$(printf '  %-34s floor %7s, extension %7s (ratio %s)' "after $history finished checkouts:" "$cps_floor_history" \
+note "$(printf '  %-34s floor %7s, extension %7s (ratio %s)' "with $history finished checkouts:" "$cps_floor_history" \
 	"$cps_api_history" "$(ratio "$cps_api_history" "$cps_floor_history")")"
-note "  extension after/empty $(ratio "$cps_api_history" "$cps_api_empty") (target >= 0.9); floor after/empty $(ratio "$cps_floor_history" "$cps_floor_empty")"
+note "  extension with history / empty $(ratio "$cps_api_history" "$cps_api_empty") (target >= 0.9); floor with history / empty $(ratio "$cps_floor_history" "$cps_floor_empty")"
 note "checkout_monitor(24) on that history: best $monitor_best ms, median $monitor_median ms (target < 1 s)"
 note "checkout_cleanup_expired, $due due locks of one hot sku, s per 10,000: ${cleanup_times[*]} (target < 2 s)"
 note "$one_tx start + advance to inventory_reservation on one hot sku: separate transactions ${one_tx_separate}s," \

@@ -14,6 +14,7 @@
 #   BENCH_STATUS_SECONDS (5 [10]) seconds per checkout_status / SELECT point
 #   BENCH_CLIENTS ("1 2 4 8 16")  client counts
 #   BENCH_SKUS (10000)           skus of the "many skus" runs
+#   BENCH_SLICE (5)              seconds of one turn: the sides take turns
 #   BENCH_JOBS (2)               pgbench threads
 #   BENCH_OUT (test/bench/results) where bench.tsv, summary.txt, bench.png go
 #   BENCH_HISTORY (1000000)      finished checkouts of the history (bench-long)
@@ -25,11 +26,12 @@ cd "$REPO_ROOT"
 BENCH_DIR=$REPO_ROOT/test/bench
 
 long=${BENCH_LONG:-0}
-if [ "$long" = 1 ]; then def_seconds=30 def_status=10; else def_seconds=10 def_status=5; fi
+if [ "$long" = 1 ]; then def_seconds=30 def_status=10; else def_seconds=10 def_status=6; fi
 seconds=${BENCH_SECONDS:-$def_seconds}
 status_seconds=${BENCH_STATUS_SECONDS:-$def_status}
 clients_list=${BENCH_CLIENTS:-1 2 4 8 16}
 nskus=${BENCH_SKUS:-10000}
+slice=${BENCH_SLICE:-5}
 jobs=${BENCH_JOBS:-2}
 out=${BENCH_OUT:-$BENCH_DIR/results}
 history=${BENCH_HISTORY:-1000000}
@@ -102,16 +104,18 @@ figures() {
 				  for (c = 0; c < calls; c++) printf " %.3f %.3f", at(c, 0.5), at(c, 0.99); print "" }'
 }
 
-# abba A B PREFIX-PATTERN CLIENTS SECONDS ARGS...: measures A and B in the
-# order A B B A, each for half of SECONDS, so that a drift in the shared
-# machine's load falls on both alike; the side's name replaces @side@ in
-# PREFIX-PATTERN and in ARGS
-abba() {
-	local a=$1 b=$2 pattern=$3 clients=$4 secs=$5 half side
+# alternate A B PREFIX-PATTERN CLIENTS SECONDS ARGS...: measures A and B for
+# SECONDS each, in slices of $slice seconds taken in turns A B B A A B ...,
+# so that the load of a shared machine, drifting or in bursts, falls on both
+# alike; the side's name replaces @side@ in PREFIX-PATTERN and in ARGS
+alternate() {
+	local a=$1 b=$2 pattern=$3 clients=$4 secs=$5 n i side
 	shift 5
-	half=$(((secs + 1) / 2))
-	for side in "$a" "$b" "$b" "$a"; do
-		measure "${pattern//@side@/$side}" "$clients" "$half" "${@//@side@/$side}"
+	n=$(((secs + slice - 1) / slice))
+	for ((i = 0; i < n; i++)); do
+		for side in $([ $((i % 2)) = 0 ] && echo "$a $b" || echo "$b $a"); do
+			measure "${pattern//@side@/$side}" "$clients" "$slice" "${@//@side@/$side}"
+		done
 	done
 }
 
@@ -138,7 +142,7 @@ version=$(value -c "SELECT extversion FROM pg_extension WHERE extname = 'checkou
 commit=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 {
 	echo "# checkout $version ($commit), $(date -u '+%Y-%m-%d %H:%M UTC'), $machine"
-	echo "# make bench$([ "$long" = 1 ] && echo -long): ${seconds}s per point, $nskus skus, synchronous_commit off, default logging"
+	echo "# make bench$([ "$long" = 1 ] && echo -long): ${seconds}s per side and point in ${slice}s turns, $nskus skus, synchronous_commit off, default logging"
 } >"$tsv"
 
 # ---- whole checkouts: extension and floor at each point, back to back ----
@@ -148,11 +152,11 @@ unfinished=0	# a run stopped by time leaves at most one unfinished checkout per 
 for mode in many hot; do
 	if [ "$mode" = many ]; then what="spread over $nskus skus" lo=1 hi=$nskus
 	else what="one hot sku (S-0)" lo=0 hi=0; fi
-	log_step "whole checkouts $what: extension and floor, ${seconds}s each (floor, api, api, floor), at $clients_list clients"
+	log_step "whole checkouts $what: extension and floor, ${seconds}s each in ${slice}s turns, at $clients_list clients"
 	for clients in $clients_list; do
 		point=$((point + 1))
 		vacuum_all
-		abba floor api "$work/@side@-$mode-$clients" "$clients" "$seconds" \
+		alternate floor api "$work/@side@-$mode-$clients" "$clients" "$seconds" \
 			"$BENCH_DIR/@side@_checkout.sql" -D step=0 -D sku_lo=$lo -D sku_hi=$hi
 		for side in floor api; do
 			read -r -a f <<<"$(figures "$work/$side-$mode-$clients" 4)"
@@ -164,18 +168,18 @@ for mode in many hot; do
 			"(ratio $(awk -v a="$cps_api" -v f="$cps_floor" 'BEGIN { printf "%.2f", (f > 0 ? a / f : 0) }'))"
 		echo "   p50/p99 ms, floor:     $lat_floor"
 		echo "   p50/p99 ms, extension: $lat_api"
-		unfinished=$((unfinished + 2 * clients))
+		unfinished=$((unfinished + (seconds + slice - 1) / slice * clients))
 		invariants "$unfinished"
 	done
 done
 
 # ---- checkout_status against a primary-key SELECT of the lock row ----
-log_step "checkout_status against a primary-key SELECT of the same lock row, ${status_seconds}s each (select, status, status, select)"
+log_step "checkout_status against a primary-key SELECT of the same lock row, ${status_seconds}s each in turns"
 read -r lid_lo lid_hi n_locks < <(value -F ' ' -c "SELECT min(lock_id), max(lock_id), count(*) FROM checkout.locks")
 [ "$n_locks" = $((lid_hi - lid_lo + 1)) ] || die "lock ids $lid_lo..$lid_hi have gaps; status runs need them all"
 echo "   over $n_locks locks (ids $lid_lo..$lid_hi)"
 for clients in $clients_list; do
-	abba pk api "$work/status-@side@-$clients" "$clients" "$status_seconds" \
+	slice=2 alternate pk api "$work/status-@side@-$clients" "$clients" "$status_seconds" \
 		"$BENCH_DIR/@side@_status.sql" -D lid_lo="$lid_lo" -D lid_hi="$lid_hi"
 	line="   $clients clients:"
 	for side in pk api; do
@@ -190,7 +194,7 @@ done
 log_step "results"
 : >"$summary"
 note "checkout $version ($commit) on $machine; $(date -u '+%Y-%m-%d %H:%M UTC')"
-note "command: make bench$([ "$long" = 1 ] && echo -long); ${seconds}s per point; synchronous_commit off, default logging"
+note "command: make bench$([ "$long" = 1 ] && echo -long); ${seconds}s per side and point in ${slice}s turns; synchronous_commit off, default logging"
 note ""
 note "whole checkouts per second (4 calls, each its own transaction); floor = the same row changes as raw SQL"
 awk -F '\t' -v clients="$clients_list" '$1 == "checkout" { v[$2, $3, $4] = $5 }
@@ -228,22 +232,26 @@ if [ "$long" = 1 ]; then
 			-c "SELECT pg_reload_conf()" >/dev/null
 	}
 	log_step "what the default logging and NOTIFY cost: the extension at 8 clients over $nskus skus, ${seconds}s each"
-	for variant in default quiet quiet default; do
-		if [ $variant = quiet ]; then set_server off ''; else set_server on checkout_events; fi
+	for variant in default no_notify no_logging no_logging no_notify default; do
+		case $variant in
+		default) set_server on checkout_events ;;
+		no_notify) set_server on '' ;;
+		no_logging) set_server off checkout_events ;;
+		esac
 		vacuum_all
 		measure "$work/settings-$variant" 8 $(((seconds + 1) / 2)) "$BENCH_DIR/api_checkout.sql" \
 			-D step=0 -D sku_lo=1 -D sku_hi="$nskus"
 	done
 	set_server on checkout_events
-	read -r cps_default _ <<<"$(figures "$work/settings-default" 4)"
-	read -r cps_quiet _ <<<"$(figures "$work/settings-quiet" 4)"
-	printf 'long\tsettings_default_checkouts_per_s\t%s\nlong\tsettings_quiet_checkouts_per_s\t%s\n' \
-		"$cps_default" "$cps_quiet" >>"$tsv"
+	for variant in default no_notify no_logging; do
+		read -r cps _ <<<"$(figures "$work/settings-$variant" 4)"
+		printf -v "cps_$variant" '%s' "$cps"
+		printf 'long\tsettings_%s_checkouts_per_s\t%s\n' "$variant" "$cps" >>"$tsv"
+	done
 	note ""
-	note "the extension at 8 clients over many skus: default logging and NOTIFY $cps_default checkouts/s," \
-		"checkout.logging = off and no notify_channel $cps_quiet checkouts/s" \
-		"(default/quiet $(awk -v a="$cps_default" -v b="$cps_quiet" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'))"
-	invariants $((unfinished + 32))
+	note "the extension at 8 clients over many skus, checkouts/s: default (logging on, NOTIFY on checkout_events)" \
+		"$cps_default; checkout.notify_channel = '' $cps_no_notify; checkout.logging = off $cps_no_logging"
+	invariants $((unfinished + 48))
 	source "$BENCH_DIR/flatness.sh"
 fi
 
