@@ -17,7 +17,7 @@ PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: test demo bench stress fuzz flash
+.PHONY: test demo bench stress fuzz flash failover
 test:
 	bash test/run_tests.sh
 demo:
@@ -30,3 +30,5 @@ fuzz:
 	bash test/fuzz.sh
 flash:
 	bash test/bench/flash_sale.sh
+failover:
+	bash test/failover.sh

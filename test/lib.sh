@@ -24,7 +24,8 @@ export PG_CONFIG
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 CHECKOUT_PACKAGES=(postgresql-15 postgresql-server-dev-15 libipc-run-perl postgresql-15-pgtap
-                   libtap-parser-sourcehandler-pgtap-perl sqlsmith make gcc)
+                   libtap-parser-sourcehandler-pgtap-perl sqlsmith make gcc
+                   postgresql-15-auto-failover pgbouncer)
 
 CLUSTER_DIR=
 CLUSTER_LOG=
