@@ -10,7 +10,7 @@
 # Environment: CHECKOUT_FAILOVER_CLIENTS (16), CHECKOUT_FAILOVER_LOAD (20 s),
 # CHECKOUT_FAILOVER_FAULTS ("kill9 stop_immediate postmaster_only"),
 # CHECKOUT_FAILOVER_MONITOR_DEFAULTS (1).  HA_TESTS names other test/t files
-# to run the same way (e.g. HA_TESTS="test/t/070_pgbouncer_transaction_pool.pl").
+# to run the same way, as paths under t/ (e.g. HA_TESTS="t/070_pgbouncer_transaction_pool.pl").
 set -uo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
