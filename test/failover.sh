@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make failover: the long form of test/t/060_failover_pg_auto_failover.pl —
+# make failover: the long form of test/t/100_failover_pg_auto_failover.pl —
 # more clients, longer load, the monitor's production timeouts (20 s to call a
 # node unhealthy, 30 s for a lost primary to demote) and three faults in turn:
 # kill -9 of a node (pg_autoctl and postmaster), `pg_autoctl stop --immediate`,
@@ -10,7 +10,7 @@
 # Environment: CHECKOUT_FAILOVER_CLIENTS (16), CHECKOUT_FAILOVER_LOAD (20 s),
 # CHECKOUT_FAILOVER_FAULTS ("kill9 stop_immediate postmaster_only"),
 # CHECKOUT_FAILOVER_MONITOR_DEFAULTS (1).  HA_TESTS names other test/t files
-# to run the same way, as paths under t/ (e.g. HA_TESTS="t/070_pgbouncer_transaction_pool.pl").
+# to run the same way, as paths under t/ (e.g. HA_TESTS="t/110_pgbouncer_transaction_pool.pl").
 set -uo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -32,4 +32,4 @@ as_postgres env -u PGHOST -u PGPORT -u PGUSER -u PGDATABASE -C "$work" \
 	CHECKOUT_FAILOVER_LOAD="${CHECKOUT_FAILOVER_LOAD:-20}" \
 	CHECKOUT_FAILOVER_FAULTS="${CHECKOUT_FAILOVER_FAULTS:-kill9 stop_immediate postmaster_only}" \
 	CHECKOUT_FAILOVER_MONITOR_DEFAULTS="${CHECKOUT_FAILOVER_MONITOR_DEFAULTS:-1}" \
-	prove -v --timer ${HA_TESTS:-t/060_failover_pg_auto_failover.pl}
+	prove -v --timer ${HA_TESTS:-t/100_failover_pg_auto_failover.pl}

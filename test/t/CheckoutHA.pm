@@ -1,4 +1,4 @@
-# CheckoutHA — shared pieces of the high-availability TAP tests (060-090):
+# CheckoutHA — shared pieces of the high-availability TAP tests (100-130):
 # ports of our own, the ledger invariants, and a checkout client that
 # reconnects and retries the way an application does.
 package CheckoutHA;
