@@ -1,5 +1,8 @@
-# checkout — PGXS build.  `make`, `make install`, `make installcheck` work as for
-# any extension; `make test` and `make demo` run the self-contained harness.
+# checkout — PGXS build.  `make`, `make install` and, against a running server,
+# `make installcheck` (pg_regress, isolation and TAP) and `make prove_installcheck`
+# work as for any extension; `make pgtap_installcheck` runs the pgTAP suite.
+# `make test` runs every suite on a throwaway cluster (test/run_tests.sh); the
+# test lists below are the only ones, it drives these same targets.
 
 EXTENSION    = checkout
 MODULE_big   = checkout
@@ -8,22 +11,86 @@ DATA         = $(wildcard sql/checkout--*.sql)
 PG_CPPFLAGS  = -Isrc
 PG_CFLAGS    = -Wall -Werror -Wmissing-prototypes
 
-# pg_regress: inputs in sql/, outputs in expected/ (the extension script lives
-# in sql/ too, so list the tests rather than globbing).
+# pg_regress: sql/<test>.sql against expected/<test>.out (the extension
+# scripts live in sql/ too, hence the filter).  Each test includes
+# test/fixtures/checkout_test.sql, so any order works.
 REGRESS      = $(patsubst sql/%.sql,%,$(sort $(filter-out sql/checkout--%,$(wildcard sql/*.sql))))
-REGRESS_OPTS = --inputdir=. --outputdir=results --load-extension=checkout
+REGRESS_OPTS = --load-extension=checkout
+
+# Isolation: test/isolation/specs/<test>.spec against test/isolation/expected/.
+# The specs call the fixture's functions, and pg_isolation_regress cannot run a
+# psql script, so isolation_db makes the database (as pg_regress would) with
+# the extension and the fixture, and --use-existing keeps it.
+ISOLATION      = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/isolation/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test/isolation --use-existing
+REGRESS_PREP   = $(if $(ISOLATION),isolation_db)
+
+# TAP (prove): each test starts its own clusters; test/perl holds CheckoutTest::Node.
+TAP_TESTS    = 1
+PROVE_TESTS  = $(sort $(wildcard test/t/*.pl))
+
+# pgTAP (pg_prove), in database PGTAP_TESTDB with pgtap and checkout; the
+# contract file of the shared design, when it sits beside the repository,
+# runs in addition (never required).
+PGTAP_TESTS  = $(sort $(wildcard test/pgtap/*.sql))
+PGTAP_TESTDB = checkout_tap
+CONTRACT     = ../shared/contract/surface.sql
+PG_PROVE     = pg_prove
+
+# PHP: the Laravel package's TAP scripts (clients/laravel), run by prove with
+# php against the server of PGHOST/PGPORT as superuser PGUSER; each file makes
+# and drops a database of its own (not one checkout.database names).
+PHP_TESTS    = $(sort $(wildcard clients/laravel/tests/*.php))
 
 PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: test demo bench stress fuzz flash failover
+PG_PROVE_FLAGS += -I $(srcdir)/test/perl
+PSQL = '$(bindir)/psql' -X -q -v ON_ERROR_STOP=1
+
+.PHONY: isolation_db prove_installcheck pgtap_installcheck php_installcheck test demo bench bench-long stress fuzz flash failover
+
+# the settings pg_regress gives the databases it creates
+isolation_db:
+	$(PSQL) -d postgres -c 'SET client_min_messages = warning' \
+		-c 'DROP DATABASE IF EXISTS "$(ISOLATION_TESTDB)"' \
+		-c 'CREATE DATABASE "$(ISOLATION_TESTDB)" TEMPLATE template0'
+	$(PSQL) -d '$(ISOLATION_TESTDB)' \
+		-c "ALTER DATABASE \"$(ISOLATION_TESTDB)\" SET lc_messages TO 'C'" \
+		-c "ALTER DATABASE \"$(ISOLATION_TESTDB)\" SET lc_monetary TO 'C'" \
+		-c "ALTER DATABASE \"$(ISOLATION_TESTDB)\" SET lc_numeric TO 'C'" \
+		-c "ALTER DATABASE \"$(ISOLATION_TESTDB)\" SET lc_time TO 'C'" \
+		-c "ALTER DATABASE \"$(ISOLATION_TESTDB)\" SET bytea_output TO 'hex'" \
+		-c "ALTER DATABASE \"$(ISOLATION_TESTDB)\" SET timezone_abbreviations TO 'Default'" \
+		-c 'CREATE EXTENSION checkout' -f test/fixtures/checkout_test.sql
+
+# PGXS defines the recipe but no target for it
+prove_installcheck:
+	$(prove_installcheck)
+
+pgtap_installcheck:
+	@echo "+++ pgTAP install-check +++"
+	@echo $(if $(wildcard $(CONTRACT)),"with contract $(CONTRACT)",\
+		"without contract $(CONTRACT) (optional; not found)")
+	$(PSQL) -d postgres -c 'SET client_min_messages = warning' \
+		-c 'DROP DATABASE IF EXISTS "$(PGTAP_TESTDB)"' -c 'CREATE DATABASE "$(PGTAP_TESTDB)"'
+	$(PSQL) -d '$(PGTAP_TESTDB)' -c 'SET client_min_messages = warning' \
+		-c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION checkout'
+	$(PG_PROVE) --psql-bin '$(bindir)/psql' -d '$(PGTAP_TESTDB)' $(PROVE_FLAGS) \
+		$(PGTAP_TESTS) $(wildcard $(CONTRACT))
+
+php_installcheck:
+	prove --exec php $(PROVE_FLAGS) $(PHP_TESTS)
+
 test:
 	bash test/run_tests.sh
 demo:
 	bash test/demo.sh
 bench:
 	bash test/bench/run_bench.sh
+bench-long:
+	BENCH_LONG=1 bash test/bench/run_bench.sh
 stress:
 	bash test/stress.sh
 fuzz:

@@ -8,30 +8,35 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "utils/guc.h"
 
 #include "checkout.h"
+#include "events.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
 
 int			checkout_ttl_s = 15 * 60;
 int			checkout_max_ttl_s = 60 * 60;
+int			checkout_max_lines = 1000;
 int			checkout_cleanup_interval_s = 5 * 60;
 int			checkout_event_retention_s = 7 * 24 * 60 * 60;
 double		checkout_price_drift_tolerance = 1.0;
 bool		checkout_prevent_concurrent = true;
 bool		checkout_cart_protection = true;
 bool		checkout_logging = true;
-int			checkout_log_event_mask = EVC_DEFAULT;
+int			checkout_log_event_mask = 0;	/* set by assign_log_events */
 int			checkout_log_destination = LOG_DEST_SERVER_LOG;
 char	   *checkout_payment_gateway = NULL;
 char	   *checkout_notify_channel = NULL;
-char	   *checkout_database_list = NULL;
 
 static char *log_events_string = NULL;
+static char *database_list_string = NULL;
 
 static const struct config_enum_entry log_destination_options[] = {
 	{"server_log", LOG_DEST_SERVER_LOG, false},
@@ -85,6 +90,11 @@ _PG_init(void)
 							"Longer ttl arguments are clamped; checkout_extend never goes past it.",
 							&checkout_max_ttl_s, 60 * 60, 1, INT_MAX,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("checkout.max_lines",
+							"Most lines a cart passed to checkout_start may have.",
+							"Larger carts are rejected with SQLSTATE 22023.",
+							&checkout_max_lines, 1000, 1, 100000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("checkout.cleanup_interval",
 							"Longest the background worker sleeps between sweeps.",
 							"The worker also wakes at the earliest due expiry.",
@@ -118,7 +128,7 @@ _PG_init(void)
 	DefineCustomStringVariable("checkout.log_events",
 							   "Event categories to log.",
 							   "Comma list of lifecycle, failures, rollbacks, price_drift, phases, stock; or all, none.",
-							   &log_events_string, "lifecycle,failures,rollbacks,price_drift",
+							   &log_events_string, log_events_default(),
 							   PGC_SUSET, GUC_LIST_INPUT,
 							   check_log_events, assign_log_events, NULL);
 	DefineCustomEnumVariable("checkout.log_destination",
@@ -136,11 +146,18 @@ _PG_init(void)
 							   NULL,
 							   &checkout_notify_channel, "checkout_events",
 							   PGC_SUSET, 0, check_notify_channel, NULL, NULL);
-	DefineCustomStringVariable("checkout.database",
-							   "Databases the background worker sweeps (comma list).",
-							   NULL,
-							   &checkout_database_list, "postgres",
-							   PGC_POSTMASTER, GUC_LIST_INPUT, NULL, NULL, NULL);
+
+	/*
+	 * A postmaster setting can only be created while preloading (later it is
+	 * FATAL); without preload there is no worker for it to configure.
+	 */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomStringVariable("checkout.database",
+								   "Databases the background worker sweeps (comma list).",
+								   NULL,
+								   &database_list_string, "postgres",
+								   PGC_POSTMASTER, GUC_LIST_INPUT,
+								   check_database_list, assign_database_list, NULL);
 
 	MarkGUCPrefixReserved("checkout");
 

@@ -1,32 +1,23 @@
 /*
- * checkout.h — what the C files of the checkout extension share.
+ * checkout.h — what every module of the checkout extension shares: the
+ * SQLSTATEs, the settings, and the two enums of the data model (phases and
+ * lock states) with the in-memory lock row.  No functions live here; each
+ * module has its own header.
  *
- * File map (one concern each):
- *   checkout.c     module init, settings (GUCs), shared-memory hooks
- *   spi_util.c     prepared-once SPI plans, small datum helpers
- *   cart.c         parsing and validating the lines JSON of checkout_start
- *   lock.c         lock lifecycle API: start, status, extend, cancel, release
- *   phases.c       the phase table and checkout_advance / checkout_fail
- *   stock.c        the only code that changes checkout.inventory
- *   rollback.c     finishing locks: compensations in reverse phase order,
- *                  expiry (touch, cleanup function, worker: one code path)
- *   events.c       structured log lines, the events table, NOTIFY
- *   protect.c      the cart protection trigger
- *   worker.c       the launcher and per-database sweepers
+ * Module chain (each file calls only those to its left):
  *
- * Every function here that runs SQL expects the caller to be connected to
- * SPI inside a transaction.
+ *   util → cart → events → stock → phases → lifecycle → expiry → worker
+ *                                                         ↑
+ *                        api.c, protect.c (the SQL-callable functions)
+ *
+ * Every function that runs SQL expects the caller to be connected to SPI
+ * inside a transaction.
  */
 #ifndef CHECKOUT_H
 #define CHECKOUT_H
 
 #include "postgres.h"
 
-#include "executor/spi.h"
-#include "fmgr.h"
-#include "lib/stringinfo.h"
-#include "utils/guc.h"
-#include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
 /* ---- SQLSTATEs of class KC (DESIGN.md) ---- */
@@ -44,9 +35,17 @@
 #define CHECKOUT_APP_FAILURE		"KC014"
 #define CHECKOUT_EXPIRED			"KC015"
 
+/* Longest identifier (cart_id, session_id, sku, line_id, keys, references), in bytes */
+#define CHECKOUT_MAX_IDENTIFIER 255
+/* Longest free text (reasons of checkout_fail and checkout_release), in bytes */
+#define CHECKOUT_MAX_REASON		1000
+/* Largest payment metadata object, as JSON text, in bytes */
+#define CHECKOUT_MAX_METADATA	4096
+
 /* ---- settings (checkout.c) ---- */
 extern int	checkout_ttl_s;
 extern int	checkout_max_ttl_s;
+extern int	checkout_max_lines;
 extern int	checkout_cleanup_interval_s;
 extern int	checkout_event_retention_s;
 extern double checkout_price_drift_tolerance;
@@ -57,9 +56,8 @@ extern int	checkout_log_event_mask;	/* EVC_* bits, from checkout.log_events */
 extern int	checkout_log_destination;	/* LOG_DEST_* */
 extern char *checkout_payment_gateway;
 extern char *checkout_notify_channel;
-extern char *checkout_database_list;
 
-/* ---- phases (phases.c); values match the enum's order ---- */
+/* ---- phases: values match the order of enum checkout.phase ---- */
 typedef enum CheckoutPhase
 {
 	PHASE_PENDING = -1,			/* as failed_phase: the phase after the last completed */
@@ -75,144 +73,41 @@ typedef enum CheckoutPhase
 
 #define PHASE_LAST PHASE_STOCK_COMMIT
 
-extern const char *phase_name(CheckoutPhase phase);
-extern CheckoutPhase phase_from_name(const char *name);
-
-/* ---- SPI helpers (spi_util.c) ---- */
-extern SPIPlanPtr checkout_plan(SPIPlanPtr *cache, const char *sql,
-								int nargs, const Oid *argtypes);
-extern int	checkout_exec(SPIPlanPtr *cache, const char *sql, int nargs,
-						  const Oid *argtypes, Datum *values, const char *nulls,
-						  bool read_only, long count);
-extern char *checkout_text_cell(SPITupleTable *tt, int row, int col);	/* NULL for SQL NULL */
-extern int64 checkout_int8_cell(SPITupleTable *tt, int row, int col, bool *isnull);
-extern bool checkout_bool_cell(SPITupleTable *tt, int row, int col);
-extern Datum checkout_int8_array(const int64 *values, int n);
-
-/* ---- input JSON (cart.c) ---- */
-typedef struct CartLines
+/* ---- lock states: values match the order of enum checkout.lock_state ---- */
+typedef enum LockState
 {
-	int			n;
-	char	  **line_ids;
-	char	  **skus;
-	int64	   *quantities;
-	int64	   *prices;
-	int64		total;			/* sum of price * quantity as the cart says */
-} CartLines;
+	LOCK_ACTIVE,
+	LOCK_COMPLETED,
+	LOCK_FAILED,
+	LOCK_EXPIRED,
+	LOCK_CANCELLED
+} LockState;
 
-extern void parse_cart_lines(Jsonb *lines, CartLines *out);
-extern bool json_value_int64(const JsonbValue *v, int64 *out);
-extern char *json_value_text(const JsonbValue *v);
-extern JsonbValue *json_object_key(JsonbContainer *obj, const char *key);
-
-/* ---- locks (lock.c) ---- */
+/*
+ * A row of checkout.locks as a call sees and changes it.  Phase runners fill
+ * in what their phase records; lifecycle.c is the only code that writes the
+ * row back (lock_save), once per call.
+ */
 typedef struct LockRow
 {
 	int64		lock_id;
 	char	   *cart_id;
 	char	   *session_id;
-	char	   *state;
-	CheckoutPhase phase;		/* last completed phase */
-	bool		overdue;		/* active and past expires_at */
-	bool		captured;
+	LockState	state;
+	CheckoutPhase phase;		/* last completed, PHASE_NONE right after start */
+	TimestampTz created_at;
+	TimestampTz expires_at;
+	TimestampTz finished_at;	/* 0 while active */
 	bool		has_total;
 	int64		total;
-	bool		has_auth;
+	char	   *order_ref;		/* NULL until order_creation */
+	char	   *auth_reference; /* NULL until payment_authorization */
 	int64		auth_amount;
-	char	   *order_ref;
+	char	   *capture_reference;	/* NULL until payment_capture */
+	int64		capture_amount;
+	CheckoutPhase failed_phase; /* PHASE_NONE unless failed or expired */
+	char	   *error_code;
+	char	   *error_message;
 } LockRow;
-
-extern void require_arg(FunctionCallInfo fcinfo, int argno, const char *name);
-extern char *require_text_arg(FunctionCallInfo fcinfo, int argno, const char *name);
-extern bool lock_fetch_for_update(int64 lock_id, LockRow *row);
-extern void lock_for_session(int64 lock_id, const char *session_id, LockRow *row);
-extern bool lock_is_active(const LockRow *row);
-extern void raise_not_active(const LockRow *row);
-extern bool expire_if_overdue(LockRow *row);
-extern Datum lock_status_datum(int64 lock_id);
-extern Datum end_session_lock(int64 lock_id, const char *session_id, const char *state,
-							  CheckoutPhase failed_phase, const char *error_code,
-							  const char *error_message);
-
-/*
- * Sets of locks (an int8[] Datum) are what stock moves, compensations and
- * finishing work on, so that a sweep of thousands of locks costs one ledger
- * update per sku, and a single lock takes the very same path.
- */
-
-/* ---- stock (stock.c): the only code that changes checkout.inventory ---- */
-typedef struct StockShortfall
-{
-	char	   *sku;
-	int64		wanted;
-	int64		available;
-	bool		unknown_sku;
-} StockShortfall;
-
-extern bool stock_reserve(int64 lock_id, const char *cart_id, StockShortfall *shortfall);
-extern void stock_release(Datum lock_ids);
-extern void stock_commit(Datum lock_ids);
-
-/* ---- phases (phases.c) ---- */
-typedef void (*PhaseRollbackFn) (Datum lock_ids);
-extern PhaseRollbackFn phase_rollback_fn(CheckoutPhase phase);
-extern void mark_phase_completed(Datum lock_ids, CheckoutPhase phase, bool rolled_forward);
-
-/* ---- compensations and finishing (rollback.c) ---- */
-
-extern void rollback_refund_capture(Datum lock_ids);
-extern void rollback_cancel_order(Datum lock_ids);
-extern void rollback_void_authorization(Datum lock_ids);
-extern void rollback_release_reservations(Datum lock_ids);
-extern void record_compensation(int64 lock_id, const char *cart_id, const char *kind,
-								const char *reference, int64 amount);
-extern void end_locks(Datum lock_ids, const char *state, CheckoutPhase failed_phase,
-					  const char *error_code, const char *error_message);
-extern void expire_locks(Datum lock_ids);
-extern int	checkout_expire_due(int batch);
-extern bool checkout_next_due(TimestampTz *next_due);
-extern int64 checkout_prune_events(int batch);
-
-/* ---- events (events.c) ---- */
-#define EVC_LIFECYCLE	0x01
-#define EVC_FAILURES	0x02
-#define EVC_ROLLBACKS	0x04
-#define EVC_PRICE_DRIFT 0x08
-#define EVC_PHASES		0x10
-#define EVC_STOCK		0x20
-#define EVC_ALL			0x3F
-#define EVC_DEFAULT		(EVC_LIFECYCLE | EVC_FAILURES | EVC_ROLLBACKS | EVC_PRICE_DRIFT)
-
-#define LOG_DEST_SERVER_LOG 0
-#define LOG_DEST_TABLE		1
-#define LOG_DEST_BOTH		2
-
-typedef struct CheckoutEvent
-{
-	StringInfoData json;		/* the object being built, without its closing brace */
-	const char *name;			/* event name in the log and events table */
-	const char *notify_name;	/* "event" of the NOTIFY payload; defaults to name */
-	int64		lock_id;
-	const char *cart_id;
-	int			category;
-	bool		notify;			/* also NOTIFY checkout.notify_channel */
-} CheckoutEvent;
-
-extern bool event_wanted(int category, bool notify);
-extern void event_begin(CheckoutEvent *ev, int category, const char *name,
-						int64 lock_id, const char *cart_id, bool notify);
-extern void event_add_text(CheckoutEvent *ev, const char *key, const char *value);
-extern void event_add_int(CheckoutEvent *ev, const char *key, int64 value);
-extern void event_add_raw(CheckoutEvent *ev, const char *key, const char *json);
-extern void event_emit(CheckoutEvent *ev);
-extern void events_init(void);
-extern bool check_log_events(char **newval, void **extra, GucSource source);
-extern void assign_log_events(const char *newval, void *extra);
-
-/* ---- worker (worker.c) ---- */
-extern void checkout_worker_register(void);
-extern void checkout_shmem_request(void);
-extern void checkout_shmem_startup(void);
-extern void checkout_worker_wake(TimestampTz expires_at);
 
 #endif							/* CHECKOUT_H */

@@ -1,17 +1,23 @@
 /*
- * events.c — structured events: `[checkout] <event> {json}` lines in the
- * server log, rows in checkout.events, and NOTIFY for events the application
- * must act on.
+ * events.c — the event catalogue and its outputs.
  *
- * All three follow the transaction: table rows and NOTIFY are transactional
- * by nature; server-log lines are buffered and written only when the
- * transaction commits, and lines made inside a rolled-back subtransaction
- * (a failed phase) are dropped.  So the log never reports work that did not
- * happen.  The buffer lives in TopTransactionContext and is tracked per
- * subtransaction nesting level.
+ * One table (event_catalogue) names every event, its log category and
+ * whether it wakes the application through NOTIFY; the categories table
+ * drives checkout.log_events (its check hook and its default).
  *
- * JSON is built with escape_json(): cart ids, references and reasons are user
- * data.  A disabled event costs one test of event_wanted().
+ * Everything follows the transaction.  Server-log lines and checkout.events
+ * rows are buffered (in TopTransactionContext, tagged with the subtransaction
+ * nesting level) and dropped with a rolled-back subtransaction; log lines are
+ * written at commit, table rows by events_flush() at the end of each API call
+ * in one INSERT, so building an event never runs SQL and never clobbers the
+ * caller's SPI_tuptable.  NOTIFY is transactional by nature.
+ *
+ * NOTIFY has no access control (any role may LISTEN or NOTIFY on a channel),
+ * so a payload is a wake-up carrying identifiers only — event, lock_id and
+ * compensation_id — never payment references or amounts.
+ *
+ * JSON is built with escape_json(): cart ids, references and reasons are
+ * user data.  A disabled event costs one test of event_wanted().
  */
 #include "postgres.h"
 
@@ -24,15 +30,74 @@
 #include "utils/memutils.h"
 #include "utils/varlena.h"
 
-#include "checkout.h"
+#include "events.h"
+#include "util.h"
 
-typedef struct PendingLine
+typedef enum NotifyRule
+{
+	NOTIFY_NEVER,
+	NOTIFY_ALWAYS,
+	NOTIFY_COMPENSATION			/* when the event records a void or refund to make */
+} NotifyRule;
+
+typedef struct EventDef
+{
+	const char *name;			/* in the log line and events.event */
+	int			category;
+	NotifyRule	notify;
+} EventDef;
+
+static const EventDef event_catalogue[EV_COUNT] = {
+	[EV_STARTED] = {"started", EVC_LIFECYCLE, NOTIFY_NEVER},
+	[EV_EXTENDED] = {"extended", EVC_LIFECYCLE, NOTIFY_NEVER},
+	[EV_PHASE_COMPLETED] = {"phase completed", EVC_PHASES, NOTIFY_NEVER},
+	[EV_PRICE_LOCKED] = {"price locked", EVC_PHASES, NOTIFY_NEVER},
+	[EV_PRICE_DRIFT] = {"price drift", EVC_PRICE_DRIFT, NOTIFY_NEVER},
+	[EV_STOCK_RESERVED] = {"stock reserved", EVC_STOCK, NOTIFY_NEVER},
+	[EV_STOCK_RELEASED] = {"stock released", EVC_STOCK, NOTIFY_NEVER},
+	[EV_STOCK_COMMITTED] = {"stock committed", EVC_STOCK, NOTIFY_NEVER},
+	[EV_ROLLBACK_STARTED] = {"rollback started", EVC_ROLLBACKS, NOTIFY_NEVER},
+	[EV_ROLLBACK_STEP] = {"rollback step completed", EVC_ROLLBACKS, NOTIFY_COMPENSATION},
+	[EV_PAYMENT_REFUSED] = {"payment refused", EVC_FAILURES, NOTIFY_COMPENSATION},
+	[EV_COMPLETED] = {"completed", EVC_LIFECYCLE, NOTIFY_ALWAYS},
+	[EV_FAILED] = {"failed", EVC_FAILURES, NOTIFY_ALWAYS},
+	[EV_EXPIRED] = {"expired", EVC_LIFECYCLE, NOTIFY_ALWAYS},
+	[EV_CANCELLED] = {"cancelled", EVC_LIFECYCLE, NOTIFY_NEVER},
+};
+
+typedef struct EventCategory
+{
+	const char *name;
+	int			bit;
+	bool		by_default;
+} EventCategory;
+
+static const EventCategory event_categories[] = {
+	{"lifecycle", EVC_LIFECYCLE, true},
+	{"failures", EVC_FAILURES, true},
+	{"rollbacks", EVC_ROLLBACKS, true},
+	{"price_drift", EVC_PRICE_DRIFT, true},
+	{"phases", EVC_PHASES, false},
+	{"stock", EVC_STOCK, false},
+};
+
+/* a log line or a table row waiting for commit or for events_flush() */
+typedef struct PendingEvent
 {
 	int			nest_level;
-	char	   *line;
-} PendingLine;
+	EventKind	kind;
+	int64		lock_id;
+	char	   *cart_id;
+	char	   *text;			/* the log line, or the row's detail JSON */
+} PendingEvent;
 
+/*
+ * Log lines wait for commit; table rows only for the end of the API call
+ * (events_flush), so they are kept apart: a long transaction's many log
+ * lines must not make every flush walk them.
+ */
 static List *pending_lines = NIL;
+static List *pending_rows = NIL;
 
 static bool
 logging_category(int category)
@@ -47,21 +112,21 @@ notify_on(void)
 }
 
 bool
-event_wanted(int category, bool notify)
+event_wanted(EventKind kind)
 {
-	return logging_category(category) || (notify && notify_on());
+	const EventDef *def = &event_catalogue[kind];
+
+	return logging_category(def->category) || (def->notify != NOTIFY_NEVER && notify_on());
 }
 
 void
-event_begin(CheckoutEvent *ev, int category, const char *name,
-			int64 lock_id, const char *cart_id, bool notify)
+event_begin(CheckoutEvent *ev, EventKind kind, int64 lock_id, const char *cart_id)
 {
-	ev->name = name;
-	ev->notify_name = name;
+	ev->kind = kind;
 	ev->lock_id = lock_id;
 	ev->cart_id = cart_id;
-	ev->category = category;
-	ev->notify = notify;
+	ev->notify_as = event_catalogue[kind].notify == NOTIFY_ALWAYS ? event_catalogue[kind].name : NULL;
+	ev->compensation_id = 0;
 	initStringInfo(&ev->json);
 	appendStringInfo(&ev->json, "{\"lock_id\":" INT64_FORMAT ",\"cart_id\":", lock_id);
 	escape_json(&ev->json, cart_id ? cart_id : "");
@@ -87,7 +152,7 @@ event_add_int(CheckoutEvent *ev, const char *key, int64 value)
 	appendStringInfo(&ev->json, ":" INT64_FORMAT, value);
 }
 
-/* json must already be valid JSON text (a number, object or array we built) */
+/* json must already be valid, compact JSON text (a number or what we built) */
 void
 event_add_raw(CheckoutEvent *ev, const char *key, const char *json)
 {
@@ -97,37 +162,44 @@ event_add_raw(CheckoutEvent *ev, const char *key, const char *json)
 	appendStringInfoString(&ev->json, json ? json : "null");
 }
 
-static void
-buffer_log_line(const char *name, const char *json)
+void
+event_add_time(CheckoutEvent *ev, const char *key, TimestampTz t)
 {
-	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
-	PendingLine *pl = palloc(sizeof(PendingLine));
+	event_add_text(ev, key, timestamp_iso_utc(t));
+}
 
-	pl->nest_level = GetCurrentTransactionNestLevel();
-	pl->line = psprintf("[checkout] %s %s", name, json);
-	pending_lines = lappend(pending_lines, pl);
-	MemoryContextSwitchTo(old);
+/* The event records a void or refund the application must make: notify it. */
+void
+event_notify_compensation(CheckoutEvent *ev, const char *kind, int64 compensation_id)
+{
+	Assert(event_catalogue[ev->kind].notify == NOTIFY_COMPENSATION);
+	ev->notify_as = kind;
+	ev->compensation_id = compensation_id;
+	event_add_text(ev, "compensation", kind);
+	event_add_int(ev, "compensation_id", compensation_id);
 }
 
 static void
-insert_event_row(CheckoutEvent *ev)
+buffer_event(CheckoutEvent *ev, bool is_row)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid types[4] = {TEXTOID, INT8OID, TEXTOID, TEXTOID};
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+	PendingEvent *pe = palloc(sizeof(PendingEvent));
 
-	values[0] = CStringGetTextDatum(ev->name);
-	values[1] = Int64GetDatum(ev->lock_id);
-	if (ev->cart_id)
-		values[2] = CStringGetTextDatum(ev->cart_id);
+	pe->nest_level = GetCurrentTransactionNestLevel();
+	pe->kind = ev->kind;
+	pe->lock_id = ev->lock_id;
+	pe->cart_id = ev->cart_id ? pstrdup(ev->cart_id) : NULL;
+	if (is_row)
+	{
+		pe->text = pstrdup(ev->json.data);
+		pending_rows = lappend(pending_rows, pe);
+	}
 	else
-		nulls[2] = 'n';
-	values[3] = CStringGetTextDatum(ev->json.data);
-	checkout_exec(&plan,
-				  "INSERT INTO checkout.events (event, lock_id, cart_id, detail) "
-				  "VALUES ($1, $2, $3, $4::pg_catalog.jsonb)",
-				  4, types, values, nulls, false, 0);
+	{
+		pe->text = psprintf("[checkout] %s %s", event_catalogue[ev->kind].name, ev->json.data);
+		pending_lines = lappend(pending_lines, pe);
+	}
+	MemoryContextSwitchTo(old);
 }
 
 static void
@@ -137,57 +209,120 @@ send_notify(CheckoutEvent *ev)
 
 	initStringInfo(&payload);
 	appendStringInfoString(&payload, "{\"event\":");
-	escape_json(&payload, ev->notify_name);
-	appendStringInfo(&payload, ",%s", ev->json.data + 1);
-
-	/*
-	 * NOTIFY payloads must be shorter than 8000 bytes (NOTIFY_PAYLOAD_MAX_LENGTH,
-	 * private to async.c); long user text must not make the call fail.
-	 */
-	if (payload.len >= 8000)
-	{
-		resetStringInfo(&payload);
-		appendStringInfoString(&payload, "{\"event\":");
-		escape_json(&payload, ev->notify_name);
-		appendStringInfo(&payload, ",\"lock_id\":" INT64_FORMAT ",\"truncated\":true}",
-						 ev->lock_id);
-	}
+	escape_json(&payload, ev->notify_as);
+	appendStringInfo(&payload, ",\"lock_id\":" INT64_FORMAT, ev->lock_id);
+	if (ev->compensation_id > 0)
+		appendStringInfo(&payload, ",\"compensation_id\":" INT64_FORMAT, ev->compensation_id);
+	appendStringInfoChar(&payload, '}');
 	Async_Notify(checkout_notify_channel, payload.data);
 }
 
 void
 event_emit(CheckoutEvent *ev)
 {
-	appendStringInfoChar(&ev->json, '}');
+	const EventDef *def = &event_catalogue[ev->kind];
 
-	if (logging_category(ev->category))
+	appendStringInfoChar(&ev->json, '}');
+	if (logging_category(def->category))
 	{
 		if (checkout_log_destination != LOG_DEST_TABLE)
-			buffer_log_line(ev->name, ev->json.data);
+			buffer_event(ev, false);
 		if (checkout_log_destination != LOG_DEST_SERVER_LOG)
-			insert_event_row(ev);
+			buffer_event(ev, true);
 	}
-	if (ev->notify && notify_on())
+	if (ev->notify_as && notify_on())
 		send_notify(ev);
 	pfree(ev->json.data);
 }
 
+/* Writes the buffered checkout.events rows of this (sub)transaction. */
+void
+events_flush(void)
+{
+	static Statement insert = {
+		.sql = "INSERT INTO checkout.events (event, lock_id, cart_id, detail) "
+		"SELECT e.event, e.lock_id, e.cart_id, e.detail::pg_catalog.jsonb "
+		"FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::int8[]), pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[])) "
+		"     WITH ORDINALITY AS e(event, lock_id, cart_id, detail, n) ORDER BY e.n",
+		.nargs = 4,
+		.argtypes = {TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID},
+	};
+	ListCell   *lc;
+	int			n = list_length(pending_rows);
+	Datum	   *names,
+			   *ids,
+			   *carts,
+			   *details;
+	bool	   *cart_nulls;
+	Datum		values[4];
+	int			dims[1];
+	int			lbs[1] = {1};
+
+	if (n == 0)
+		return;
+
+	names = palloc(sizeof(Datum) * n);
+	ids = palloc(sizeof(Datum) * n);
+	carts = palloc(sizeof(Datum) * n);
+	details = palloc(sizeof(Datum) * n);
+	cart_nulls = palloc0(sizeof(bool) * n);
+	n = 0;
+	foreach(lc, pending_rows)
+	{
+		PendingEvent *pe = (PendingEvent *) lfirst(lc);
+
+		names[n] = CStringGetTextDatum(event_catalogue[pe->kind].name);
+		ids[n] = Int64GetDatum(pe->lock_id);
+		if (pe->cart_id)
+			carts[n] = CStringGetTextDatum(pe->cart_id);
+		else
+			cart_nulls[n] = true;
+		details[n] = CStringGetTextDatum(pe->text);
+		n++;
+	}
+	list_free_deep(pending_rows);
+	pending_rows = NIL;
+	dims[0] = n;
+	values[0] = PointerGetDatum(construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[2] = PointerGetDatum(construct_md_array(carts, cart_nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+	values[3] = PointerGetDatum(construct_array(details, n, TEXTOID, -1, false, TYPALIGN_INT));
+	stmt_exec(&insert, values, NULL, false);
+}
+
+/* One batch of events older than checkout.event_retention; returns rows deleted. */
+int64
+checkout_prune_events(int batch)
+{
+	static Statement prune = {
+		.sql = "DELETE FROM checkout.events WHERE event_id IN ("
+		"  SELECT event_id FROM checkout.events "
+		"  WHERE logged_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1) "
+		"  LIMIT $2)",
+		.nargs = 2,
+		.argtypes = {INT4OID, INT4OID},
+	};
+	Datum		values[2] = {Int32GetDatum(checkout_event_retention_s), Int32GetDatum(batch)};
+
+	return stmt_exec(&prune, values, NULL, false);
+}
+
 static void
-flush_pending_lines(void)
+flush_log_lines(void)
 {
 	ListCell   *lc;
+	bool		interesting = message_level_is_interesting(LOG);
 
-	if (message_level_is_interesting(LOG))
+	foreach(lc, pending_lines)
 	{
-		foreach(lc, pending_lines)
-		{
-			PendingLine *pl = (PendingLine *) lfirst(lc);
+		PendingEvent *pe = (PendingEvent *) lfirst(lc);
 
-			ereport(LOG, (errmsg_internal("%s", pl->line),
+		if (interesting)
+			ereport(LOG, (errmsg_internal("%s", pe->text),
 						  errhidestmt(true), errhidecontext(true)));
-		}
 	}
 	pending_lines = NIL;
+	pending_rows = NIL;			/* none: each API call flushes its own */
 }
 
 static void
@@ -198,15 +333,35 @@ events_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PREPARE:
-			flush_pending_lines();
+			flush_log_lines();
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			pending_lines = NIL;	/* the memory goes with the transaction */
+			pending_rows = NIL;
 			break;
 		default:
 			break;
 	}
+}
+
+static List *
+pending_at_subxact_end(List *pending, SubXactEvent event, int level)
+{
+	ListCell   *lc;
+
+	foreach(lc, pending)
+	{
+		PendingEvent *pe = (PendingEvent *) lfirst(lc);
+
+		if (pe->nest_level < level)
+			continue;
+		if (event == SUBXACT_EVENT_ABORT_SUB)
+			pending = foreach_delete_current(pending, lc);
+		else if (event == SUBXACT_EVENT_COMMIT_SUB)
+			pe->nest_level = level - 1;
+	}
+	return pending;
 }
 
 static void
@@ -214,30 +369,9 @@ events_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 						SubTransactionId parentSubid, void *arg)
 {
 	int			level = GetCurrentTransactionNestLevel();
-	ListCell   *lc;
 
-	if (pending_lines == NIL)
-		return;
-	if (event == SUBXACT_EVENT_ABORT_SUB)
-	{
-		foreach(lc, pending_lines)
-		{
-			PendingLine *pl = (PendingLine *) lfirst(lc);
-
-			if (pl->nest_level >= level)
-				pending_lines = foreach_delete_current(pending_lines, lc);
-		}
-	}
-	else if (event == SUBXACT_EVENT_COMMIT_SUB)
-	{
-		foreach(lc, pending_lines)
-		{
-			PendingLine *pl = (PendingLine *) lfirst(lc);
-
-			if (pl->nest_level >= level)
-				pl->nest_level = level - 1;
-		}
-	}
+	pending_lines = pending_at_subxact_end(pending_lines, event, level);
+	pending_rows = pending_at_subxact_end(pending_rows, event, level);
 }
 
 void
@@ -245,6 +379,21 @@ events_init(void)
 {
 	RegisterXactCallback(events_xact_callback, NULL);
 	RegisterSubXactCallback(events_subxact_callback, NULL);
+}
+
+/* "lifecycle,failures,rollbacks,price_drift": the categories on by default */
+const char *
+log_events_default(void)
+{
+	static char buf[128];
+	int			i;
+
+	if (buf[0] == '\0')
+		for (i = 0; i < lengthof(event_categories); i++)
+			if (event_categories[i].by_default)
+				snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s%s",
+						 buf[0] ? "," : "", event_categories[i].name);
+	return buf;
 }
 
 /* checkout.log_events: a comma list of categories, or all / none */
@@ -265,24 +414,18 @@ check_log_events(char **newval, void **extra, GucSource source)
 	foreach(lc, items)
 	{
 		const char *tok = (const char *) lfirst(lc);
+		int			i;
+		bool		known = pg_strcasecmp(tok, "none") == 0;
 
-		if (pg_strcasecmp(tok, "lifecycle") == 0)
-			mask |= EVC_LIFECYCLE;
-		else if (pg_strcasecmp(tok, "failures") == 0)
-			mask |= EVC_FAILURES;
-		else if (pg_strcasecmp(tok, "rollbacks") == 0)
-			mask |= EVC_ROLLBACKS;
-		else if (pg_strcasecmp(tok, "price_drift") == 0)
-			mask |= EVC_PRICE_DRIFT;
-		else if (pg_strcasecmp(tok, "phases") == 0)
-			mask |= EVC_PHASES;
-		else if (pg_strcasecmp(tok, "stock") == 0)
-			mask |= EVC_STOCK;
-		else if (pg_strcasecmp(tok, "all") == 0)
-			mask |= EVC_ALL;
-		else if (pg_strcasecmp(tok, "none") == 0)
-			mask |= 0;
-		else
+		for (i = 0; i < lengthof(event_categories); i++)
+		{
+			if (pg_strcasecmp(tok, "all") == 0 || pg_strcasecmp(tok, event_categories[i].name) == 0)
+			{
+				mask |= event_categories[i].bit;
+				known = true;
+			}
+		}
+		if (!known)
 		{
 			GUC_check_errdetail("Unrecognized event category \"%s\"; use lifecycle, failures, rollbacks, price_drift, phases, stock, all or none.", tok);
 			return false;

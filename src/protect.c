@@ -2,7 +2,9 @@
  * protect.c — checkout.protect_cart(column): a BEFORE ROW trigger for the
  * application's cart-lines table that rejects changes (KC030) to a cart while
  * it has a live checkout lock, so the cart cannot change under a checkout.
- * An overdue lock no longer protects: it is as good as expired.
+ * An overdue lock no longer protects: it is as good as expired.  The message
+ * names the cart, not the lock: a lock id is what a session proves its
+ * ownership with, next to its session id.
  */
 #include "postgres.h"
 
@@ -11,31 +13,32 @@
 #include "utils/builtins.h"
 #include "utils/rel.h"
 
-#include "checkout.h"
+#include "util.h"
 
 PG_FUNCTION_INFO_V1(checkout_protect_cart);
 
 static void
 reject_if_locked(Relation rel, HeapTuple tuple, int attnum)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid types[1] = {TEXTOID};
+	static Statement live_lock = {
+		.sql = "SELECT 1 FROM checkout.locks "
+		"WHERE cart_id = $1 AND state = 'active' AND expires_at > pg_catalog.now() LIMIT 1",
+		.nargs = 1,
+		.argtypes = {TEXTOID},
+		.generic = true,
+	};
 	char	   *cart_id = SPI_getvalue(tuple, RelationGetDescr(rel), attnum);
 	Datum		values[1];
 
 	if (cart_id == NULL)
 		return;
 	values[0] = CStringGetTextDatum(cart_id);
-	if (checkout_exec(&plan,
-					  "SELECT lock_id FROM checkout.locks "
-					  "WHERE cart_id = $1 AND state = 'active' AND expires_at > pg_catalog.now() LIMIT 1",
-					  1, types, values, NULL, true, 1) > 0)
+	if (stmt_exec(&live_lock, values, NULL, true) > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECKOUT_CART_LOCKED),
-				 errmsg("cart \"%s\" is locked by checkout " INT64_FORMAT, cart_id,
-						checkout_int8_cell(SPI_tuptable, 0, 1, NULL)),
+				 errmsg("cart %s is locked by a checkout in progress", quote_user_text(cart_id)),
 				 errdetail("Rows of %s cannot change while the cart is being checked out.",
-						   RelationGetRelationName(rel)),
+						   quote_identifier(RelationGetRelationName(rel))),
 				 errhint("Cancel the checkout or wait for it to finish.")));
 }
 
@@ -67,18 +70,19 @@ checkout_protect_cart(PG_FUNCTION_ARGS)
 	if (attnum <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("column \"%s\" of relation \"%s\" does not exist",
-						trigdata->tg_trigger->tgargs[0], RelationGetRelationName(rel))));
+				 errmsg("column %s of relation %s does not exist",
+						quote_user_text(trigdata->tg_trigger->tgargs[0]),
+						quote_user_text(RelationGetRelationName(rel)))));
 
 	result = TRIGGER_FIRED_BY_UPDATE(event) ? trigdata->tg_newtuple : trigdata->tg_trigtuple;
 	if (!checkout_cart_protection)
 		return PointerGetDatum(result);
 
-	SPI_connect();
+	checkout_spi_connect();
 	/* an UPDATE may move a line between carts: both must be free */
 	reject_if_locked(rel, trigdata->tg_trigtuple, attnum);
 	if (TRIGGER_FIRED_BY_UPDATE(event))
 		reject_if_locked(rel, trigdata->tg_newtuple, attnum);
-	SPI_finish();
+	checkout_spi_finish();
 	return PointerGetDatum(result);
 }

@@ -1,19 +1,31 @@
 /*
  * worker.c — the background workers that expire abandoned checkouts.
  *
- * A launcher (static worker, started once recovery has finished, so never on
- * a hot standby) reads checkout.database and starts one sweeper per existing
- * database; databases that do not exist yet are looked for again every
- * RETRY_MS, quietly.  A sweeper expires due locks in batches through
- * checkout_expire_due() — the same code path as checkout_cleanup_expired() —
- * each batch in its own transaction.
+ * Everything here needs shared_preload_libraries: checkout.c defines
+ * checkout.database, requests the shared memory and registers the launcher
+ * only while the library is being preloaded.  A backend that loads the
+ * library later finds no shared memory and checkout_worker_wake does nothing.
  *
- * Shared memory holds one slot per sweeper: its database, its latch and the
- * deadline it sleeps towards (wake_at).  A backend creating a lock with an
- * earlier deadline lowers wake_at and sets the latch (checkout_worker_wake),
- * so the sweeper sleeps exactly until the earliest expiry, or
- * checkout.cleanup_interval, whichever is sooner.  The spinlock guards the
- * slots; nothing is done while holding it but reading and writing them.
+ * A launcher (static worker, started once recovery has finished, so never on
+ * a hot standby) starts one sweeper per database named in checkout.database.
+ * It tries again RETRY_MS after the previous attempt for a database that does
+ * not exist yet, a sweeper that could not start, or one that stopped sooner
+ * than that; a sweeper that ran longer is started again at once.  Each
+ * failure to start is logged once per cause.  A sweeper expires due locks in
+ * batches through checkout_expire_due() — the same code path as
+ * checkout_cleanup_expired() — and prunes old events, each batch in its own
+ * transaction.
+ *
+ * Shared memory holds one slot per entry of checkout.database, written by the
+ * launcher (the database's oid, set before its sweeper starts) and the
+ * sweeper (its latch, and the deadline it sleeps towards: wake_at).  A backend
+ * creating a lock with an earlier deadline lowers wake_at and sets the latch
+ * (checkout_worker_wake), so the sweeper sleeps exactly until the earliest
+ * expiry, or checkout.cleanup_interval, whichever is sooner.  A backend in a
+ * database that is not swept finds no slot.  The slot outlives its sweeper,
+ * so a deadline posted while the sweeper is (re)starting is not lost.  The
+ * spinlock guards the slots; nothing is done while holding it but reading and
+ * writing them.
  */
 #include "postgres.h"
 
@@ -23,8 +35,8 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
-#include "commands/dbcommands.h"
 #include "commands/extension.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -40,30 +52,139 @@
 #include "utils/snapmgr.h"
 #include "utils/varlena.h"
 
-#include "checkout.h"
+#include "events.h"
+#include "expiry.h"
+#include "worker.h"
 
 #define MAX_SWEEPERS 32
 #define SWEEP_BATCH 1000
-#define RETRY_MS 10000			/* looking again for a database or the extension */
+#define PRUNE_BATCH 10000
+#define RETRY_MS 10000			/* between attempts to start a database's sweeper */
+#define LAUNCHER_RESTART_S 5	/* a failed launcher is started again after this */
 
 typedef struct SweeperSlot
 {
-	Oid			dboid;
-	Latch	   *latch;
+	Oid			dboid;			/* InvalidOid until the launcher finds the database */
+	Latch	   *latch;			/* the running sweeper's, or NULL */
 	TimestampTz wake_at;
 } SweeperSlot;
 
 typedef struct CheckoutShared
 {
 	slock_t		mutex;
-	SweeperSlot slots[MAX_SWEEPERS];
+	SweeperSlot slots[MAX_SWEEPERS];	/* slot i: the i-th name of checkout.database */
 } CheckoutShared;
 
+/* What the launcher hands a sweeper in bgw_extra. */
+typedef struct SweeperArgs
+{
+	int			slot;
+	char		dbname[NAMEDATALEN];
+} SweeperArgs;
+
+StaticAssertDecl(sizeof(SweeperArgs) <= BGW_EXTRALEN, "SweeperArgs must fit in bgw_extra");
+
+/* checkout.database as its check hook parsed it (the GUC's "extra") */
+typedef struct DatabaseList
+{
+	int			n;
+	char		names[MAX_SWEEPERS][NAMEDATALEN];
+} DatabaseList;
+
+static const DatabaseList *databases_to_sweep = NULL;
 static CheckoutShared *shared = NULL;
 static SweeperSlot *my_slot = NULL;
 
 PGDLLEXPORT void checkout_launcher_main(Datum arg);
 PGDLLEXPORT void checkout_sweeper_main(Datum arg);
+
+/* ---- checkout.database ---- */
+
+/*
+ * A comma list of database names as SplitIdentifierString reads it (unquoted
+ * names are folded to lower case), each shorter than NAMEDATALEN, none twice,
+ * at most MAX_SWEEPERS of them.  The parsed list becomes the GUC's extra.
+ */
+bool
+check_database_list(char **newval, void **extra, GucSource source)
+{
+	char	   *as_written = pstrdup(*newval);
+	char	   *folded = pstrdup(*newval);
+	List	   *spellings;
+	List	   *names;
+	ListCell   *lc;
+	DatabaseList *parsed;
+	int			i;
+
+	/* SplitGUCList neither folds nor truncates: the lengths as written */
+	if (!SplitGUCList(as_written, ',', &spellings) ||
+		!SplitIdentifierString(folded, ',', &names))
+	{
+		GUC_check_errdetail("List syntax is invalid: write database names separated by commas, "
+							"in double quotes when a name holds a comma, a space, a quote or capitals.");
+		return false;
+	}
+	foreach(lc, spellings)
+	{
+		const char *name = lfirst(lc);
+
+		if (name[0] == '\0')
+		{
+			GUC_check_errdetail("A database name in the list is empty.");
+			return false;
+		}
+		if (strlen(name) >= NAMEDATALEN)
+		{
+			GUC_check_errdetail("Database name \"%s\" is too long (%zu bytes, the maximum is %d).",
+								name, strlen(name), NAMEDATALEN - 1);
+			return false;
+		}
+	}
+	if (list_length(names) > MAX_SWEEPERS)
+	{
+		GUC_check_errdetail("The list names %d databases; at most %d can be swept.",
+							list_length(names), MAX_SWEEPERS);
+		return false;
+	}
+
+	parsed = malloc(sizeof(DatabaseList));
+	if (parsed == NULL)
+	{
+		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
+		GUC_check_errmsg("out of memory");
+		return false;
+	}
+	parsed->n = 0;
+	foreach(lc, names)
+	{
+		const char *name = lfirst(lc);
+
+		for (i = 0; i < parsed->n; i++)
+		{
+			if (strcmp(parsed->names[i], name) == 0)
+			{
+				GUC_check_errdetail("Database \"%s\" is listed more than once.", name);
+				free(parsed);
+				return false;
+			}
+		}
+		strlcpy(parsed->names[parsed->n++], name, NAMEDATALEN);
+	}
+	list_free(spellings);
+	list_free(names);
+	pfree(as_written);
+	pfree(folded);
+	*extra = parsed;
+	return true;
+}
+
+void
+assign_database_list(const char *newval, void *extra)
+{
+	databases_to_sweep = extra;
+}
+
+/* ---- shared memory ---- */
 
 void
 checkout_shmem_request(void)
@@ -94,7 +215,7 @@ checkout_worker_register(void)
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 5;
+	worker.bgw_restart_time = LAUNCHER_RESTART_S;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "checkout");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "checkout_launcher_main");
 	snprintf(worker.bgw_name, BGW_MAXLEN, "checkout launcher");
@@ -102,48 +223,29 @@ checkout_worker_register(void)
 	RegisterBackgroundWorker(&worker);
 }
 
-/*
- * The slot of a database, created if absent; NULL when all are taken.  A slot
- * outlives its sweeper, so a deadline posted while the sweeper is (re)starting
- * is not lost.  Caller holds the spinlock.
- */
-static SweeperSlot *
-slot_for_database(Oid dboid)
-{
-	SweeperSlot *free_slot = NULL;
-	int			i;
-
-	for (i = 0; i < MAX_SWEEPERS; i++)
-	{
-		if (shared->slots[i].dboid == dboid)
-			return &shared->slots[i];
-		if (free_slot == NULL && shared->slots[i].dboid == InvalidOid)
-			free_slot = &shared->slots[i];
-	}
-	if (free_slot)
-	{
-		free_slot->dboid = dboid;
-		free_slot->latch = NULL;
-		free_slot->wake_at = DT_NOEND;
-	}
-	return free_slot;
-}
-
 /* Called by a backend that just created a lock expiring at expires_at. */
 void
 checkout_worker_wake(TimestampTz expires_at)
 {
-	SweeperSlot *slot;
 	Latch	   *latch = NULL;
+	int			i;
 
 	if (shared == NULL)
 		return;					/* not preloaded: no worker to wake */
 	SpinLockAcquire(&shared->mutex);
-	slot = slot_for_database(MyDatabaseId);
-	if (slot && expires_at < slot->wake_at)
+	for (i = 0; i < MAX_SWEEPERS; i++)
 	{
-		slot->wake_at = expires_at;
-		latch = slot->latch;
+		SweeperSlot *slot = &shared->slots[i];
+
+		if (slot->dboid == MyDatabaseId)
+		{
+			if (expires_at < slot->wake_at)
+			{
+				slot->wake_at = expires_at;
+				latch = slot->latch;
+			}
+			break;
+		}
 	}
 	SpinLockRelease(&shared->mutex);
 	if (latch)
@@ -160,16 +262,14 @@ release_slot(int code, Datum arg)
 	SpinLockRelease(&shared->mutex);
 }
 
+/* The launcher set the slot's database before starting us. */
 static void
-claim_slot(Oid dboid)
+claim_slot(int slot)
 {
+	my_slot = &shared->slots[slot];
 	SpinLockAcquire(&shared->mutex);
-	my_slot = slot_for_database(dboid);
-	if (my_slot)
-		my_slot->latch = MyLatch;
+	my_slot->latch = MyLatch;
 	SpinLockRelease(&shared->mutex);
-	if (my_slot == NULL)
-		ereport(ERROR, (errmsg("checkout: more than %d databases to sweep", MAX_SWEEPERS)));
 	before_shmem_exit(release_slot, (Datum) 0);
 }
 
@@ -191,6 +291,18 @@ in_transaction(bool (*fn) (void *), void *arg)
 	return result;
 }
 
+/* Between two transactions, and each turn of the loop: signals, new settings. */
+static void
+check_interrupts_and_reload(void)
+{
+	CHECK_FOR_INTERRUPTS();
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+}
+
 static bool
 extension_ready(void *arg)
 {
@@ -198,44 +310,93 @@ extension_ready(void *arg)
 }
 
 static bool
-sweep_batch(void *arg)
+expire_batch(void *arg)
 {
 	*(int *) arg = checkout_expire_due(SWEEP_BATCH);
 	return true;
 }
 
 static bool
-prune_and_find_next(void *arg)
+prune_batch(void *arg)
 {
-	/* in batches, until nothing old is left: the table must not outgrow the pruning */
-	while (checkout_prune_events(10000) == 10000)
-		CHECK_FOR_INTERRUPTS();
+	*(int64 *) arg = checkout_prune_events(PRUNE_BATCH);
+	return true;
+}
+
+static bool
+find_next_due(void *arg)
+{
 	return checkout_next_due((TimestampTz *) arg);
+}
+
+static TimestampTz
+posted_wake_at(void)
+{
+	TimestampTz wake_at;
+
+	SpinLockAcquire(&shared->mutex);
+	wake_at = my_slot->wake_at;
+	SpinLockRelease(&shared->mutex);
+	return wake_at;
+}
+
+/* Expires every lock due now, a batch per transaction; returns how many. */
+static int
+expire_due_locks(void)
+{
+	int			n;
+	int			total = 0;
+
+	do
+	{
+		in_transaction(expire_batch, &n);
+		total += n;
+		check_interrupts_and_reload();
+	} while (n == SWEEP_BATCH);
+	return total;
 }
 
 static void
 sweep(void)
 {
 	TimestampTz started = GetCurrentTimestamp();
+	TimestampTz swept_until = started;	/* deadlines up to here are served */
 	TimestampTz next_due = DT_NOEND;
-	int			n;
-	int			total = 0;
+	int			expired;
+	int64		pruned;
 
 	pgstat_report_activity(STATE_RUNNING, "checkout sweep");
+	expired = expire_due_locks();
+
+	/*
+	 * Prune until nothing old is left (the table must not outgrow the
+	 * pruning), a batch per transaction so a backlog holds no long
+	 * transaction; a deadline that passes meanwhile is served between batches.
+	 */
 	do
 	{
-		in_transaction(sweep_batch, &n);
-		total += n;
-		CHECK_FOR_INTERRUPTS();
-	} while (n == SWEEP_BATCH);
-	if (!in_transaction(prune_and_find_next, &next_due))
+		TimestampTz now;
+		TimestampTz wake_at;
+
+		in_transaction(prune_batch, &pruned);
+		check_interrupts_and_reload();
+		now = GetCurrentTimestamp();
+		wake_at = posted_wake_at();
+		if (wake_at <= now && wake_at > swept_until)
+		{
+			swept_until = now;
+			expired += expire_due_locks();
+		}
+	} while (pruned == PRUNE_BATCH);
+
+	if (!in_transaction(find_next_due, &next_due))
 		next_due = DT_NOEND;
-	if (total > 0)
-		elog(DEBUG1, "checkout sweeper expired %d locks", total);
+	if (expired > 0)
+		elog(DEBUG1, "checkout sweeper expired %d locks", expired);
 
 	/* keep a deadline a backend posted during the sweep; drop the ones it served */
 	SpinLockAcquire(&shared->mutex);
-	if (my_slot->wake_at <= started)
+	if (my_slot->wake_at <= swept_until)
 		my_slot->wake_at = next_due;
 	else
 		my_slot->wake_at = Min(my_slot->wake_at, next_due);
@@ -247,13 +408,15 @@ void
 checkout_sweeper_main(Datum arg)
 {
 	Oid			dboid = DatumGetObjectId(arg);
+	SweeperArgs args;
 	TimestampTz last_sweep = 0;
 	bool		ready = false;
 
+	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
-	claim_slot(dboid);			/* first: from now on new deadlines reach us */
+	claim_slot(args.slot);
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("checkout sweeper");
 	/* runs as superuser: never resolve names through a user schema */
@@ -266,27 +429,18 @@ checkout_sweeper_main(Datum arg)
 		TimestampTz interval_due;
 		long		sleep_ms;
 
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
-
+		check_interrupts_and_reload();
 		if (!ready)
 		{
 			ready = in_transaction(extension_ready, NULL);
 			if (ready)
 			{
-				ereport(LOG, (errmsg("checkout sweeper started for database \"%s\"",
-									 MyBgworkerEntry->bgw_extra)));
+				ereport(LOG, (errmsg("checkout sweeper started for database \"%s\"", args.dbname)));
 				last_sweep = 0; /* sweep at once */
 			}
 		}
 
-		SpinLockAcquire(&shared->mutex);
-		wake_at = my_slot->wake_at;
-		SpinLockRelease(&shared->mutex);
+		wake_at = posted_wake_at();
 		interval_due = TimestampTzPlusMilliseconds(last_sweep, checkout_cleanup_interval_s * 1000L);
 
 		if (ready && (wake_at <= now || interval_due <= now))
@@ -314,12 +468,25 @@ checkout_sweeper_main(Datum arg)
 
 /* ---- the launcher ---- */
 
+/* Why a database has no sweeper; each is logged once until the cause changes. */
+typedef enum StartFailure
+{
+	START_OK,
+	START_NO_DATABASE,
+	START_NO_WORKER_SLOT,
+	START_STOPPED
+} StartFailure;
+
 typedef struct Target
 {
-	char	   *name;
+	const char *name;
 	BackgroundWorkerHandle *handle;
-	TimestampTz tried_at;		/* restarts are at least RETRY_MS apart */
+	TimestampTz tried_at;		/* start attempts are at least RETRY_MS apart */
+	StartFailure failure;		/* of the last attempt */
 } Target;
+
+static Target *targets = NULL;
+static int	n_targets = 0;
 
 /*
  * The database's oid, or InvalidOid.  A plain catalog scan, as the autovacuum
@@ -354,11 +521,59 @@ lookup_database(const char *name)
 	return result;
 }
 
-static BackgroundWorkerHandle *
-start_sweeper(const char *dbname, Oid dboid)
+/* Points slot i at the database; a new database starts with no deadline. */
+static void
+assign_slot(int i, Oid dboid)
+{
+	SpinLockAcquire(&shared->mutex);
+	if (shared->slots[i].dboid != dboid)
+	{
+		shared->slots[i].dboid = dboid;
+		shared->slots[i].wake_at = DT_NOEND;
+	}
+	SpinLockRelease(&shared->mutex);
+}
+
+static void
+report_failure(Target *t, StartFailure why)
+{
+	if (why == t->failure)
+		return;
+	t->failure = why;
+	switch (why)
+	{
+		case START_OK:
+			break;
+		case START_NO_DATABASE:
+			ereport(LOG,
+					(errmsg("checkout: database \"%s\" named in checkout.database does not exist or does not allow connections",
+							t->name),
+					 errhint("The launcher looks for it again every %d seconds.", RETRY_MS / 1000)));
+			break;
+		case START_NO_WORKER_SLOT:
+			ereport(LOG,
+					(errmsg("checkout: could not start the sweeper for database \"%s\"", t->name),
+					 errdetail("No background worker slot is free (max_worker_processes is %d).",
+							   max_worker_processes),
+					 errhint("Raise max_worker_processes; the launcher tries again every %d seconds.",
+							 RETRY_MS / 1000)));
+			break;
+		case START_STOPPED:
+			ereport(LOG,
+					(errmsg("checkout: the sweeper for database \"%s\" stopped before it started",
+							t->name),
+					 errhint("More details may be in the server log; the launcher tries again every %d seconds.",
+							 RETRY_MS / 1000)));
+			break;
+	}
+}
+
+static StartFailure
+start_sweeper(Target *t, int slot, Oid dboid)
 {
 	BackgroundWorker worker;
-	BackgroundWorkerHandle *handle;
+	SweeperArgs args;
+	BgwHandleStatus status;
 	pid_t		pid;
 
 	memset(&worker, 0, sizeof(worker));
@@ -367,71 +582,109 @@ start_sweeper(const char *dbname, Oid dboid)
 	worker.bgw_restart_time = BGW_NEVER_RESTART;	/* the launcher restarts it */
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "checkout");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "checkout_sweeper_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "checkout sweeper %s", dbname);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "checkout sweeper %s", t->name);
 	snprintf(worker.bgw_type, BGW_MAXLEN, "checkout sweeper");
 	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
-	strlcpy(worker.bgw_extra, dbname, BGW_EXTRALEN);
+	memset(&args, 0, sizeof(args));
+	args.slot = slot;
+	strlcpy(args.dbname, t->name, NAMEDATALEN);
+	memcpy(worker.bgw_extra, &args, sizeof(args));
 	worker.bgw_notify_pid = MyProcPid;
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-		return NULL;
-	if (WaitForBackgroundWorkerStartup(handle, &pid) != BGWH_STARTED)
-		return NULL;
-	return handle;
+
+	if (!RegisterDynamicBackgroundWorker(&worker, &t->handle))
+	{
+		t->handle = NULL;
+		return START_NO_WORKER_SLOT;
+	}
+	status = WaitForBackgroundWorkerStartup(t->handle, &pid);
+	if (status == BGWH_POSTMASTER_DIED)
+		proc_exit(1);
+	if (status == BGWH_STOPPED)
+	{
+		pfree(t->handle);
+		t->handle = NULL;
+		return START_STOPPED;
+	}
+	return START_OK;
+}
+
+/* Looks for the database and starts its sweeper; logs a new cause of failure. */
+static void
+try_start(Target *t, int slot)
+{
+	Oid			dboid = lookup_database(t->name);
+
+	/* the slot first, so that deadlines posted from now on are kept */
+	assign_slot(slot, dboid);
+	report_failure(t, OidIsValid(dboid) ? start_sweeper(t, slot, dboid) : START_NO_DATABASE);
+}
+
+/* The sweepers go with their launcher: a restarted launcher starts new ones. */
+static void
+stop_sweepers(int code, Datum arg)
+{
+	int			i;
+
+	for (i = 0; i < n_targets; i++)
+		if (targets[i].handle)
+			TerminateBackgroundWorker(targets[i].handle);
 }
 
 void
 checkout_launcher_main(Datum arg)
 {
-	char	   *list;
-	List	   *names;
-	ListCell   *lc;
-	Target	   *targets;
-	int			n;
 	int			i;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+	n_targets = databases_to_sweep->n;
+	targets = MemoryContextAllocZero(TopMemoryContext, sizeof(Target) * n_targets);
+	for (i = 0; i < n_targets; i++)
+		targets[i].name = MemoryContextStrdup(TopMemoryContext, databases_to_sweep->names[i]);
+	/* before connecting: runs after the exit callbacks of the connection (LIFO) */
+	before_shmem_exit(stop_sweepers, (Datum) 0);
 	/* no database: only the shared catalog pg_database is needed */
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("checkout launcher");
 
-	list = pstrdup(checkout_database_list ? checkout_database_list : "");
-	if (!SplitIdentifierString(list, ',', &names))
-		ereport(ERROR, (errmsg("checkout.database is not a valid list of database names")));
-	n = list_length(names);
-	targets = palloc0(sizeof(Target) * Max(n, 1));
-	i = 0;
-	foreach(lc, names)
-		targets[i++].name = (char *) lfirst(lc);
-
 	for (;;)
 	{
+		TimestampTz now;
+		long		sleep_ms = RETRY_MS;
+
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		for (i = 0; i < n; i++)
+		now = GetCurrentTimestamp();
+		for (i = 0; i < n_targets; i++)
 		{
+			Target	   *t = &targets[i];
 			pid_t		pid;
-			Oid			dboid;
+			long		since_tried;
 
-			if (targets[i].handle &&
-				GetBackgroundWorkerPid(targets[i].handle, &pid) != BGWH_STOPPED)
+			if (t->handle)
+			{
+				if (GetBackgroundWorkerPid(t->handle, &pid) != BGWH_STOPPED)
+					continue;
+				pfree(t->handle);
+				t->handle = NULL;
+			}
+			since_tried = TimestampDifferenceMilliseconds(t->tried_at, now);
+			if (since_tried < RETRY_MS)
+			{
+				sleep_ms = Min(sleep_ms, RETRY_MS - since_tried);
 				continue;
-			targets[i].handle = NULL;
-			if (!TimestampDifferenceExceeds(targets[i].tried_at, GetCurrentTimestamp(), RETRY_MS))
-				continue;
-			targets[i].tried_at = GetCurrentTimestamp();
-			dboid = lookup_database(targets[i].name);
-			if (OidIsValid(dboid))
-				targets[i].handle = start_sweeper(targets[i].name, dboid);
+			}
+			t->tried_at = now;
+			try_start(t, i);
 		}
 		/* a sweeper's exit sets our latch (bgw_notify_pid) */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 RETRY_MS, PG_WAIT_EXTENSION);
+						 sleep_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }

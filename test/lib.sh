@@ -12,19 +12,21 @@
 #   as_root CMD...           run CMD as root (sudo when not root)
 #
 # Environment knobs: CHECKOUT_TEST_DB (default checkout_test), CHECKOUT_NO_PRELOAD=1
-# (leave shared_preload_libraries out; for debugging the harness only).
+# (leave shared_preload_libraries out; for debugging the harness only),
+# CHECKOUT_PORTS (range the cluster's port is picked from, default 5440-6439).
 
-# PG_BINDIR may point at a relocated copy of PostgreSQL 15 (see README,
-# "Testing without touching the system install"); the default is Debian's.
+# PG_BINDIR may point at a relocated copy of PostgreSQL 15 (test/private_pg.sh;
+# README, "Tests"); the default is Debian's.
 PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
 PG_CONFIG=$PG_BINDIR/pg_config
-PG_PGXS_TEST=$(dirname "$PG_BINDIR")/lib/pgxs/src/test
 export PG_CONFIG
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 CHECKOUT_PACKAGES=(postgresql-15 postgresql-server-dev-15 libipc-run-perl postgresql-15-pgtap
                    libtap-parser-sourcehandler-pgtap-perl sqlsmith make gcc
+                   php-cli php-pgsql php-laravel-framework
+                   prometheus-postgres-exporter prometheus libyaml-libyaml-perl
                    postgresql-15-auto-failover pgbouncer)
 
 CLUSTER_DIR=
@@ -124,6 +126,8 @@ _port_free() {
 # start_cluster [extra postgresql.conf lines...]
 start_cluster() {
 	local db=${CHECKOUT_TEST_DB:-checkout_test} port line tries=0 out
+	local ports=${CHECKOUT_PORTS:-5440-6439}
+	local port_lo=${ports%-*} port_hi=${ports#*-}
 	log_step "starting a throwaway cluster"
 	CLUSTER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/checkout_pg.XXXXXX") || die "mktemp failed"
 	# the directory holds the socket: traversable by the caller, owned by postgres
@@ -135,7 +139,7 @@ start_cluster() {
 		--no-sync -E UTF8 --locale=C.UTF-8 2>&1) || { printf '%s\n' "$out" >&2; die "initdb failed"; }
 
 	while :; do
-		port=$((5440 + RANDOM % 1000))
+		port=$((port_lo + RANDOM % (port_hi - port_lo + 1)))
 		_port_free "$port" && break
 		tries=$((tries + 1))
 		[ $tries -lt 50 ] || die "no free port found"

@@ -13,4 +13,9 @@ if [ ! -x "$dir/usr/lib/postgresql/15/bin/postgres" ]; then
 	cp -a /usr/share/postgresql/15 "$dir/usr/share/postgresql/"
 	chmod 755 "$dir"
 fi
+# headers are only read: a link is enough for PGXS builds against the copy
+if [ ! -e "$dir/usr/include/postgresql" ]; then
+	mkdir -p "$dir/usr/include"
+	ln -s /usr/include/postgresql "$dir/usr/include/postgresql"
+fi
 echo "$dir/usr/lib/postgresql/15/bin"

@@ -1,26 +1,29 @@
 #!/usr/bin/env bash
 # make test: install what is missing, build and install the extension, start a
-# throwaway cluster and run every suite that exists:
-#   pg_regress  sql/*.sql (not the extension script) against expected/*.out
-#   isolation   test/isolation/specs/*.spec against test/isolation/expected/*.out
-#   pgTAP       test/pgtap/*.sql and ../shared/contract/surface.sql, with pg_prove
-#   TAP         test/t/*.pl with prove (each test starts its own clusters)
+# throwaway cluster and run every suite through the Makefile's own targets, so
+# the test lists declared there are the only ones:
+#   pg_regress  make installcheck with REGRESS only     (sql/*.sql, expected/)
+#   isolation   make installcheck with ISOLATION only   (test/isolation/)
+#   pgTAP       make pgtap_installcheck                 (test/pgtap/*.sql, and the
+#               contract ../shared/contract/surface.sql when it is there)
+#   TAP         make prove_installcheck                 (test/t/*.pl; each test starts
+#               its own clusters, as the postgres OS user in a copy it can write)
+#   php         make php_installcheck                   (clients/laravel/tests/*.php,
+#               the Laravel package; each file makes a database of its own)
 # A failing suite does not stop the others.  The last line is "N passed, M failed"
 # (tests, summed over the suites); the exit status is non-zero when M > 0 or a
 # suite could not run.
 #
-# Environment: SUITES (default "regress isolation pgtap tap"), SUITE_TIMEOUT
+# Environment: SUITES (default "regress isolation pgtap tap php"), SUITE_TIMEOUT
 # (seconds per suite, default 600), PROVE_JOBS (parallel TAP files, default 1).
 set -uo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT" || exit 1
 
-SUITES=${SUITES:-regress isolation pgtap tap}
+SUITES=${SUITES:-regress isolation pgtap tap php}
 SUITE_TIMEOUT=${SUITE_TIMEOUT:-600}
-PG_REGRESS=$PG_PGXS_TEST/regress/pg_regress
-PG_ISOLATION_REGRESS=$PG_PGXS_TEST/isolation/pg_isolation_regress
-CONTRACT=$(dirname "$REPO_ROOT")/shared/contract/surface.sql
+MAKE=(make -s PG_CONFIG="$PG_CONFIG")
 
 total_pass=0
 total_fail=0
@@ -73,105 +76,56 @@ run_logged() {	# run_logged LOGFILE CMD... : show the output and keep a copy
 	return "$rc"
 }
 
-suite_regress() {
-	local tests=() f out rc p fl
-	for f in sql/*.sql; do
-		[ -e "$f" ] || continue
-		case $(basename "$f") in checkout--*) continue ;; esac
-		tests+=("$(basename "$f" .sql)")
-	done
-	if [ ${#tests[@]} -eq 0 ]; then
-		echo "no pg_regress tests (sql/*.sql)"; record pg_regress 0 0 "(no tests)"; return
-	fi
-	out=$(make_tmpdir)
-	run_logged "$out/run.log" "$PG_REGRESS" --inputdir=. --outputdir="$out" --bindir="$PG_BINDIR" \
-		--host="$PGHOST" --port="$PGPORT" --user=postgres --dbname=contrib_regression \
-		--load-extension=checkout "${tests[@]}"
+# suite_pg_regress SUITE DIFFS MAKE-ARGS...: a pg_regress-driven suite
+# (pg_regress, pg_isolation_regress) run by `make installcheck`
+suite_pg_regress() {
+	local name=$1 diffs=$2 log rc p fl
+	shift 2
+	log=$(make_tmpdir)/run.log
+	run_logged "$log" "${MAKE[@]}" installcheck TAP_TESTS= "$@"
 	rc=$?
-	read -r p fl < <(count_regress "$out/run.log")
-	if [ "$fl" -gt 0 ] && [ -f "$out/regression.diffs" ]; then
-		echo "---- regression.diffs (first 200 lines) ----"
-		head -n 200 "$out/regression.diffs"
-		echo "---- end of regression.diffs ----"
+	read -r p fl < <(count_regress "$log")
+	if [ "$fl" -gt 0 ] && [ -f "$diffs" ]; then
+		echo "---- $diffs (first 200 lines) ----"
+		head -n 200 "$diffs"
+		echo "---- end of $diffs ----"
 	fi
-	[ "$rc" -ne 0 ] && [ "$fl" -eq 0 ] && suite_error pg_regress "pg_regress exited with $rc"
-	record pg_regress "$p" "$fl" ""
+	[ "$rc" -ne 0 ] && [ "$fl" -eq 0 ] && suite_error "$name" "make installcheck exited with $rc"
+	record "$name" "$p" "$fl" ""
 }
 
-suite_isolation() {
-	local tests=() f out rc p fl
-	for f in test/isolation/specs/*.spec; do
-		[ -e "$f" ] || continue
-		tests+=("$(basename "$f" .spec)")
-	done
-	if [ ${#tests[@]} -eq 0 ]; then
-		echo "no isolation specs (test/isolation/specs/*.spec)"; record isolation 0 0 "(no tests)"; return
+# suite_harness SUITE LOG NOTE: count a prove / pg_prove run that exited RC
+suite_harness() {
+	local name=$1 log=$2 rc=$3 note=$4 counts p fl
+	counts=$(count_harness "$log")
+	if [ -z "$counts" ]; then
+		suite_error "$name" "no test summary (exit $rc)"; record "$name" 0 1 "(no summary)"; return
 	fi
-	out=$(make_tmpdir)
-	run_logged "$out/run.log" "$PG_ISOLATION_REGRESS" --inputdir=test/isolation --outputdir="$out" \
-		--bindir="$PG_BINDIR" --host="$PGHOST" --port="$PGPORT" --user=postgres \
-		--dbname=isolation_regression --load-extension=checkout "${tests[@]}"
-	rc=$?
-	read -r p fl < <(count_regress "$out/run.log")
-	if [ "$fl" -gt 0 ] && [ -f "$out/regression.diffs" ]; then
-		echo "---- isolation regression.diffs (first 200 lines) ----"
-		head -n 200 "$out/regression.diffs"
-		echo "---- end of regression.diffs ----"
-	fi
-	[ "$rc" -ne 0 ] && [ "$fl" -eq 0 ] && suite_error isolation "pg_isolation_regress exited with $rc"
-	record isolation "$p" "$fl" ""
+	read -r p fl <<<"$counts"
+	[ "$rc" -ne 0 ] && [ "$fl" -eq 0 ] && suite_error "$name" "exited with $rc"
+	record "$name" "$p" "$fl" "$note"
 }
 
 suite_pgtap() {
-	local files=() f out rc counts p fl
-	if [ ! -f "$CONTRACT" ]; then
-		suite_error pgTAP "contract file $CONTRACT is missing (shared/ must sit beside the repository)"
-		record pgTAP 0 1 "(contract missing)"
-		return
-	fi
-	for f in test/pgtap/*.sql; do
-		[ -e "$f" ] && files+=("$f")
-	done
-	files+=("$CONTRACT")
-	out=$(make_tmpdir)
-	"$PG_BINDIR/psql" -X -q -d postgres -v ON_ERROR_STOP=1 \
-		-c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS checkout_tap" -c "CREATE DATABASE checkout_tap" &&
-	"$PG_BINDIR/psql" -X -q -d checkout_tap -v ON_ERROR_STOP=1 \
-		-c "SET client_min_messages = warning" -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION checkout" || {
-		suite_error pgTAP "could not prepare database checkout_tap"; record pgTAP 0 1 "(setup failed)"; return; }
-	run_logged "$out/run.log" pg_prove --psql-bin "$PG_BINDIR/psql" --timer -d checkout_tap "${files[@]}"
+	local log rc
+	log=$(make_tmpdir)/run.log
+	run_logged "$log" "${MAKE[@]}" pgtap_installcheck PROVE_FLAGS=--timer
 	rc=$?
-	counts=$(count_harness "$out/run.log")
-	if [ -z "$counts" ]; then
-		suite_error pgTAP "pg_prove printed no summary (exit $rc)"; record pgTAP 0 1 "(no summary)"; return
-	fi
-	read -r p fl <<<"$counts"
-	[ "$rc" -ne 0 ] && [ "$fl" -eq 0 ] && suite_error pgTAP "pg_prove exited with $rc"
-	record pgTAP "$p" "$fl" ""
+	# the target says whether the optional contract file ran
+	suite_harness pgTAP "$log" "$rc" "$(grep -m 1 -E '^with(out)? contract' "$log")"
 }
 
 suite_tap() {
-	local files=() f work log rc counts p fl
-	for f in test/t/*.pl; do
-		[ -e "$f" ] && files+=("$f")
-	done
-	if [ ${#files[@]} -eq 0 ]; then
-		echo "no TAP tests (test/t/*.pl)"; record TAP 0 0 "(no tests)"; return
-	fi
+	local work log rc f
 	# a copy of the repository the postgres OS user can write (tmp_check/ goes there)
 	work=$(make_tmpdir)
-	tar -C "$REPO_ROOT" --exclude=./.git --exclude=./results --exclude=./tmp_check -cf - . |
+	tar -C "$REPO_ROOT" --exclude=./.git --exclude=./results --exclude=./tmp_check --exclude=./output_iso -cf - . |
 		tar -C "$work" -xf - || { suite_error TAP "could not copy the repository"; return; }
 	as_root chown -R postgres: "$work"
 	log=$(make_tmpdir)/run.log
 	run_logged "$log" "${AS_POSTGRES[@]}" env -u PGHOST -u PGPORT -u PGUSER -u PGDATABASE \
-		-C "$work" \
-		PATH="$PG_BINDIR:$PATH" \
-		PERL5LIB="$PG_PGXS_TEST/perl${PERL5LIB:+:$PERL5LIB}" \
-		PG_REGRESS="$PG_REGRESS" PG_CONFIG="$PG_CONFIG" \
-		prove --timer -j "${PROVE_JOBS:-1}" "${files[@]}"
+		"${MAKE[@]}" -C "$work" prove_installcheck PROVE_FLAGS="--timer -j ${PROVE_JOBS:-1}"
 	rc=$?
-	counts=$(count_harness "$log")
 	# the end of the log of each failing test file
 	for f in $(sed -nE 's/^(test\/t\/[^ ]+\.pl) +\(Wstat: .*/\1/p' "$log"); do
 		f=$work/tmp_check/log/regress_log_$(basename "$f" .pl)
@@ -179,12 +133,15 @@ suite_tap() {
 		echo "---- last 40 lines of $f ----"
 		as_postgres tail -n 40 "$f"
 	done
-	if [ -z "$counts" ]; then
-		suite_error TAP "prove printed no summary (exit $rc)"; record TAP 0 1 "(no summary)"; return
-	fi
-	read -r p fl <<<"$counts"
-	[ "$rc" -ne 0 ] && [ "$fl" -eq 0 ] && suite_error TAP "prove exited with $rc"
-	record TAP "$p" "$fl" ""
+	suite_harness TAP "$log" "$rc" ""
+}
+
+suite_php() {
+	local log rc
+	log=$(make_tmpdir)/run.log
+	run_logged "$log" "${MAKE[@]}" php_installcheck PROVE_FLAGS=--timer
+	rc=$?
+	suite_harness php "$log" "$rc" ""
 }
 
 started=$(date +%s)
@@ -194,10 +151,11 @@ start_cluster
 
 for s in $SUITES; do
 	case $s in
-	regress) log_step "pg_regress"; suite_regress ;;
-	isolation) log_step "isolation"; suite_isolation ;;
+	regress) log_step "pg_regress"; suite_pg_regress pg_regress regression.diffs ISOLATION= ;;
+	isolation) log_step "isolation"; suite_pg_regress isolation output_iso/regression.diffs REGRESS= ;;
 	pgtap) log_step "pgTAP"; suite_pgtap ;;
 	tap) log_step "TAP (prove)"; suite_tap ;;
+	php) log_step "PHP (Laravel package)"; suite_php ;;
 	*) suite_error "$s" "unknown suite" ;;
 	esac
 done

@@ -22,11 +22,11 @@ bench_setup "$nskus" "$stock"
 
 log_step "stress: $clients clients for ${seconds}s on $nskus skus of $stock units"
 B=$BENCH_DIR
-tps=$(run_pgbench stress "$clients" "$seconds" -D nskus="$nskus" \
+run_pgbench stress "$clients" "$seconds" -D nskus="$nskus" \
 	-f "$B/stress_full.sql@4" -f "$B/stress_cancel.sql@2" -f "$B/stress_abandon.sql@2" \
 	-f "$B/stress_touch.sql@1" -f "$B/stress_contend.sql@3" -f "$B/stress_cleanup.sql@1" \
-	-f "$B/stress_restock.sql@2")
-echo "stress: $tps script runs per second"
+	-f "$B/stress_restock.sql@2"
+echo "stress: $RUN_TPS script runs per second"
 status=0
 [ "$BENCH_ERRORS" -eq 0 ] || status=1
 

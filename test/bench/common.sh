@@ -1,4 +1,4 @@
-# test/bench/common.sh — sourced by run_bench.sh and ../stress.sh (after lib.sh):
+# test/bench/common.sh — sourced by ../stress.sh (after lib.sh):
 # set-up, pgbench runs and the invariant check.
 
 BENCH_DIR=$REPO_ROOT/test/bench
@@ -13,28 +13,31 @@ bench_setup() {
 	BENCH_LOGDIR=$(make_tmpdir)
 }
 
-# run_pgbench LABEL CLIENTS SECONDS PGBENCH-ARGS...: prints the tps on stdout,
-# the run's own report on stderr; a run with an aborted client or a failed
-# transaction counts as an error (BENCH_ERRORS).
+# run_pgbench LABEL CLIENTS SECONDS PGBENCH-ARGS...: sets RUN_TPS; prints the
+# run's own report, with a progress line every 10 seconds while it runs; a
+# run with an aborted client or a failed transaction counts as an error
+# (BENCH_ERRORS), and its error messages are shown.  (Not in a command
+# substitution: that would lose the count.)
 run_pgbench() {
-	local label=$1 clients=$2 seconds=$3 jobs rc tps failed log
+	local label=$1 clients=$2 seconds=$3 jobs rc failed log
 	shift 3
 	jobs=${BENCH_JOBS:-2}
 	[ "$jobs" -gt "$clients" ] && jobs=$clients
 	log=$BENCH_LOGDIR/$label.log
-	echo "-- $label: $clients clients, $jobs threads, ${seconds}s" >&2
-	"$PG_BINDIR/pgbench" -n -c "$clients" -j "$jobs" -T "$seconds" "$@" >"$log" 2>&1
-	rc=$?
-	tps=$(sed -nE 's/^tps = ([0-9.]+) \(without initial connection time\).*/\1/p' "$log" | tail -n 1)
+	echo "-- $label: $clients clients, $jobs threads, ${seconds}s"
+	"$PG_BINDIR/pgbench" -n -P 10 --verbose-errors -c "$clients" -j "$jobs" -T "$seconds" "$@" 2>&1 |
+		tee "$log" | sed -un "s/^progress: /   $label: /p"
+	rc=${PIPESTATUS[0]}
+	RUN_TPS=$(sed -nE 's/^tps = ([0-9.]+) \(without initial connection time\).*/\1/p' "$log" | tail -n 1)
 	failed=$(sed -nE 's/^number of failed transactions: ([0-9]+).*/\1/p' "$log" | tail -n 1)
 	grep -E '^(number of transactions actually processed|number of failed|latency average|tps =)' "$log" |
-		sed 's/^/   /' >&2
-	if [ "$rc" -ne 0 ] || [ -z "$tps" ] || [ "${failed:-0}" -ne 0 ]; then
-		echo "!! $label: pgbench exit $rc, failed transactions ${failed:-?}; its errors:" >&2
-		grep -E 'error|ERROR|abort' "$log" | sort | uniq -c | sort -rn | head -n 10 >&2
+		sed 's/^/   /'
+	if [ "$rc" -ne 0 ] || [ -z "$RUN_TPS" ] || [ "${failed:-0}" -ne 0 ]; then
+		echo "!! $label: pgbench exit $rc, failed transactions ${failed:-?}; its errors:"
+		grep -E 'error|ERROR|abort' "$log" | sed -E 's/^client [0-9]+ //' | sort | uniq -c | sort -rn | head -n 10
 		BENCH_ERRORS=$((BENCH_ERRORS + 1))
 	fi
-	printf '%s\n' "${tps:-0}"
+	RUN_TPS=${RUN_TPS:-0}
 }
 
 # check_invariants: the ledger invariants; returns non-zero when one is broken

@@ -29,8 +29,9 @@ SELECT checkout_advance(s.lock_id, 'buyer', '{"reference":"c","amount":100}', un
 FROM (SELECT checkout_advance(s.lock_id, 'buyer', '{"reference":"a","amount":100}', until => 'order_creation') AS x, s.lock_id
       FROM checkout_start('buy-' || nextval('flash_seq'), 'buyer', '[{"line_id":"1","sku":"HOT","quantity":1,"unit_price":100}]') s) s;
 SQL
-log_step "reserving $n abandoned checkouts"
-"$PG_BINDIR/pgbench" -n -c 4 -j 2 -t $((n / 4)) -f "$script/abandon.sql" 2>&1 | grep -E '^(tps|number of failed)'
+log_step "reserving $n abandoned checkouts (a progress line every 10s)"
+"$PG_BINDIR/pgbench" -n -P 10 -c 4 -j 2 -t $((n / 4)) -f "$script/abandon.sql" 2>&1 |
+	sed -Eun -e 's/^progress: /   reserving: /p' -e '/^(tps|number of failed)/p'
 # all fall due 5 s from now; one more abandoned checkout with that deadline
 # tells the worker (the UPDATE alone, behind the API's back, would not)
 last_due=$(psql -X -At -c "SELECT now() + interval '5 seconds'")
@@ -38,15 +39,22 @@ psql -X -q -c "UPDATE checkout.locks SET expires_at = '$last_due' WHERE session_
 psql -X -q -c "SELECT checkout_advance(s.lock_id, 'abandoner', until => 'price_lock') FROM checkout_start('flash-last', 'abandoner', '[{\"line_id\":\"1\",\"sku\":\"HOT\",\"quantity\":1,\"unit_price\":100}]', '$last_due'::timestamptz - now()) s" >/dev/null
 echo "reserved: $(psql -X -At -c "SELECT reserved FROM checkout.inventory WHERE sku = 'HOT'"); last deadline $last_due"
 
-log_step "buying the same sku while the worker releases them"
 wait_s=$(psql -X -At -c "SELECT greatest(0, extract(epoch FROM '$last_due'::timestamptz - clock_timestamp()))::int")
+log_step "buying the same sku for $((wait_s + 15))s while the worker releases them (a line every 2s)"
 "$PG_BINDIR/pgbench" -n -c 2 -j 2 -T $((wait_s + 15)) -f "$script/buy.sql" 2>&1 | grep -E '^(tps|number of failed)' &
 buyers=$!
-while [ "$(psql -X -At -c "SELECT count(*) FROM checkout.locks WHERE session_id = 'abandoner' AND state = 'active'")" != 0 ]; do
+polls=0
+while :; do
+	left=$(psql -X -At -c "SELECT count(*) FROM checkout.locks WHERE session_id = 'abandoner' AND state = 'active'")
+	[ "$left" = 0 ] && break
+	[ $((polls % 4)) = 0 ] && echo "   $left abandoned checkouts still active; $(psql -X -At -c \
+		"SELECT count(*) FROM checkout.locks WHERE session_id = 'buyer' AND state = 'completed'") bought so far"
+	polls=$((polls + 1))
 	sleep 0.5
 done
 lag=$(psql -X -At -c "SELECT round(extract(epoch FROM max(finished_at) - '$last_due'::timestamptz)::numeric, 2) FROM checkout.locks WHERE session_id = 'abandoner'")
 spread=$(psql -X -At -c "SELECT round(extract(epoch FROM max(finished_at) - min(finished_at))::numeric, 2) FROM checkout.locks WHERE session_id = 'abandoner'")
+echo "   all released; the buyers go on until their time is up"
 wait $buyers
 echo "all $n released; last release ${lag}s after the last deadline; releases spread over ${spread}s"
 broken=$(psql -X -At -c "SELECT count(*) FROM checkout.inventory i WHERE i.reserved <> COALESCE((SELECT sum(quantity) FROM checkout.reservations r WHERE r.sku = i.sku), 0)")

@@ -2,13 +2,11 @@
 -- use them (PUBLIC and checkout_app get nothing).  Functions are SECURITY
 -- DEFINER with a pinned search_path; views and functions belong to the
 -- extension.
+\ir ../fixtures/checkout_test.sql
 BEGIN;
 SELECT plan(47);
 
-CREATE ROLE tap_mon_nobody NOLOGIN;
-CREATE ROLE tap_mon_app NOLOGIN IN ROLE checkout_app;
-CREATE ROLE tap_mon_admin NOLOGIN IN ROLE checkout_admin;
-GRANT USAGE ON SCHEMA public TO tap_mon_nobody, tap_mon_app, tap_mon_admin;
+CALL checkout_test.create_roles('tap_mon');
 INSERT INTO checkout.inventory (sku, on_hand, unit_price) VALUES ('TAPMON-1', 10, 100);
 
 -- shape

@@ -1,5 +1,6 @@
 -- Bad input to checkout_start raises 22023 (or 22003 for overflowing totals)
 -- and writes nothing; session ownership, re-entry and idempotency.
+\ir ../fixtures/checkout_test.sql
 BEGIN;
 SELECT plan(26);
 INSERT INTO checkout.inventory (sku, on_hand, unit_price) VALUES ('BI-1', 10, 100);

@@ -1,13 +1,11 @@
 -- The privilege split: PUBLIC gets nothing, checkout_app may call the
 -- application API and read the ledger but never write it, checkout_admin may
 -- load stock and prices (never "reserved") and run the admin functions.
+\ir ../fixtures/checkout_test.sql
 BEGIN;
 SELECT plan(16);
 
-CREATE ROLE tap_nobody NOLOGIN;
-CREATE ROLE tap_app NOLOGIN IN ROLE checkout_app;
-CREATE ROLE tap_admin NOLOGIN IN ROLE checkout_admin;
-GRANT USAGE ON SCHEMA public TO tap_nobody, tap_app, tap_admin;
+CALL checkout_test.create_roles('tap');
 INSERT INTO checkout.inventory (sku, on_hand, unit_price) VALUES ('PRIV-1', 10, 100);
 
 SET ROLE tap_nobody;

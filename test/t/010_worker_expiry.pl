@@ -4,24 +4,15 @@
 # runs no sweeper; after promotion the new primary sweeps.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(time usleep);
+use Time::HiRes qw(time);
+use CheckoutTest::Node;
 
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'checkout'
-checkout.database = 'postgres'
-checkout.cleanup_interval = '5min'
-restart_after_crash = on
-});
-$primary->start;
-$primary->safe_psql('postgres', q{
-	CREATE EXTENSION checkout;
-	INSERT INTO checkout.inventory (sku, on_hand, unit_price) VALUES ('W-1', 100, 10);
-});
+my $primary = CheckoutTest::Node->start_new('primary',
+	init     => { allows_streaming => 1 },
+	settings => { 'checkout.cleanup_interval' => '5min', restart_after_crash => 'on' },
+	stock    => [ [ 'W-1', 100, 10 ] ]);
 
 sub start_reserved_lock
 {
@@ -31,48 +22,26 @@ sub start_reserved_lock
 		FROM checkout_start('$cart', 'sess', '[{"line_id":"1","sku":"W-1","quantity":2,"unit_price":10}]', interval '$ttl') s});
 }
 
-sub wait_expired
-{
-	my ($node, $lock, $seconds) = @_;
-	my $deadline = time + $seconds;
-	while (time < $deadline)
-	{
-		return 1 if $node->safe_psql('postgres', "SELECT state FROM checkout.locks WHERE lock_id = $lock") eq 'expired';
-		usleep(100_000);
-	}
-	return 0;
-}
-
-sub sweeper_pid
-{
-	my ($node) = @_;
-	return $node->safe_psql('postgres',
-		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkout sweeper' AND datname = 'postgres'");
-}
-
-# wait for the sweeper to be up
-$primary->poll_query_until('postgres',
-	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'checkout sweeper'")
-  or die 'no sweeper';
-is($primary->safe_psql('postgres',
+$primary->wait_for_sweeper;
+is($primary->query_value(
 	"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'checkout launcher'"), '1', 'the launcher runs');
 
 my $lock = start_reserved_lock($primary, 'w-cart-1', '1 second');
 my $t0 = time;
-ok(wait_expired($primary, $lock, 3), 'a 1-second lock is expired by the worker within 3 seconds');
+ok($primary->wait_for_state($lock, 'expired', 3), 'a 1-second lock is expired by the worker within 3 seconds');
 note(sprintf('expired %.2f s after start', time - $t0));
-is($primary->safe_psql('postgres', "SELECT reserved FROM checkout.inventory WHERE sku = 'W-1'"), '0',
+is($primary->query_value("SELECT reserved FROM checkout.inventory WHERE sku = 'W-1'"), '0',
 	'its reservation is released');
 ok($primary->log_contains(qr/\[checkout\] expired \{"lock_id":$lock,/), 'the expiry is logged');
 
 # kill -9 of the sweeper: crash restart, the sweeper comes back and sweeps
-my $pid = sweeper_pid($primary);
+my $pid = $primary->sweeper_pid;
 kill 'KILL', $pid;
 $primary->poll_query_until('postgres',
 	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'checkout sweeper' AND pid <> $pid")
   or die 'sweeper did not come back';
 $lock = start_reserved_lock($primary, 'w-cart-2', '1 second');
-ok(wait_expired($primary, $lock, 3), 'after kill -9 the sweeper is back and sweeps');
+ok($primary->wait_for_state($lock, 'expired', 3), 'after kill -9 the sweeper is back and sweeps');
 
 # SIGHUP: a shorter interval is used for locks whose deadline shared memory
 # does not know (written behind the API's back, as after a restore)
@@ -80,11 +49,11 @@ $primary->safe_psql('postgres', "ALTER SYSTEM SET checkout.cleanup_interval = '1
 sleep 1;
 $lock = start_reserved_lock($primary, 'w-cart-3', '1 hour');
 $primary->safe_psql('postgres', "UPDATE checkout.locks SET expires_at = now() WHERE lock_id = $lock");
-ok(wait_expired($primary, $lock, 4), 'after SIGHUP the new cleanup_interval applies');
+ok($primary->wait_for_state($lock, 'expired', 4), 'after SIGHUP the new cleanup_interval applies');
 
 # a streaming standby: serves status, runs no sweeper, changes nothing
 $primary->backup('bk');
-my $standby = PostgreSQL::Test::Cluster->new('standby');
+my $standby = CheckoutTest::Node->new('standby');
 $standby->init_from_backup($primary, 'bk', has_streaming => 1);
 $standby->start;
 $lock = start_reserved_lock($primary, 'w-cart-4', '2 seconds');
@@ -94,16 +63,16 @@ $primary->stop('immediate');
 $standby->poll_query_until('postgres', "SELECT count(*) = 1 FROM checkout.locks WHERE lock_id = $lock")
   or die 'lock not replicated';
 sleep 3;
-is($standby->safe_psql('postgres', "SELECT state FROM checkout_status($lock, 'sess')"), 'expired',
+is($standby->query_value("SELECT state FROM checkout_status($lock, 'sess')"), 'expired',
 	'the standby serves checkout_status, deriving expiry');
-is($standby->safe_psql('postgres', "SELECT state FROM checkout.locks WHERE lock_id = $lock"), 'active',
+is($standby->query_value("SELECT state FROM checkout.locks WHERE lock_id = $lock"), 'active',
 	'the standby swept nothing');
-is($standby->safe_psql('postgres',
+is($standby->query_value(
 	"SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'checkout%'"), '0', 'no worker runs on the standby');
 
 $standby->promote;
-ok(wait_expired($standby, $lock, 10), 'after promotion the new primary sweeps');
-is($standby->safe_psql('postgres', "SELECT reserved FROM checkout.inventory WHERE sku = 'W-1'"), '0',
+ok($standby->wait_for_state($lock, 'expired', 10), 'after promotion the new primary sweeps');
+is($standby->query_value("SELECT reserved FROM checkout.inventory WHERE sku = 'W-1'"), '0',
 	'and releases the stock');
 
 $standby->stop;

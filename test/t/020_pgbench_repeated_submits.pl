@@ -4,20 +4,15 @@
 # then the ledger, orders and compensations are checked exactly.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-
-my $node = PostgreSQL::Test::Cluster->new('repeated_submits');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'checkout'\n");
-$node->start;
+use CheckoutTest::Node;
 
 my $locks = 40;
 my $stock = 1000;
+my $node = CheckoutTest::Node->start_new('repeated_submits',
+	stock => [ [ 'P-1', $stock, 100 ], [ 'P-2', $stock, 50 ] ]);
 $node->safe_psql('postgres', qq{
-	CREATE EXTENSION checkout;
-	INSERT INTO checkout.inventory (sku, on_hand, unit_price) VALUES ('P-1', $stock, 100), ('P-2', $stock, 50);
 	SELECT checkout_advance(s.lock_id, 'sess-' || g,
 	                        ('{"reference":"auth-' || g || '","amount":250}')::jsonb,
 	                        until => 'order_creation')
@@ -26,7 +21,7 @@ $node->safe_psql('postgres', qq{
 	         '[{"line_id":"1","sku":"P-1","quantity":2,"unit_price":100},
 	           {"line_id":"2","sku":"P-2","quantity":1,"unit_price":50}]') s;
 });
-is($node->safe_psql('postgres',
+is($node->query_value(
 	"SELECT count(*) FROM checkout.locks WHERE state = 'active' AND phase = 'order_creation'"),
 	$locks, 'all locks are authorised and have their order');
 
@@ -57,17 +52,17 @@ $node->safe_psql('postgres', qq{
 	FROM generate_series(1, $locks) g;
 });
 
-is($node->safe_psql('postgres',
+is($node->query_value(
 	"SELECT count(*) FROM checkout.locks WHERE state = 'completed' AND capture_reference = 'cap-' || lock_id AND capture_amount = 250"),
 	$locks, 'every lock completed with the capture it was first given');
-is($node->safe_psql('postgres', "SELECT string_agg(sku || ':' || on_hand || ':' || reserved, ',' ORDER BY sku) FROM checkout.inventory"),
+is($node->query_value("SELECT string_agg(sku || ':' || on_hand || ':' || reserved, ',' ORDER BY sku) FROM checkout.inventory"),
 	'P-1:' . ($stock - 2 * $locks) . ':0,P-2:' . ($stock - $locks) . ':0',
 	'stock committed exactly once per lock');
-is($node->safe_psql('postgres', "SELECT count(*) FROM checkout.orders WHERE status = 'created'"),
+is($node->query_value("SELECT count(*) FROM checkout.orders WHERE status = 'created'"),
 	$locks, 'one order per lock');
-is($node->safe_psql('postgres', "SELECT count(*) FROM checkout.compensations"),
+is($node->query_value("SELECT count(*) FROM checkout.compensations"),
 	0, 'no refund or void was needed');
-is($node->safe_psql('postgres', "SELECT count(*) FROM checkout.reservations"),
+is($node->query_value("SELECT count(*) FROM checkout.reservations"),
 	0, 'no reservation is left behind');
 
 $node->stop;

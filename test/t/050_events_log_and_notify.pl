@@ -7,36 +7,28 @@
 #    checkout.events, in order;
 #  - a rolled-back transaction leaves neither a line nor a row nor a NOTIFY;
 #  - the sweeper's expiry is logged by the sweeper and its void_required and
-#    expired NOTIFYs reach a listening session, from the sweeper's PID.
+#    expired NOTIFYs reach a listening session, from the sweeper's PID;
+#    void_required names its compensation row by id (payloads carry
+#    identifiers only, see 080_notify_and_forged_logs.pl);
+#  - the started event names the session by a fingerprint, never its id.
 use strict;
 use warnings;
-use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use JSON::PP;
 use Time::HiRes qw(usleep);
+use Digest::SHA qw(sha256_hex);
+use CheckoutTest::Node;
 
-my $node = PostgreSQL::Test::Cluster->new('events');
-$node->init;
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'checkout'
-checkout.database = 'postgres'
-checkout.log_events = 'all'
-checkout.log_destination = 'both'
-});
-$node->start;
-$node->safe_psql('postgres', q{
-	CREATE EXTENSION checkout;
-	INSERT INTO checkout.inventory (sku, on_hand, unit_price) VALUES ('T-A', 100, 1000), ('T-B', 100, 250), ('T-C', 1, 10);
-});
-$node->poll_query_until('postgres',
-	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'checkout sweeper'")
-  or die 'no sweeper';
+my $node = CheckoutTest::Node->start_new('events',
+	settings => { 'checkout.log_events' => 'all', 'checkout.log_destination' => 'both' },
+	stock    => [ [ 'T-A', 100, 1000 ], [ 'T-B', 100, 250 ], [ 'T-C', 1, 10 ] ]);
+$node->wait_for_sweeper;
 
 my $listener = $node->background_psql('postgres');
 $listener->query_safe('LISTEN checkout_events');
 
-sub sql { return $node->safe_psql('postgres', $_[0]); }
+sub sql { return $node->query_value($_[0]); }
 sub pay { return qq{'{"reference":"$_[0]","amount":$_[1]}'}; }
 my $two = q{'[{"line_id":"1","sku":"T-A","quantity":2,"unit_price":1000},{"line_id":"2","sku":"T-B","quantity":1,"unit_price":251}]'};
 my $one = q{'[{"line_id":"1","sku":"T-A","quantity":1,"unit_price":1000}]'};
@@ -66,9 +58,8 @@ sql("BEGIN; SELECT checkout_cancel((checkout_start('t-rolled-back', 's', $one)).
 # authorised and abandoned: the sweeper expires it
 my $exp = sql("SELECT lock_id FROM checkout_advance((checkout_start('t-expire', 's', $one, interval '1 second')).lock_id, 's', "
 	  . pay('auth-e', 1000) . ", until => 'payment_authorization')");
-$node->poll_query_until('postgres', "SELECT state = 'expired' FROM checkout.locks WHERE lock_id = $exp")
-  or die 'the sweeper did not expire the lock';
-my $sweeper = sql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkout sweeper'");
+$node->wait_for_state($exp, 'expired', 180) or die 'the sweeper did not expire the lock';
+my $sweeper = $node->sweeper_pid;
 
 # NOTIFYs: poll the listener until the sweeper's two have arrived
 my %notified;
@@ -76,7 +67,7 @@ my $got = '';
 for my $try (1 .. 100)
 {
 	$got .= $listener->query('SELECT 1') . "\n";
-	last if $got =~ /"event":"expired","lock_id":$exp,/;
+	last if $got =~ /"event":"expired","lock_id":$exp[,}]/;
 	usleep(100_000);
 }
 my @notes;
@@ -88,11 +79,16 @@ my @from_sweeper = grep { $_->{payload}{lock_id} == $exp } @notes;
 is_deeply([ map { $_->{payload}{event} } @from_sweeper ], [ 'void_required', 'expired' ],
 	'the expiry NOTIFYs void_required, then expired');
 is_deeply([ map { $_->{pid} } @from_sweeper ], [ $sweeper, $sweeper ], '... sent by the sweeper');
-is($from_sweeper[0]{payload}{reference}, 'auth-e', '... void_required names the authorisation to void');
+my $comp = $from_sweeper[0]{payload}{compensation_id} // 0;
+is(sql("SELECT reference FROM checkout.compensations WHERE compensation_id = $comp AND lock_id = $exp AND kind = 'void_required' AND resolved_at IS NULL"),
+	'auth-e', '... void_required names the compensation row with the authorisation to void');
+ok(!exists $from_sweeper[0]{payload}{reference} && !exists $from_sweeper[0]{payload}{amount},
+	'... and carries no payment reference or amount');
 is_deeply([ sort map { $_->{payload}{event} } grep { $_->{payload}{lock_id} != $exp } @notes ],
 	[ 'completed', 'failed', 'failed', 'refund_required', 'refund_required', 'void_required' ],
 	'the other NOTIFYs: completed, two failures, the refused capture and the cancelled capture refunded, the void');
-ok(!grep({ $_->{payload}{cart_id} eq 't-rolled-back' } @notes), 'a rolled-back transaction notifies nothing');
+my %committed = map { $_ => 1 } split /\n/, sql('SELECT lock_id FROM checkout.locks');
+ok(!grep({ !$committed{ $_->{payload}{lock_id} } } @notes), 'a rolled-back transaction notifies nothing');
 $listener->quit;
 
 # the server log
@@ -114,9 +110,10 @@ my @all_events = ('started', 'extended', 'phase completed', 'stock reserved', 'p
 	'stock released', 'cancelled', 'expired');
 is_deeply([ sort keys %events ], [ sort @all_events ], 'every kind of event was logged');
 is_deeply([ sort keys %{ { map { $_->{detail}{step} => 1 } grep { $_->{event} eq 'rollback step completed' } @lines } } ],
-	[ 'order_cancelled', 'refund_required', 'release_reservations', 'void_required' ], 'every rollback step was logged');
+	[ 'order_cancelled', 'refund_capture', 'release_reservations', 'void_authorization' ], 'every rollback step was logged');
 my ($started) = grep { $_->{event} eq 'started' && $_->{detail}{lock_id} == $ok } @lines;
-is($started->{detail}{session_id}, 's', 'started names the session');
+is($started->{detail}{session}, substr(sha256_hex('s'), 0, 16), 'started names the session by its fingerprint');
+ok(!grep({ exists $_->{detail}{session_id} } @lines), 'no line carries the session id itself');
 is(sql("SELECT '$started->{detail}{expires_at}'::timestamptz < expires_at FROM checkout.locks WHERE lock_id = $ok"), 't',
 	'started carries the first deadline, which extended moved');
 my ($drift) = grep { $_->{event} eq 'price drift' } @lines;

@@ -1,0 +1,89 @@
+<?php
+
+namespace CheckoutTest;
+
+use PDO;
+
+/**
+ * A database of its own for one test file, in the cluster libpq's PGHOST,
+ * PGPORT and PGUSER (a superuser) point at; dropped when the file ends.
+ * Not named in checkout.database, so no background worker sweeps it: expiry
+ * happens only when a test asks for it.  Login roles: checkout_php_app
+ * (granted checkout_app) and checkout_php_admin (granted checkout_admin).
+ */
+final class TestDatabase
+{
+    public const APP_ROLE = 'checkout_php_app';
+    public const ADMIN_ROLE = 'checkout_php_admin';
+
+    public readonly string $name;
+    public readonly string $host;
+    public readonly int $port;
+    /** superuser connection to the test database, for fixtures and for looking behind the API */
+    public readonly PDO $super;
+
+    public function __construct(string $suffix)
+    {
+        $this->host = getenv('PGHOST') ?: '/var/run/postgresql';
+        $this->port = (int) (getenv('PGPORT') ?: 5432);
+        $this->name = 'checkout_php_'.preg_replace('/\W/', '_', $suffix);
+
+        $maintenance = $this->connect(getenv('PGDATABASE') ?: 'postgres', getenv('PGUSER') ?: 'postgres');
+        $maintenance->exec('DROP DATABASE IF EXISTS '.$this->name.' WITH (FORCE)');
+        $maintenance->exec('CREATE DATABASE '.$this->name);
+        register_shutdown_function(function () use ($maintenance) {
+            $maintenance->exec('DROP DATABASE IF EXISTS '.$this->name.' WITH (FORCE)');
+        });
+
+        $this->super = $this->connect($this->name, getenv('PGUSER') ?: 'postgres');
+        $this->super->exec('SET client_min_messages = warning');
+        $this->super->exec('CREATE EXTENSION checkout');
+        // roles are cluster-wide: another test file may have made them
+        foreach ([self::APP_ROLE => 'checkout_app', self::ADMIN_ROLE => 'checkout_admin'] as $role => $group) {
+            $this->super->exec("DO \$\$ BEGIN
+                CREATE ROLE $role LOGIN IN ROLE $group;
+            EXCEPTION WHEN duplicate_object THEN NULL; END \$\$");
+        }
+    }
+
+    public function connect(string $database, string $user): PDO
+    {
+        return new PDO("pgsql:host={$this->host};port={$this->port};dbname=$database", $user, null,
+            [PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION, PDO::ATTR_DEFAULT_FETCH_MODE => PDO::FETCH_ASSOC]);
+    }
+
+    /** Stock and current prices: ['A-1' => [on_hand, unit_price], ...] */
+    public function stock(array $skus): void
+    {
+        $insert = $this->super->prepare('INSERT INTO checkout.inventory (sku, on_hand, unit_price) VALUES (?, ?, ?)');
+        foreach ($skus as $sku => [$onHand, $price]) {
+            $insert->execute([$sku, $onHand, $price]);
+        }
+    }
+
+    /** One value of a superuser query. */
+    public function value(string $sql, array $params = []): mixed
+    {
+        $statement = $this->super->prepare($sql);
+        $statement->execute($params);
+
+        return $statement->fetchColumn();
+    }
+
+    /** The config/database.php connection for `$role`. */
+    public function laravelConnection(string $role): array
+    {
+        return [
+            'driver' => 'pgsql',
+            'host' => $this->host,
+            'port' => $this->port,
+            'database' => $this->name,
+            'username' => $role,
+            'password' => '',
+            'charset' => 'utf8',
+            'prefix' => '',
+            'schema' => 'public',
+            'sslmode' => 'disable',
+        ];
+    }
+}

@@ -1,0 +1,371 @@
+/*
+ * api.c — the SQL-callable functions of the application and admin API:
+ * checkout_start, checkout_advance, checkout_status, checkout_extend,
+ * checkout_cancel, checkout_fail and checkout_release.
+ *
+ * Each checks its arguments before it touches a table (22023), takes the
+ * lock's row lock, expires an overdue lock on touch, does its work through
+ * phases.c and lifecycle.c, and returns the status row built from the row it
+ * holds in memory (no re-read).
+ */
+#include "postgres.h"
+
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+
+#include "cart.h"
+#include "events.h"
+#include "expiry.h"
+#include "lifecycle.h"
+#include "phases.h"
+#include "util.h"
+#include "worker.h"
+
+PG_FUNCTION_INFO_V1(checkout_start);
+PG_FUNCTION_INFO_V1(checkout_advance);
+PG_FUNCTION_INFO_V1(checkout_status);
+PG_FUNCTION_INFO_V1(checkout_extend);
+PG_FUNCTION_INFO_V1(checkout_cancel);
+PG_FUNCTION_INFO_V1(checkout_fail);
+PG_FUNCTION_INFO_V1(checkout_release);
+
+/*
+ * Finishes an API call: writes buffered event rows, builds the status tuple
+ * in the caller's memory context and disconnects from SPI.
+ */
+static Datum
+finish_call(FunctionCallInfo fcinfo, MemoryContext callcxt, const LockRow *row)
+{
+	TupleDesc	desc;
+	HeapTuple	tuple;
+	MemoryContext spicxt;
+
+	events_flush();
+	spicxt = MemoryContextSwitchTo(callcxt);
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "checkout: function must return checkout.status");
+	desc = BlessTupleDesc(desc);
+	tuple = lock_status_tuple(row, desc);
+	MemoryContextSwitchTo(spicxt);
+	checkout_spi_finish();
+	return HeapTupleGetDatum(tuple);
+}
+
+static int64
+lock_id_arg(FunctionCallInfo fcinfo)
+{
+	require_arg(fcinfo, 0, "lock_id");
+	return PG_GETARG_INT64(0);
+}
+
+static char *
+session_arg(FunctionCallInfo fcinfo, int argno)
+{
+	return require_text_arg(fcinfo, argno, "session_id", CHECKOUT_MAX_IDENTIFIER);
+}
+
+/* The session's lock, row-locked; KC002 for an unknown lock or another session's. */
+static void
+session_lock(int64 lock_id, const char *session_id, LockRow *row)
+{
+	if (!lock_fetch(lock_id, session_id, true, row))
+		raise_lock_not_found(lock_id);
+}
+
+/* ---- checkout_start ---- */
+
+/*
+ * The cart's active locks: overdue ones are expired; returns true with this
+ * session's live lock (re-entry), raises KC001 for another session's live
+ * lock (when checkout.prevent_concurrent is on), false when the cart is free.
+ */
+static bool
+claim_cart(const char *cart_id, const char *session_id, LockRow *mine)
+{
+	LockRow    *rows;
+	int			n = lock_fetch_cart(cart_id, &rows);
+	bool		other = false;
+	bool		found = false;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (expire_if_overdue(&rows[i]))
+			continue;
+		if (strcmp(rows[i].session_id, session_id) == 0)
+		{
+			if (!found)
+				*mine = rows[i];
+			found = true;
+		}
+		else
+			other = true;
+	}
+	if (found)
+		return true;
+	if (other && checkout_prevent_concurrent)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECKOUT_IN_PROGRESS),
+				 errmsg("checkout already in progress for cart %s", quote_user_text(cart_id)),
+				 errdetail("Another session holds the cart's active checkout lock."),
+				 errhint("Wait for that checkout to finish or expire.")));
+	return false;
+}
+
+Datum
+checkout_start(PG_FUNCTION_ARGS)
+{
+	MemoryContext callcxt = CurrentMemoryContext;
+	char	   *cart_id = require_text_arg(fcinfo, 0, "cart_id", CHECKOUT_MAX_IDENTIFIER);
+	char	   *session_id = session_arg(fcinfo, 1);
+	char	   *idem_key = NULL;
+	double		ttl_secs = Min((double) checkout_ttl_s, (double) checkout_max_ttl_s);
+	CartLines	cart;
+	LockRow		row;
+	bool		have = false;
+	int			attempt;
+
+	require_arg(fcinfo, 2, "lines");
+	if (!PG_ARGISNULL(3))
+		ttl_secs = interval_arg_seconds(fcinfo, 3, "ttl");
+	if (!PG_ARGISNULL(4))
+		idem_key = require_text_arg(fcinfo, 4, "idempotency_key", CHECKOUT_MAX_IDENTIFIER);
+	parse_cart_lines(PG_GETARG_JSONB_P(2), &cart);
+
+	checkout_spi_connect();
+
+	/*
+	 * The common case is one INSERT.  When it inserts nothing the cart has an
+	 * active lock (or a concurrent start just committed one): look at it, and
+	 * try again once an overdue lock was expired.
+	 */
+	for (attempt = 0; attempt < 3 && !have; attempt++)
+	{
+		if (idem_key && lock_fetch_by_key(session_id, idem_key, &row))
+		{
+			if (strcmp(row.cart_id, cart_id) != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("idempotency key %s was already used for cart %s",
+								quote_user_text(idem_key), quote_user_text(row.cart_id)),
+						 errhint("Use a new idempotency key for each checkout.")));
+			expire_if_overdue(&row);
+			have = true;
+			break;
+		}
+		/* without prevent_concurrent nothing conflicts: re-entry is found first */
+		if ((attempt > 0 || !checkout_prevent_concurrent) && claim_cart(cart_id, session_id, &row))
+		{
+			have = true;
+			break;
+		}
+		if (lock_create(cart_id, session_id, idem_key, ttl_secs, &cart, &row))
+		{
+			checkout_worker_wake(row.expires_at);
+			have = true;
+		}
+	}
+	if (!have)
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECKOUT_IN_PROGRESS),
+				 errmsg("checkout already in progress for cart %s", quote_user_text(cart_id)),
+				 errdetail("Concurrent checkouts kept claiming the cart.")));
+	PG_RETURN_DATUM(finish_call(fcinfo, callcxt, &row));
+}
+
+/* ---- checkout_advance ---- */
+
+/*
+ * Runs phases after the lock's last completed one up to target; on a
+ * business failure the lock fails with every completed phase compensated.
+ */
+static void
+run_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase until)
+{
+	CheckoutPhase target = until != PHASE_NONE ? until : (CheckoutPhase) (row->phase + 1);
+	PhaseContext ctx;
+	int			p;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.lock = row;
+	ctx.payment = payload->payment;
+	ctx.order_ref = payload->order_ref;
+
+	for (p = row->phase + 1; p <= target; p++)
+	{
+		const PhaseDef *def = phase_def((CheckoutPhase) p);
+
+		CHECK_FOR_INTERRUPTS();
+		if (def->payload == PAYLOAD_PAYMENT && ctx.payment == NULL)
+		{
+			if (until != PHASE_NONE)
+				break;			/* stop early before a phase that needs payload */
+			ereport(ERROR,
+					(errcode(ERRCODE_CHECKOUT_PAYLOAD_REQUIRED),
+					 errmsg("phase %s requires a payload", def->name),
+					 errdetail("Checkout lock " INT64_FORMAT ".", row->lock_id),
+					 errhint("Pass {\"reference\": text, \"amount\": bigint}.")));
+		}
+		if (!def->run(&ctx))
+		{
+			locks_end(&row, 1, LOCK_FAILED, def->phase, ctx.error_code, ctx.error_message);
+			return;
+		}
+		row->phase = def->phase;
+		phase_completed_event(row, def->phase);
+		if (def->payload == PAYLOAD_PAYMENT)
+			ctx.payment = NULL; /* one payment payload serves one phase */
+	}
+	if (row->phase == PHASE_LAST)
+		locks_complete(&row, 1, false);
+	else
+		lock_save(row);
+}
+
+Datum
+checkout_advance(PG_FUNCTION_ARGS)
+{
+	MemoryContext callcxt = CurrentMemoryContext;
+	int64		lock_id = lock_id_arg(fcinfo);
+	char	   *session_id = session_arg(fcinfo, 1);
+	CheckoutPhase until = PHASE_NONE;
+	AdvancePayload payload;
+	LockRow		row;
+
+	memset(&payload, 0, sizeof(payload));
+	if (!PG_ARGISNULL(2))
+		parse_advance_payload(PG_GETARG_JSONB_P(2), &payload);
+	if (!PG_ARGISNULL(3))
+		until = phase_from_name(DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(3))));
+
+	checkout_spi_connect();
+	if (payload.payment && payload.payment->metadata == NULL && payload.order_ref == NULL &&
+		(until == PHASE_NONE || until == PHASE_PAYMENT_AUTHORIZATION) &&
+		lock_authorize_fast(lock_id, session_id, payload.payment->reference,
+							payload.payment->amount, &row))
+	{
+		phase_completed_event(&row, PHASE_PAYMENT_AUTHORIZATION);
+		PG_RETURN_DATUM(finish_call(fcinfo, callcxt, &row));
+	}
+	session_lock(lock_id, session_id, &row);
+	/* a retry of an already completed `until` is answered with the status */
+	if (!expire_if_overdue(&row) && (until == PHASE_NONE || row.phase < until))
+	{
+		if (row.state != LOCK_ACTIVE)
+			raise_not_active(&row);
+		run_phases(&row, &payload, until);
+	}
+	PG_RETURN_DATUM(finish_call(fcinfo, callcxt, &row));
+}
+
+/* ---- checkout_status: read-only, so it works on a hot standby ---- */
+
+Datum
+checkout_status(PG_FUNCTION_ARGS)
+{
+	MemoryContext callcxt = CurrentMemoryContext;
+	int64		lock_id = lock_id_arg(fcinfo);
+	char	   *session_id = session_arg(fcinfo, 1);
+	LockRow		row;
+
+	checkout_spi_connect();
+	if (!lock_fetch(lock_id, session_id, false, &row))
+		raise_lock_not_found(lock_id);
+	PG_RETURN_DATUM(finish_call(fcinfo, callcxt, &row));
+}
+
+/* ---- checkout_extend ---- */
+
+Datum
+checkout_extend(PG_FUNCTION_ARGS)
+{
+	MemoryContext callcxt = CurrentMemoryContext;
+	int64		lock_id = lock_id_arg(fcinfo);
+	char	   *session_id = session_arg(fcinfo, 1);
+	double		by_secs;
+	LockRow		row;
+
+	require_arg(fcinfo, 2, "by");
+	by_secs = interval_arg_seconds(fcinfo, 2, "by");
+
+	checkout_spi_connect();
+	session_lock(lock_id, session_id, &row);
+	if (!expire_if_overdue(&row))
+	{
+		if (row.state != LOCK_ACTIVE)
+			raise_not_active(&row);
+		lock_extend(&row, by_secs);
+	}
+	PG_RETURN_DATUM(finish_call(fcinfo, callcxt, &row));
+}
+
+/* ---- checkout_cancel / checkout_fail / checkout_release ---- */
+
+/*
+ * Ends the session's active lock with rollback (cancel, checkout_fail); an
+ * overdue lock is expired instead.
+ */
+static Datum
+end_session_lock(FunctionCallInfo fcinfo, int64 lock_id, const char *session_id, LockState state,
+				 CheckoutPhase failed_phase, const char *error_code, const char *error_message)
+{
+	MemoryContext callcxt = CurrentMemoryContext;
+	LockRow		row;
+	LockRow    *rows[1] = {&row};
+
+	checkout_spi_connect();
+	session_lock(lock_id, session_id, &row);
+	if (!expire_if_overdue(&row))
+	{
+		if (row.state != LOCK_ACTIVE)
+			raise_not_active(&row);
+		locks_end(rows, 1, state, failed_phase, error_code, error_message);
+	}
+	return finish_call(fcinfo, callcxt, &row);
+}
+
+Datum
+checkout_cancel(PG_FUNCTION_ARGS)
+{
+	int64		lock_id = lock_id_arg(fcinfo);
+	char	   *session_id = session_arg(fcinfo, 1);
+
+	PG_RETURN_DATUM(end_session_lock(fcinfo, lock_id, session_id, LOCK_CANCELLED, PHASE_NONE,
+									 NULL, NULL));
+}
+
+Datum
+checkout_fail(PG_FUNCTION_ARGS)
+{
+	int64		lock_id = lock_id_arg(fcinfo);
+	char	   *session_id = session_arg(fcinfo, 1);
+	char	   *reason = require_text_arg(fcinfo, 2, "reason", CHECKOUT_MAX_REASON);
+
+	PG_RETURN_DATUM(end_session_lock(fcinfo, lock_id, session_id, LOCK_FAILED, PHASE_PENDING,
+									 CHECKOUT_APP_FAILURE, reason));
+}
+
+Datum
+checkout_release(PG_FUNCTION_ARGS)
+{
+	MemoryContext callcxt = CurrentMemoryContext;
+	int64		lock_id = lock_id_arg(fcinfo);
+	char	   *reason = require_text_arg(fcinfo, 1, "reason", CHECKOUT_MAX_REASON);
+	/* the function runs as its owner: name the admin who called it */
+	char	   *message = psprintf("released by %s: %s",
+								   GetUserNameFromId(GetOuterUserId(), false), reason);
+	LockRow		row;
+	LockRow    *rows[1] = {&row};
+
+	checkout_spi_connect();
+	if (!lock_fetch(lock_id, NULL, true, &row))
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECKOUT_LOCK_NOT_FOUND),
+				 errmsg("checkout lock " INT64_FORMAT " not found", lock_id)));
+	if (row.state != LOCK_ACTIVE)
+		raise_not_active(&row);
+	locks_end(rows, 1, LOCK_CANCELLED, PHASE_NONE, NULL, message);
+	PG_RETURN_DATUM(finish_call(fcinfo, callcxt, &row));
+}

@@ -1,0 +1,614 @@
+/*
+ * lifecycle.c — a lock's row and its end.
+ *
+ * This file is the only writer of checkout.locks: it creates a lock, writes
+ * back what phase runners recorded (lock_save, once per call), and moves a
+ * lock out of `active`: completed (after stock_commit, or rolled forward when
+ * a paid lock expires), or failed / expired / cancelled with every completed
+ * phase compensated in reverse order (locks_end).  The roll-forward rule
+ * lives here too (lock_effective_state), used by the status a client sees
+ * and by expiry alike.
+ *
+ * Concurrency: a call on an existing lock takes its row lock first (FOR
+ * UPDATE, filtered on session_id so a wrong session never waits on, and so
+ * never learns of, another session's busy lock); calls on one lock therefore
+ * serialize.  Two starts of one cart race on the unique index over active
+ * exclusive locks through INSERT ... ON CONFLICT DO NOTHING: the loser waits
+ * for the winner's commit, inserts nothing and then sees the winner's lock.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+
+#include "events.h"
+#include "lifecycle.h"
+#include "phases.h"
+#include "util.h"
+
+static const char *const lock_state_names[] = {
+	[LOCK_ACTIVE] = "active",
+	[LOCK_COMPLETED] = "completed",
+	[LOCK_FAILED] = "failed",
+	[LOCK_EXPIRED] = "expired",
+	[LOCK_CANCELLED] = "cancelled",
+};
+
+const char *
+lock_state_name(LockState state)
+{
+	return lock_state_names[state];
+}
+
+static LockState
+lock_state_from_name(const char *name)
+{
+	int			s;
+
+	for (s = 0; s < lengthof(lock_state_names); s++)
+		if (strcmp(lock_state_names[s], name) == 0)
+			return (LockState) s;
+	elog(ERROR, "unknown checkout lock state \"%s\"", name);
+	pg_unreachable();
+}
+
+/* ---- reading ---- */
+
+#define LOCK_COLUMN_LIST \
+	"lock_id, cart_id, session_id, state::text AS state, phase::text AS phase, " \
+	"created_at, expires_at, finished_at, total, order_ref, auth_reference, auth_amount, " \
+	"capture_reference, capture_amount, failed_phase::text AS failed_phase, " \
+	"error_code, error_message "
+#define LOCK_COLUMNS "SELECT " LOCK_COLUMN_LIST "FROM checkout.locks "
+
+#define LOCK_COLUMN_NAMES \
+	{"lock_id", "cart_id", "session_id", "state", "phase", "created_at", "expires_at", \
+	 "finished_at", "total", "order_ref", "auth_reference", "auth_amount", \
+	 "capture_reference", "capture_amount", "failed_phase", "error_code", "error_message"}
+
+enum
+{
+	LC_LOCK_ID, LC_CART_ID, LC_SESSION_ID, LC_STATE, LC_PHASE, LC_CREATED_AT, LC_EXPIRES_AT,
+	LC_FINISHED_AT, LC_TOTAL, LC_ORDER_REF, LC_AUTH_REFERENCE, LC_AUTH_AMOUNT,
+	LC_CAPTURE_REFERENCE, LC_CAPTURE_AMOUNT, LC_FAILED_PHASE, LC_ERROR_CODE, LC_ERROR_MESSAGE
+};
+
+static CheckoutPhase
+phase_or_none(char *name)
+{
+	return name ? phase_from_name(name) : PHASE_NONE;
+}
+
+static void
+read_lock_row(Statement *st, SPITupleTable *tt, int i, LockRow *row)
+{
+	row->lock_id = stmt_int8(st, tt, i, LC_LOCK_ID);
+	row->cart_id = stmt_text(st, tt, i, LC_CART_ID);
+	row->session_id = stmt_text(st, tt, i, LC_SESSION_ID);
+	row->state = lock_state_from_name(stmt_text(st, tt, i, LC_STATE));
+	row->phase = phase_or_none(stmt_text(st, tt, i, LC_PHASE));
+	row->created_at = stmt_timestamptz(st, tt, i, LC_CREATED_AT);
+	row->expires_at = stmt_timestamptz(st, tt, i, LC_EXPIRES_AT);
+	row->finished_at = stmt_timestamptz(st, tt, i, LC_FINISHED_AT);
+	row->has_total = !stmt_isnull(st, tt, i, LC_TOTAL);
+	row->total = stmt_int8(st, tt, i, LC_TOTAL);
+	row->order_ref = stmt_text(st, tt, i, LC_ORDER_REF);
+	row->auth_reference = stmt_text(st, tt, i, LC_AUTH_REFERENCE);
+	row->auth_amount = stmt_int8(st, tt, i, LC_AUTH_AMOUNT);
+	row->capture_reference = stmt_text(st, tt, i, LC_CAPTURE_REFERENCE);
+	row->capture_amount = stmt_int8(st, tt, i, LC_CAPTURE_AMOUNT);
+	row->failed_phase = phase_or_none(stmt_text(st, tt, i, LC_FAILED_PHASE));
+	row->error_code = stmt_text(st, tt, i, LC_ERROR_CODE);
+	row->error_message = stmt_text(st, tt, i, LC_ERROR_MESSAGE);
+}
+
+static int
+fetch_rows(Statement *st, Datum *values, bool read_only, LockRow **rows)
+{
+	int			n = stmt_exec(st, values, NULL, read_only);
+	SPITupleTable *tt = SPI_tuptable;
+	int			i;
+
+	*rows = palloc(sizeof(LockRow) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		read_lock_row(st, tt, i, &(*rows)[i]);
+	}
+	return n;
+}
+
+static bool
+fetch_one(Statement *st, Datum *values, bool read_only, LockRow *row)
+{
+	LockRow    *rows;
+
+	if (fetch_rows(st, values, read_only, &rows) == 0)
+		return false;
+	*row = rows[0];
+	return true;
+}
+
+/*
+ * The lock, if it exists and (session_id not NULL) belongs to that session;
+ * for_update takes its row lock for the rest of the transaction.
+ */
+bool
+lock_fetch(int64 lock_id, const char *session_id, bool for_update, LockRow *row)
+{
+	static Statement session_locked = {
+		.sql = LOCK_COLUMNS "WHERE lock_id = $1 AND session_id = $2 FOR UPDATE",
+		.nargs = 2, .argtypes = {INT8OID, TEXTOID}, .generic = true,
+		.columns = LOCK_COLUMN_NAMES,
+	};
+	static Statement session_read = {
+		.sql = LOCK_COLUMNS "WHERE lock_id = $1 AND session_id = $2",
+		.nargs = 2, .argtypes = {INT8OID, TEXTOID}, .generic = true,
+		.columns = LOCK_COLUMN_NAMES,
+	};
+	static Statement any_locked = {
+		.sql = LOCK_COLUMNS "WHERE lock_id = $1 FOR UPDATE",
+		.nargs = 1, .argtypes = {INT8OID}, .generic = true,
+		.columns = LOCK_COLUMN_NAMES,
+	};
+	Datum		values[2];
+
+	values[0] = Int64GetDatum(lock_id);
+	if (session_id == NULL)
+	{
+		Assert(for_update);
+		return fetch_one(&any_locked, values, false, row);
+	}
+	values[1] = CStringGetTextDatum(session_id);
+	return fetch_one(for_update ? &session_locked : &session_read, values, !for_update, row);
+}
+
+/* The lock this session made with this idempotency key, row-locked. */
+bool
+lock_fetch_by_key(const char *session_id, const char *idempotency_key, LockRow *row)
+{
+	static Statement by_key = {
+		.sql = LOCK_COLUMNS "WHERE session_id = $1 AND idempotency_key = $2 FOR UPDATE",
+		.nargs = 2, .argtypes = {TEXTOID, TEXTOID}, .generic = true,
+		.columns = LOCK_COLUMN_NAMES,
+	};
+	Datum		values[2] = {CStringGetTextDatum(session_id), CStringGetTextDatum(idempotency_key)};
+
+	return fetch_one(&by_key, values, false, row);
+}
+
+/* The cart's active locks, row-locked in lock_id order. */
+int
+lock_fetch_cart(const char *cart_id, LockRow **rows)
+{
+	static Statement by_cart = {
+		.sql = LOCK_COLUMNS "WHERE cart_id = $1 AND state = 'active' ORDER BY lock_id FOR UPDATE",
+		.nargs = 1, .argtypes = {TEXTOID}, .generic = true,
+		.columns = LOCK_COLUMN_NAMES,
+	};
+	Datum		values[1] = {CStringGetTextDatum(cart_id)};
+
+	return fetch_rows(&by_cart, values, false, rows);
+}
+
+/*
+ * Up to batch due locks that nobody is working on right now (SKIP LOCKED: a
+ * lock a client is advancing is left for the next pass), row-locked.
+ */
+int
+lock_fetch_due(int batch, LockRow **rows)
+{
+	static Statement due = {
+		.sql = LOCK_COLUMNS "WHERE state = 'active' AND expires_at <= pg_catalog.now() "
+		"ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+		.nargs = 1, .argtypes = {INT4OID},
+		.columns = LOCK_COLUMN_NAMES,
+	};
+	Datum		values[1] = {Int32GetDatum(batch)};
+
+	return fetch_rows(&due, values, false, rows);
+}
+
+bool
+lock_next_due(TimestampTz *next_due)
+{
+	static Statement next = {
+		.sql = "SELECT pg_catalog.min(expires_at) AS next_due FROM checkout.locks WHERE state = 'active'",
+		.columns = {"next_due"},
+	};
+
+	stmt_exec(&next, NULL, NULL, true);
+	if (stmt_isnull(&next, SPI_tuptable, 0, 0))
+		return false;
+	*next_due = stmt_timestamptz(&next, SPI_tuptable, 0, 0);
+	return true;
+}
+
+/* Active and past its deadline, as of the transaction's start (now()). */
+bool
+lock_overdue(const LockRow *row)
+{
+	return row->state == LOCK_ACTIVE && row->expires_at <= GetCurrentTransactionStartTimestamp();
+}
+
+/*
+ * The state a client sees: an overdue lock is as good as expired, or, once
+ * its payment was captured, completed (expiry rolls it forward).
+ */
+LockState
+lock_effective_state(const LockRow *row)
+{
+	if (!lock_overdue(row))
+		return row->state;
+	return row->capture_reference != NULL ? LOCK_COMPLETED : LOCK_EXPIRED;
+}
+
+void
+raise_lock_not_found(int64 lock_id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CHECKOUT_LOCK_NOT_FOUND),
+			 errmsg("checkout lock " INT64_FORMAT " not found", lock_id),
+			 errhint("A lock is visible only to the session that started it.")));
+}
+
+void
+raise_not_active(const LockRow *row)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CHECKOUT_LOCK_NOT_ACTIVE),
+			 errmsg("checkout lock " INT64_FORMAT " is %s", row->lock_id,
+					lock_state_name(lock_effective_state(row))),
+			 errhint("Start a new checkout for cart %s.", quote_user_text(row->cart_id))));
+}
+
+/* ---- writing ---- */
+
+static Datum
+interval_from_seconds(double secs)
+{
+	Interval   *iv = palloc0(sizeof(Interval));
+
+	iv->time = (TimeOffset) (secs * USECS_PER_SEC);
+	return IntervalPGetDatum(iv);
+}
+
+/*
+ * Inserts the lock and its lines in one statement.  With
+ * checkout.prevent_concurrent on, it inserts nothing (returns false) while
+ * the cart has an active lock, or when a concurrent start took the cart
+ * first (ON CONFLICT): the caller then looks at the cart's locks.
+ */
+bool
+lock_create(const char *cart_id, const char *session_id, const char *idempotency_key,
+			double ttl_secs, const CartLines *cart, LockRow *row)
+{
+	static Statement create = {
+		.sql = "WITH l AS ("
+		"  INSERT INTO checkout.locks "
+		"    (cart_id, session_id, exclusive, idempotency_key, gateway, expires_at) "
+		"  SELECT $1, $2, $3, $4, $5, pg_catalog.now() + $6 "
+		"  WHERE NOT ($3 AND EXISTS (SELECT 1 FROM checkout.locks o "
+		"                            WHERE o.cart_id = $1 AND o.state = 'active')) "
+		"  ON CONFLICT DO NOTHING RETURNING lock_id, created_at, expires_at), "
+		"lines AS ("
+		"  INSERT INTO checkout.lock_lines (lock_id, line_no, line_id, sku, quantity, cart_price) "
+		"  SELECT l.lock_id, t.line_no, t.line_id, t.sku, t.quantity, t.price "
+		"  FROM l, ROWS FROM (pg_catalog.unnest($7::text[]), pg_catalog.unnest($8::text[]), "
+		"                     pg_catalog.unnest($9::int8[]), pg_catalog.unnest($10::int8[])) "
+		"       WITH ORDINALITY AS t(line_id, sku, quantity, price, line_no)) "
+		"SELECT lock_id, created_at, expires_at FROM l",
+		.nargs = 10,
+		.argtypes = {TEXTOID, TEXTOID, BOOLOID, TEXTOID, TEXTOID, INTERVALOID,
+		TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID},
+		.generic = true,
+		.columns = {"lock_id", "created_at", "expires_at"},
+	};
+	Datum		values[10];
+	char		nulls[10] = "          ";
+
+	values[0] = CStringGetTextDatum(cart_id);
+	values[1] = CStringGetTextDatum(session_id);
+	values[2] = BoolGetDatum(checkout_prevent_concurrent);
+	if (idempotency_key)
+		values[3] = CStringGetTextDatum(idempotency_key);
+	else
+		nulls[3] = 'n';
+	values[4] = CStringGetTextDatum(checkout_payment_gateway ? checkout_payment_gateway : "");
+	values[5] = interval_from_seconds(ttl_secs);
+	values[6] = text_array(cart->line_ids, cart->n);
+	values[7] = text_array(cart->skus, cart->n);
+	values[8] = int8_array(cart->quantities, cart->n);
+	values[9] = int8_array(cart->prices, cart->n);
+	if (stmt_exec(&create, values, nulls, false) == 0)
+		return false;
+
+	memset(row, 0, sizeof(*row));
+	row->lock_id = stmt_int8(&create, SPI_tuptable, 0, 0);
+	row->created_at = stmt_timestamptz(&create, SPI_tuptable, 0, 1);
+	row->expires_at = stmt_timestamptz(&create, SPI_tuptable, 0, 2);
+	row->cart_id = pstrdup(cart_id);
+	row->session_id = pstrdup(session_id);
+	row->state = LOCK_ACTIVE;
+	row->phase = PHASE_NONE;
+
+	if (event_wanted(EV_STARTED))
+	{
+		CheckoutEvent ev;
+
+		event_begin(&ev, EV_STARTED, row->lock_id, cart_id);
+		event_add_text(&ev, "session", session_fingerprint(session_id));
+		event_add_int(&ev, "lines", cart->n);
+		event_add_int(&ev, "cart_total", cart->total);
+		event_add_int(&ev, "ttl_seconds", (int64) ttl_secs);
+		event_add_time(&ev, "expires_at", row->expires_at);
+		event_add_text(&ev, "gateway", checkout_payment_gateway);
+		event_emit(&ev);
+	}
+	return true;
+}
+
+/* Writes back what this call changed: one UPDATE of the lock's row. */
+void
+lock_save(LockRow *row)
+{
+	static Statement save = {
+		.sql = "UPDATE checkout.locks SET state = $2::checkout.lock_state, "
+		"  phase = $3::checkout.phase, expires_at = $4, finished_at = $5, total = $6, "
+		"  order_ref = $7, auth_reference = $8, auth_amount = $9, "
+		"  capture_reference = $10, capture_amount = $11, "
+		"  failed_phase = $12::checkout.phase, error_code = $13, error_message = $14 "
+		"WHERE lock_id = $1",
+		.nargs = 14,
+		.argtypes = {INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID,
+			TEXTOID, TEXTOID, INT8OID, TEXTOID, INT8OID, TEXTOID, TEXTOID, TEXTOID},
+		.generic = true,
+	};
+	Datum		values[14];
+	char		nulls[14];
+
+	memset(nulls, ' ', sizeof(nulls));
+#define SET_TEXT(i, v) do { if (v) values[i] = CStringGetTextDatum(v); else nulls[i] = 'n'; } while (0)
+	values[0] = Int64GetDatum(row->lock_id);
+	values[1] = CStringGetTextDatum(lock_state_name(row->state));
+	SET_TEXT(2, row->phase > PHASE_NONE ? phase_name(row->phase) : NULL);
+	values[3] = TimestampTzGetDatum(row->expires_at);
+	values[4] = TimestampTzGetDatum(row->finished_at);
+	if (row->state == LOCK_ACTIVE)
+		nulls[4] = 'n';
+	values[5] = Int64GetDatum(row->total);
+	if (!row->has_total)
+		nulls[5] = 'n';
+	SET_TEXT(6, row->order_ref);
+	SET_TEXT(7, row->auth_reference);
+	values[8] = Int64GetDatum(row->auth_amount);
+	if (row->auth_reference == NULL)
+		nulls[8] = 'n';
+	SET_TEXT(9, row->capture_reference);
+	values[10] = Int64GetDatum(row->capture_amount);
+	if (row->capture_reference == NULL)
+		nulls[10] = 'n';
+	SET_TEXT(11, row->failed_phase > PHASE_NONE ? phase_name(row->failed_phase) : NULL);
+	SET_TEXT(12, row->error_code);
+	SET_TEXT(13, row->error_message);
+#undef SET_TEXT
+	if (stmt_exec(&save, values, nulls, false) != 1)
+		elog(ERROR, "checkout lock " INT64_FORMAT " vanished", row->lock_id);
+}
+
+/*
+ * The common authorisation in one statement: when the session's lock is
+ * active, not overdue, price-locked and the amount is its total, record the
+ * payment and the phase and return the row (true).  Anything else — a wrong
+ * amount to refuse, an overdue lock to expire, a retry — returns false and
+ * takes the general path, which decides it with the lock's row in hand.
+ */
+bool
+lock_authorize_fast(int64 lock_id, const char *session_id, const char *reference,
+					int64 amount, LockRow *row)
+{
+	static Statement authorize = {
+		.sql = "UPDATE checkout.locks SET phase = 'payment_authorization', "
+		"  auth_reference = $3, auth_amount = $4 "
+		"WHERE lock_id = $1 AND session_id = $2 AND state = 'active' AND phase = 'price_lock' "
+		"  AND total = $4 AND expires_at > pg_catalog.now() "
+		"RETURNING " LOCK_COLUMN_LIST,
+		.nargs = 4, .argtypes = {INT8OID, TEXTOID, TEXTOID, INT8OID}, .generic = true,
+		.columns = LOCK_COLUMN_NAMES,
+	};
+	Datum		values[4];
+
+	values[0] = Int64GetDatum(lock_id);
+	values[1] = CStringGetTextDatum(session_id);
+	values[2] = CStringGetTextDatum(reference);
+	values[3] = Int64GetDatum(amount);
+	return fetch_one(&authorize, values, false, row);
+}
+
+/* Pushes expires_at by by_secs, never past created_at + max_ttl nor backwards. */
+void
+lock_extend(LockRow *row, double by_secs)
+{
+	TimestampTz wanted = row->expires_at + (int64) (by_secs * USECS_PER_SEC);
+	TimestampTz limit = row->created_at + (int64) checkout_max_ttl_s * USECS_PER_SEC;
+
+	row->expires_at = Max(row->expires_at, Min(wanted, limit));
+	lock_save(row);
+	if (event_wanted(EV_EXTENDED))
+	{
+		CheckoutEvent ev;
+
+		event_begin(&ev, EV_EXTENDED, row->lock_id, row->cart_id);
+		event_add_time(&ev, "expires_at", row->expires_at);
+		event_emit(&ev);
+	}
+}
+
+/* ---- ending ---- */
+
+/* Locks that completed stock_commit (rolled_forward: by expiry) become completed. */
+void
+locks_complete(LockRow *const *rows, int n, bool rolled_forward)
+{
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		LockRow    *row = rows[i];
+
+		CHECK_FOR_INTERRUPTS();
+		Assert(row->phase == PHASE_LAST);
+		row->state = LOCK_COMPLETED;
+		row->finished_at = now;
+		lock_save(row);
+		if (event_wanted(EV_COMPLETED))
+		{
+			CheckoutEvent ev;
+
+			event_begin(&ev, EV_COMPLETED, row->lock_id, row->cart_id);
+			event_add_text(&ev, "order_ref", row->order_ref);
+			if (row->has_total)
+				event_add_int(&ev, "total", row->total);
+			event_add_raw(&ev, "duration_seconds", duration_seconds_text(row->created_at, now));
+			if (rolled_forward)
+				event_add_raw(&ev, "completed_by_expiry", "true");
+			event_emit(&ev);
+		}
+	}
+}
+
+/* Compensates every completed phase of the locks, last phase first. */
+static void
+roll_back(LockRow *const *rows, int n)
+{
+	LockRow   **done = palloc(sizeof(LockRow *) * Max(n, 1));
+	int			phase;
+	int			i;
+
+	if (event_wanted(EV_ROLLBACK_STARTED))
+	{
+		for (i = 0; i < n; i++)
+		{
+			CheckoutEvent ev;
+
+			if (rows[i]->phase == PHASE_NONE)
+				continue;
+			event_begin(&ev, EV_ROLLBACK_STARTED, rows[i]->lock_id, rows[i]->cart_id);
+			event_add_text(&ev, "from_phase", phase_name(rows[i]->phase));
+			event_emit(&ev);
+		}
+	}
+	for (phase = PHASE_LAST; phase > PHASE_NONE; phase--)
+	{
+		const PhaseDef *def = phase_def((CheckoutPhase) phase);
+		int			m = 0;
+
+		if (def->compensate == NULL)
+			continue;
+		for (i = 0; i < n; i++)
+			if (rows[i]->phase >= phase)
+				done[m++] = rows[i];
+		if (m > 0)
+			def->compensate(done, m);
+	}
+}
+
+/*
+ * Ends the locks (row-locked by the caller) without completing them:
+ * compensations in reverse phase order, then the final state with the phase
+ * that failed (PHASE_PENDING: the one after the last completed), error code
+ * and message.
+ */
+void
+locks_end(LockRow *const *rows, int n, LockState state, CheckoutPhase failed_phase,
+		  const char *error_code, const char *error_message)
+{
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	EventKind	event = state == LOCK_FAILED ? EV_FAILED
+		: state == LOCK_EXPIRED ? EV_EXPIRED : EV_CANCELLED;
+	int			i;
+
+	Assert(state != LOCK_ACTIVE && state != LOCK_COMPLETED);
+	roll_back(rows, n);
+	for (i = 0; i < n; i++)
+	{
+		LockRow    *row = rows[i];
+
+		CHECK_FOR_INTERRUPTS();
+		row->state = state;
+		row->finished_at = now;
+		row->failed_phase = failed_phase != PHASE_PENDING ? failed_phase
+			: (CheckoutPhase) Min(row->phase + 1, PHASE_LAST);
+		row->error_code = error_code ? pstrdup(error_code) : NULL;
+		row->error_message = error_message ? pstrdup(error_message) : NULL;
+		lock_save(row);
+
+		if (event_wanted(event))
+		{
+			CheckoutEvent ev;
+
+			event_begin(&ev, event, row->lock_id, row->cart_id);
+			if (state != LOCK_FAILED)
+				event_add_text(&ev, "last_phase",
+							   row->phase > PHASE_NONE ? phase_name(row->phase) : NULL);
+			if (row->failed_phase > PHASE_NONE)
+				event_add_text(&ev, "phase", phase_name(row->failed_phase));
+			if (error_code)
+				event_add_text(&ev, "code", error_code);
+			if (error_message)
+				event_add_text(&ev, state == LOCK_CANCELLED ? "reason" : "detail", error_message);
+			event_add_raw(&ev, "duration_seconds", duration_seconds_text(row->created_at, now));
+			event_emit(&ev);
+		}
+	}
+}
+
+/* ---- the status row ---- */
+
+static Datum
+enum_datum(TupleDesc desc, int attno, const char *label)
+{
+	return DirectFunctionCall2(enum_in, CStringGetDatum(label),
+							   ObjectIdGetDatum(TupleDescAttr(desc, attno)->atttypid));
+}
+
+/* checkout.status of the lock, as its session sees it now. */
+HeapTuple
+lock_status_tuple(const LockRow *row, TupleDesc desc)
+{
+	Datum		values[10];
+	bool		nulls[10];
+
+	memset(nulls, 0, sizeof(nulls));
+	values[0] = Int64GetDatum(row->lock_id);
+	values[1] = CStringGetTextDatum(row->cart_id);
+	values[2] = enum_datum(desc, 2, lock_state_name(lock_effective_state(row)));
+	if (row->phase > PHASE_NONE)
+		values[3] = enum_datum(desc, 3, phase_name(row->phase));
+	else
+		nulls[3] = true;
+	values[4] = TimestampTzGetDatum(row->expires_at);
+	values[5] = Int64GetDatum(row->total);
+	nulls[5] = !row->has_total;
+	if (row->order_ref)
+		values[6] = CStringGetTextDatum(row->order_ref);
+	else
+		nulls[6] = true;
+	if (row->failed_phase > PHASE_NONE)
+		values[7] = enum_datum(desc, 7, phase_name(row->failed_phase));
+	else
+		nulls[7] = true;
+	if (row->error_code)
+		values[8] = CStringGetTextDatum(row->error_code);
+	else
+		nulls[8] = true;
+	if (row->error_message)
+		values[9] = CStringGetTextDatum(row->error_message);
+	else
+		nulls[9] = true;
+	return heap_form_tuple(desc, values, nulls);
+}

@@ -1,0 +1,41 @@
+/*
+ * stock.h — the only code that changes checkout.inventory and
+ * checkout.reservations.
+ */
+#ifndef CHECKOUT_STOCK_H
+#define CHECKOUT_STOCK_H
+
+#include "checkout.h"
+
+/*
+ * A lock's cart lines joined to the inventory, with the inventory rows
+ * locked (in sku order) for the rest of the transaction.  Lines whose sku is
+ * missing from the inventory are not in the arrays (n_found < n_lines).
+ */
+typedef struct CartStock
+{
+	int			n_lines;
+	int			n_found;
+	/* per found line, ordered by sku, then line_no */
+	char	  **line_ids;
+	char	  **skus;
+	int64	   *quantities;
+	int64	   *cart_prices;
+	int64	   *available;		/* on_hand - reserved of the line's sku */
+	int64	   *unit_prices;	/* the sku's current price */
+} CartStock;
+
+typedef struct StockShortfall
+{
+	char	   *sku;
+	int64		wanted;
+	int64		available;
+} StockShortfall;
+
+extern void stock_load_cart(int64 lock_id, CartStock *out);
+extern bool stock_first_unknown_line(int64 lock_id, char **line_id, char **sku);
+extern bool stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortfall);
+extern void stock_release(LockRow *const *locks, int n);
+extern void stock_commit(LockRow *const *locks, int n);
+
+#endif							/* CHECKOUT_STOCK_H */

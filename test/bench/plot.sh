@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# test/bench/plot.sh BENCH.TSV OUT.PNG: draws what make bench measured (see
+# run_bench.sh for the TSV) with gnuplot: checkouts/s of the extension and the
+# floor against clients, over many skus and on one hot sku; their ratio; the
+# latency of each API call; checkout_status against a primary-key SELECT.
+set -euo pipefail
+tsv=${1:?usage: plot.sh BENCH.TSV OUT.PNG}
+png=${2:?usage: plot.sh BENCH.TSV OUT.PNG}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+
+# one data file per series, rows sorted by clients
+for mode in many hot; do
+	for side in api floor; do
+		# clients, checkouts/s, then p50 and p99 of each of the four calls
+		awk -F '\t' -v m=$mode -v s=$side '$1 == "checkout" && $2 == m && $3 == s {
+			for (i = 4; i <= 13; i++) printf "%s%s", $i, i < 13 ? " " : "\n" }' "$tsv" | sort -n >"$dir/$mode-$side"
+	done
+	awk 'NR == FNR { floor[$1] = $2; next } floor[$1] > 0 { print $1, $2 / floor[$1] }' \
+		"$dir/$mode-floor" "$dir/$mode-api" >"$dir/$mode-ratio"
+done
+for side in api pk; do
+	awk -F '\t' -v s=$side '$1 == "status" && $3 == s { print $4, $5, $6, $7 }' "$tsv" | sort -n >"$dir/status-$side"
+done
+title=$(sed -n '1s/^# //p' "$tsv")
+subtitle=$(sed -n '2s/^# //p' "$tsv")
+
+gnuplot <<GP
+set terminal pngcairo size 1500,1500 font "DejaVu Sans,10" noenhanced
+set output "$png"
+set multiplot layout 3,2 title "$title\n$subtitle" font ",12"
+set logscale x 2
+set xtics (1, 2, 4, 8, 16)
+set xrange [0.8:20]
+set xlabel "clients"
+set grid
+set key top left
+set style line 1 lc rgb "#1f77b4" lw 2 pt 7
+set style line 2 lc rgb "#7f7f7f" lw 2 pt 5
+set style line 3 lc rgb "#d62728" lw 2 pt 9
+set style line 4 lc rgb "#2ca02c" lw 2 pt 11
+set style line 5 lc rgb "#9467bd" lw 2 pt 13
+set style line 6 lc rgb "#ff7f0e" lw 2 pt 7
+
+set ylabel "checkouts/s"
+set yrange [0:*]
+set title "whole checkouts/s, many skus (4 calls, each its own transaction)"
+plot "$dir/many-floor" using 1:2 with linespoints ls 2 title "DML floor", \
+     "$dir/many-api" using 1:2 with linespoints ls 1 title "extension"
+set title "whole checkouts/s, one hot sku"
+plot "$dir/hot-floor" using 1:2 with linespoints ls 2 title "DML floor", \
+     "$dir/hot-api" using 1:2 with linespoints ls 1 title "extension"
+
+set logscale y
+set yrange [*:*]
+set ylabel "ms"
+set title "extension: latency per call, many skus (p50 solid, p99 dashed)"
+plot for [i=0:3] "$dir/many-api" using 1:(column(3 + 2 * i)) with linespoints ls (3 + i) \
+       title word("start advance-to-price_lock authorise capture-to-stock_commit", i + 1), \
+     for [i=0:3] "$dir/many-api" using 1:(column(4 + 2 * i)) with lines ls (3 + i) dt 2 notitle
+set title "extension: latency per call, one hot sku (p50 solid, p99 dashed)"
+plot for [i=0:3] "$dir/hot-api" using 1:(column(3 + 2 * i)) with linespoints ls (3 + i) \
+       title word("start advance-to-price_lock authorise capture-to-stock_commit", i + 1), \
+     for [i=0:3] "$dir/hot-api" using 1:(column(4 + 2 * i)) with lines ls (3 + i) dt 2 notitle
+
+unset logscale y
+set ylabel "extension / floor"
+set yrange [0:1.2]
+set title "throughput ratio, extension / DML floor (target 0.8)"
+plot 0.8 with lines lc rgb "#d62728" lw 1.5 dt 2 title "target 0.8", \
+     "$dir/many-ratio" using 1:2 with linespoints ls 1 title "many skus", \
+     "$dir/many-ratio" using 1:2:(sprintf("%.2f", \$2)) with labels offset 0,1 tc rgb "#1f77b4" notitle, \
+     "$dir/hot-ratio" using 1:2 with linespoints ls 6 title "one hot sku", \
+     "$dir/hot-ratio" using 1:2:(sprintf("%.2f", \$2)) with labels offset 0,-1 tc rgb "#ff7f0e" notitle
+
+set logscale y
+set yrange [*:*]
+set ylabel "ms"
+set title "checkout_status vs primary-key SELECT of the lock row (p50 solid, p99 dashed)"
+plot "$dir/status-pk" using 1:3 with linespoints ls 2 title "SELECT by primary key", \
+     "$dir/status-pk" using 1:4 with lines ls 2 dt 2 notitle, \
+     "$dir/status-api" using 1:3 with linespoints ls 1 title "checkout_status", \
+     "$dir/status-api" using 1:4 with lines ls 1 dt 2 notitle
+unset multiplot
+GP
