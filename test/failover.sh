@@ -9,8 +9,8 @@
 #
 # Environment: CHECKOUT_FAILOVER_CLIENTS (16), CHECKOUT_FAILOVER_LOAD (20 s),
 # CHECKOUT_FAILOVER_FAULTS ("kill9 stop_immediate postmaster_only"),
-# CHECKOUT_FAILOVER_MONITOR_DEFAULTS (1).  HA_TESTS names other test/t files
-# to run the same way, as paths under t/ (e.g. HA_TESTS="t/110_pgbouncer_transaction_pool.pl").
+# CHECKOUT_FAILOVER_MONITOR_DEFAULTS (1).  HA_TESTS names other TAP files to
+# run the same way (e.g. HA_TESTS="test/t/110_pgbouncer_transaction_pool.pl").
 set -uo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -19,17 +19,17 @@ cd "$REPO_ROOT" || exit 1
 ensure_packages
 build_install
 
-# a copy the postgres OS user can read (the tests run as postgres)
+# a copy of the repository the postgres OS user can write (tmp_check/ goes there)
 work=$(make_tmpdir)
-cp -a test/t "$work/t" || die "could not copy test/t"
+tar -C "$REPO_ROOT" --exclude=./.git --exclude=./results --exclude=./tmp_check -cf - . |
+	tar -C "$work" -xf - || die "could not copy the repository"
 as_root chown -R postgres: "$work"
 
 log_step "failover, long form"
-as_postgres env -u PGHOST -u PGPORT -u PGUSER -u PGDATABASE -C "$work" \
-	PATH="$PG_BINDIR:$PATH" \
-	PERL5LIB="$PG_PGXS_TEST/perl${PERL5LIB:+:$PERL5LIB}" \
+as_postgres env -u PGHOST -u PGPORT -u PGUSER -u PGDATABASE \
 	CHECKOUT_FAILOVER_CLIENTS="${CHECKOUT_FAILOVER_CLIENTS:-16}" \
 	CHECKOUT_FAILOVER_LOAD="${CHECKOUT_FAILOVER_LOAD:-20}" \
 	CHECKOUT_FAILOVER_FAULTS="${CHECKOUT_FAILOVER_FAULTS:-kill9 stop_immediate postmaster_only}" \
 	CHECKOUT_FAILOVER_MONITOR_DEFAULTS="${CHECKOUT_FAILOVER_MONITOR_DEFAULTS:-1}" \
-	prove -v --timer ${HA_TESTS:-t/100_failover_pg_auto_failover.pl}
+	make -s -C "$work" PG_CONFIG="$PG_CONFIG" prove_installcheck PROVE_FLAGS="-v --timer" \
+	PROVE_TESTS="${HA_TESTS:-test/t/100_failover_pg_auto_failover.pl}"

@@ -17,9 +17,7 @@
 # (20 s to call a node unhealthy, 30 s to wait for a lost primary to demote).
 use strict;
 use warnings;
-use FindBin;
-use lib $FindBin::RealBin;
-use CheckoutHA qw(free_port ledger_report checkout_attempt LEDGER_SQL);
+use CheckoutTest::HA qw(free_port ledger_report checkout_attempt LEDGER_SQL);
 use File::Temp ();
 use IPC::Run;
 use POSIX ();

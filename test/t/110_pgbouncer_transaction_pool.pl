@@ -7,9 +7,7 @@
 # LISTEN held on a direct connection.
 use strict;
 use warnings;
-use FindBin;
-use lib $FindBin::RealBin;
-use CheckoutHA qw(free_port ledger_report LEDGER_SQL);
+use CheckoutTest::HA qw(free_port ledger_report LEDGER_SQL);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use IPC::Run;

@@ -9,9 +9,7 @@
 # database is consistent, holds in-flight checkouts, and carries on.
 use strict;
 use warnings;
-use FindBin;
-use lib $FindBin::RealBin;
-use CheckoutHA qw(LEDGER_SQL);
+use CheckoutTest::HA qw(LEDGER_SQL);
 # absolute node paths: archive_command and restore_command run in the data directory
 BEGIN { require Cwd; $ENV{TESTDIR} //= Cwd::getcwd(); }
 use PostgreSQL::Test::Cluster;

@@ -13,9 +13,7 @@
 #   backend's pid.
 use strict;
 use warnings;
-use FindBin;
-use lib $FindBin::RealBin;
-use CheckoutHA qw(LEDGER_SQL);
+use CheckoutTest::HA qw(LEDGER_SQL);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use IPC::Run;

@@ -1,7 +1,7 @@
-# CheckoutHA — shared pieces of the high-availability TAP tests (100-130):
+# CheckoutTest::HA — shared pieces of the high-availability TAP tests (100-130):
 # ports of our own, the ledger invariants, and a checkout client that
 # reconnects and retries the way an application does.
-package CheckoutHA;
+package CheckoutTest::HA;
 
 use strict;
 use warnings;
