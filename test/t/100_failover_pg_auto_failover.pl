@@ -430,13 +430,18 @@ for my $fault (@faults)
 	# writable: out of recovery, and pg_autoctl has lifted the
 	# default_transaction_read_only it sets until the old primary is
 	# known to be demoted (its split-brain guard)
+	# (after a postmaster kill, either node may be the next primary)
+	my @candidates = $fault eq 'postmaster_only' ? (0, 1) : ($new);
 	my $t_writable;
 	my $deadline = time + 180;
-	while (time < $deadline)
+	while (!defined $t_writable && time < $deadline)
 	{
-		my $w = try_psql($node_port[$new], 'shop',
-			"SELECT NOT pg_is_in_recovery() AND current_setting('default_transaction_read_only') = 'off'");
-		if (defined $w && $w eq 't') { $t_writable = time; last }
+		for my $i (@candidates)
+		{
+			my $w = try_psql($node_port[$i], 'shop',
+				"SELECT NOT pg_is_in_recovery() AND current_setting('default_transaction_read_only') = 'off'");
+			if (defined $w && $w eq 't') { ($t_writable, $new) = (time, $i); last }
+		}
 		sleep 0.1;
 	}
 	ok(defined $t_writable, "$name: node" . ($new + 1) . ' became writable');
@@ -448,6 +453,26 @@ for my $fault (@faults)
 	}
 	sleep $load_seconds;
 	my @rows = stop_clients($round, @pids);
+	# Postgres killed alone is restarted in place by pg_autoctl, but its
+	# keeper may report it down to the monitor first, which then fails over:
+	# go on with whichever node the formation settles on as primary
+	my $failed_over = 0;
+	if ($fault eq 'postmaster_only')
+	{
+		my $settled = 0;
+		my $until = time + 120;
+		while (!$settled && time < $until)
+		{
+			my $states = node_states();
+			$settled = $states eq 'node1=primary/primary node2=secondary/secondary'
+			  || $states eq 'node1=secondary/secondary node2=primary/primary';
+			sleep 0.25 unless $settled;
+		}
+		ok($settled, "$name: the formation settles with a primary and a secondary");
+		$new = primary_index();
+		$failed_over = $new != $p;
+		note("$name: pg_auto_failover " . ($failed_over ? 'failed over' : 'kept the restarted primary'));
+	}
 
 	# the clients
 	my @done = grep { $_->{state} ne 'gave_up' } @rows;
@@ -485,8 +510,11 @@ for my $fault (@faults)
 	my $sweep_delay = psql_at($node_port[$new], 'shop', qq{
 		SELECT round((extract(epoch FROM max(finished_at)) - greatest($t_writable, extract(epoch FROM max(expires_at))))::numeric, 2)
 		FROM checkout.locks WHERE lock_id IN ($abandoned)});
-	ok($sweep_delay < 13, "$name: swept ${sweep_delay}s after the node became writable (a sweeper restart at most)");
+	SKIP:
 	{
+		# the node that became writable first is not the one that swept
+		skip "$name: the failover after the restart leaves no moment to measure from", 2 if $failed_over;
+		ok($sweep_delay < 13, "$name: swept ${sweep_delay}s after the node became writable (a sweeper restart at most)");
 		local $TODO = 'the sweeper exits on a read-only transaction and is restarted 10 s later (reported)';
 		ok($sweep_delay < 2, "$name: swept within the worker's promise of about a second");
 	}
@@ -519,8 +547,10 @@ for my $fault (@faults)
 	like($err, qr/25006/, "$name: a write on the standby fails with 25006");
 
 	$figures{$name} = sprintf('%d checkouts completed, %d retried, outage seen by clients %.1fs '
-		  . '(fault to writable primary %.1fs), overdue locks swept %.1fs after, errors: %s; units: %d sold, %d reserved, %d unaccounted',
-		scalar(@done), scalar(@retried), $outage // 0, $t_writable - $t_fault, $sweep_delay, $errors || 'none',
+		  . '(fault to writable primary %.1fs%s), overdue locks swept %s, errors: %s; units: %d sold, %d reserved, %d unaccounted',
+		scalar(@done), scalar(@retried), $outage // 0, $t_writable - $t_fault,
+		$failed_over ? ', then pg_auto_failover failed over' : '',
+		$failed_over ? 'by the new primary' : "${sweep_delay}s after", $errors || 'none',
 		$sold, $reserved, $unaccounted);
 }
 
