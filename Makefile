@@ -49,7 +49,7 @@ include $(PGXS)
 PG_PROVE_FLAGS += -I $(srcdir)/test/perl
 PSQL = '$(bindir)/psql' -X -q -v ON_ERROR_STOP=1
 
-.PHONY: isolation_db prove_installcheck pgtap_installcheck php_installcheck test demo bench bench-long stress fuzz flash
+.PHONY: isolation_db prove_installcheck pgtap_installcheck php_installcheck test demo bench bench-long stress fuzz flash failover
 
 # the settings pg_regress gives the databases it creates
 isolation_db:
@@ -97,3 +97,5 @@ fuzz:
 	bash test/fuzz.sh
 flash:
 	bash test/bench/flash_sale.sh
+failover:
+	bash test/failover.sh
