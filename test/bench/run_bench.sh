@@ -251,7 +251,24 @@ if [ "$long" = 1 ]; then
 	note ""
 	note "the extension at 8 clients over many skus, checkouts/s: default (logging on, NOTIFY on checkout_events)" \
 		"$cps_default; checkout.notify_channel = '' $cps_no_notify; checkout.logging = off $cps_no_logging"
-	invariants $((unfinished + 48))
+	# where the time goes: wait events of the extension's backends at 16
+	# clients, with NOTIFY and without (a NOTIFY takes a database-wide lock at
+	# commit, "Lock:object")
+	for variant in default no_notify; do
+		if [ $variant = default ]; then set_server on checkout_events; else set_server on ''; fi
+		log_step "wait events of the extension's backends, 16 clients over $nskus skus, $variant settings"
+		measure "$work/waits-$variant" 16 10 "$BENCH_DIR/api_checkout.sql" -D step=0 -D sku_lo=1 -D sku_hi="$nskus" &
+		sleep 2
+		value -v samples=140 -f "$BENCH_DIR/wait_sample.sql" | sed 's/^/   /'
+		wait $!
+		# (measure ran in a subshell: its count of errors is read back here)
+		if grep -qE 'aborted|number of failed transactions: [1-9]' "$work/waits-$variant-1.out"; then
+			echo "!! the $variant run behind the wait sampling had errors"
+			errors=$((errors + 1))
+		fi
+	done
+	set_server on checkout_events
+	invariants $((unfinished + 48 + 32))
 	source "$BENCH_DIR/flatness.sh"
 fi
 
