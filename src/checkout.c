@@ -36,6 +36,8 @@ char	   *checkout_payment_gateway = NULL;
 char	   *checkout_notify_channel = NULL;
 
 static char *log_events_string = NULL;
+static char *notify_events_string = NULL;
+int			checkout_notify_event_mask = 0;	/* set by assign_notify_events */
 static char *database_list_string = NULL;
 
 static const struct config_enum_entry log_destination_options[] = {
@@ -146,6 +148,12 @@ _PG_init(void)
 							   NULL,
 							   &checkout_notify_channel, "checkout_events",
 							   PGC_SUSET, 0, check_notify_channel, NULL, NULL);
+	DefineCustomStringVariable("checkout.notify_events",
+							   "Events notified on checkout.notify_channel.",
+							   "Comma list of void_required, refund_required, expired, completed, failed; or all, none.",
+							   &notify_events_string, notify_events_default(),
+							   PGC_SUSET, GUC_LIST_INPUT,
+							   check_notify_events, assign_notify_events, NULL);
 
 	/*
 	 * A postmaster setting can only be created while preloading (later it is

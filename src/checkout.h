@@ -54,6 +54,7 @@ extern bool checkout_cart_protection;
 extern bool checkout_logging;
 extern int	checkout_log_event_mask;	/* EVC_* bits, from checkout.log_events */
 extern int	checkout_log_destination;	/* LOG_DEST_* */
+extern int	checkout_notify_event_mask; /* NTF_* bits (events.c), from checkout.notify_events */
 extern char *checkout_payment_gateway;
 extern char *checkout_notify_channel;
 

@@ -33,36 +33,59 @@
 #include "events.h"
 #include "util.h"
 
-typedef enum NotifyRule
+/*
+ * What may be notified, by its NOTIFY "event" name; checkout.notify_events
+ * picks among them.  By default only what the application must act on and
+ * has not been told by a call's result: a void or refund to make, and an
+ * expiry (made by the worker).  A NOTIFY costs every committing transaction
+ * a turn at PostgreSQL's one notification lock, so `completed` and `failed`,
+ * which the calling session already has, are opt-in.
+ */
+#define NTF_VOID		0x01
+#define NTF_REFUND		0x02
+#define NTF_EXPIRED		0x04
+#define NTF_COMPLETED	0x08
+#define NTF_FAILED		0x10
+
+typedef struct NotifyName
 {
-	NOTIFY_NEVER,
-	NOTIFY_ALWAYS,
-	NOTIFY_COMPENSATION			/* when the event records a void or refund to make */
-} NotifyRule;
+	const char *name;
+	int			bit;
+	bool		by_default;
+} NotifyName;
+
+static const NotifyName notify_names[] = {
+	{"void_required", NTF_VOID, true},
+	{"refund_required", NTF_REFUND, true},
+	{"expired", NTF_EXPIRED, true},
+	{"completed", NTF_COMPLETED, false},
+	{"failed", NTF_FAILED, false},
+};
 
 typedef struct EventDef
 {
 	const char *name;			/* in the log line and events.event */
 	int			category;
-	NotifyRule	notify;
+	int			notify;			/* NTF_* bits this event may be notified as */
 } EventDef;
 
 static const EventDef event_catalogue[EV_COUNT] = {
-	[EV_STARTED] = {"started", EVC_LIFECYCLE, NOTIFY_NEVER},
-	[EV_EXTENDED] = {"extended", EVC_LIFECYCLE, NOTIFY_NEVER},
-	[EV_PHASE_COMPLETED] = {"phase completed", EVC_PHASES, NOTIFY_NEVER},
-	[EV_PRICE_LOCKED] = {"price locked", EVC_PHASES, NOTIFY_NEVER},
-	[EV_PRICE_DRIFT] = {"price drift", EVC_PRICE_DRIFT, NOTIFY_NEVER},
-	[EV_STOCK_RESERVED] = {"stock reserved", EVC_STOCK, NOTIFY_NEVER},
-	[EV_STOCK_RELEASED] = {"stock released", EVC_STOCK, NOTIFY_NEVER},
-	[EV_STOCK_COMMITTED] = {"stock committed", EVC_STOCK, NOTIFY_NEVER},
-	[EV_ROLLBACK_STARTED] = {"rollback started", EVC_ROLLBACKS, NOTIFY_NEVER},
-	[EV_ROLLBACK_STEP] = {"rollback step completed", EVC_ROLLBACKS, NOTIFY_COMPENSATION},
-	[EV_PAYMENT_REFUSED] = {"payment refused", EVC_FAILURES, NOTIFY_COMPENSATION},
-	[EV_COMPLETED] = {"completed", EVC_LIFECYCLE, NOTIFY_ALWAYS},
-	[EV_FAILED] = {"failed", EVC_FAILURES, NOTIFY_ALWAYS},
-	[EV_EXPIRED] = {"expired", EVC_LIFECYCLE, NOTIFY_ALWAYS},
-	[EV_CANCELLED] = {"cancelled", EVC_LIFECYCLE, NOTIFY_NEVER},
+	[EV_STARTED] = {"started", EVC_LIFECYCLE, 0},
+	[EV_EXTENDED] = {"extended", EVC_LIFECYCLE, 0},
+	[EV_PHASE_COMPLETED] = {"phase completed", EVC_PHASES, 0},
+	[EV_PRICE_LOCKED] = {"price locked", EVC_PHASES, 0},
+	[EV_PRICE_DRIFT] = {"price drift", EVC_PRICE_DRIFT, 0},
+	[EV_STOCK_RESERVED] = {"stock reserved", EVC_STOCK, 0},
+	[EV_STOCK_RELEASED] = {"stock released", EVC_STOCK, 0},
+	[EV_STOCK_COMMITTED] = {"stock committed", EVC_STOCK, 0},
+	[EV_ROLLBACK_STARTED] = {"rollback started", EVC_ROLLBACKS, 0},
+	/* these two when they record a void or refund to make */
+	[EV_ROLLBACK_STEP] = {"rollback step completed", EVC_ROLLBACKS, NTF_VOID | NTF_REFUND},
+	[EV_PAYMENT_REFUSED] = {"payment refused", EVC_FAILURES, NTF_VOID | NTF_REFUND},
+	[EV_COMPLETED] = {"completed", EVC_LIFECYCLE, NTF_COMPLETED},
+	[EV_FAILED] = {"failed", EVC_FAILURES, NTF_FAILED},
+	[EV_EXPIRED] = {"expired", EVC_LIFECYCLE, NTF_EXPIRED},
+	[EV_CANCELLED] = {"cancelled", EVC_LIFECYCLE, 0},
 };
 
 typedef struct EventCategory
@@ -105,10 +128,24 @@ logging_category(int category)
 	return checkout_logging && (checkout_log_event_mask & category) != 0;
 }
 
-static bool
-notify_on(void)
+/* the NTF_* bits of checkout.notify_events that are on, if there is a channel */
+static int
+notify_mask(void)
 {
-	return checkout_notify_channel != NULL && checkout_notify_channel[0] != '\0';
+	if (checkout_notify_channel == NULL || checkout_notify_channel[0] == '\0')
+		return 0;
+	return checkout_notify_event_mask;
+}
+
+static int
+notify_bit(const char *name)
+{
+	int			i;
+
+	for (i = 0; i < lengthof(notify_names); i++)
+		if (strcmp(notify_names[i].name, name) == 0)
+			return notify_names[i].bit;
+	return 0;
 }
 
 bool
@@ -116,7 +153,7 @@ event_wanted(EventKind kind)
 {
 	const EventDef *def = &event_catalogue[kind];
 
-	return logging_category(def->category) || (def->notify != NOTIFY_NEVER && notify_on());
+	return logging_category(def->category) || (def->notify & notify_mask()) != 0;
 }
 
 void
@@ -125,7 +162,9 @@ event_begin(CheckoutEvent *ev, EventKind kind, int64 lock_id, const char *cart_i
 	ev->kind = kind;
 	ev->lock_id = lock_id;
 	ev->cart_id = cart_id;
-	ev->notify_as = event_catalogue[kind].notify == NOTIFY_ALWAYS ? event_catalogue[kind].name : NULL;
+	/* compensation events name their kind (event_notify_compensation) */
+	ev->notify_as = (event_catalogue[kind].notify & (NTF_VOID | NTF_REFUND)) ? NULL
+		: event_catalogue[kind].name;
 	ev->compensation_id = 0;
 	initStringInfo(&ev->json);
 	appendStringInfo(&ev->json, "{\"lock_id\":" INT64_FORMAT ",\"cart_id\":", lock_id);
@@ -172,7 +211,7 @@ event_add_time(CheckoutEvent *ev, const char *key, TimestampTz t)
 void
 event_notify_compensation(CheckoutEvent *ev, const char *kind, int64 compensation_id)
 {
-	Assert(event_catalogue[ev->kind].notify == NOTIFY_COMPENSATION);
+	Assert(event_catalogue[ev->kind].notify & notify_bit(kind));
 	ev->notify_as = kind;
 	ev->compensation_id = compensation_id;
 	event_add_text(ev, "compensation", kind);
@@ -230,7 +269,7 @@ event_emit(CheckoutEvent *ev)
 		if (checkout_log_destination != LOG_DEST_SERVER_LOG)
 			buffer_event(ev, true);
 	}
-	if (ev->notify_as && notify_on())
+	if (ev->notify_as && (notify_bit(ev->notify_as) & notify_mask()))
 		send_notify(ev);
 	pfree(ev->json.data);
 }
@@ -443,4 +482,68 @@ void
 assign_log_events(const char *newval, void *extra)
 {
 	checkout_log_event_mask = *(int *) extra;
+}
+
+/* "void_required,refund_required,expired": what is notified by default */
+const char *
+notify_events_default(void)
+{
+	static char buf[128];
+	int			i;
+
+	if (buf[0] == '\0')
+		for (i = 0; i < lengthof(notify_names); i++)
+			if (notify_names[i].by_default)
+				snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s%s",
+						 buf[0] ? "," : "", notify_names[i].name);
+	return buf;
+}
+
+/* checkout.notify_events: a comma list of notified events, or all / none */
+bool
+check_notify_events(char **newval, void **extra, GucSource source)
+{
+	char	   *raw = pstrdup(*newval);
+	List	   *items;
+	ListCell   *lc;
+	int			mask = 0;
+	int		   *result;
+
+	if (!SplitIdentifierString(raw, ',', &items))
+	{
+		GUC_check_errdetail("List syntax is invalid.");
+		return false;
+	}
+	foreach(lc, items)
+	{
+		const char *tok = (const char *) lfirst(lc);
+		int			i;
+		bool		known = pg_strcasecmp(tok, "none") == 0;
+
+		for (i = 0; i < lengthof(notify_names); i++)
+		{
+			if (pg_strcasecmp(tok, "all") == 0 || pg_strcasecmp(tok, notify_names[i].name) == 0)
+			{
+				mask |= notify_names[i].bit;
+				known = true;
+			}
+		}
+		if (!known)
+		{
+			GUC_check_errdetail("Unrecognized event \"%s\"; use void_required, refund_required, expired, completed, failed, all or none.", tok);
+			return false;
+		}
+	}
+	result = (int *) malloc(sizeof(int));
+	if (result == NULL)
+		return false;
+	*result = mask;
+	*extra = result;
+	return true;
+}
+
+void
+assign_notify_events(const char *newval, void *extra)
+{
+	checkout_notify_event_mask = *(int *) extra;
 }

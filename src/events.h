@@ -71,5 +71,8 @@ extern void events_init(void);
 extern const char *log_events_default(void);
 extern bool check_log_events(char **newval, void **extra, GucSource source);
 extern void assign_log_events(const char *newval, void *extra);
+extern const char *notify_events_default(void);
+extern bool check_notify_events(char **newval, void **extra, GucSource source);
+extern void assign_notify_events(const char *newval, void *extra);
 
 #endif							/* CHECKOUT_EVENTS_H */

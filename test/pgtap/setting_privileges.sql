@@ -3,13 +3,14 @@
 -- application cannot lift the cart cap, loosen price drift, silence or
 -- redirect events; the default TTL stays the application's own choice.
 BEGIN;
-SELECT plan(22);
+SELECT plan(24);
 
 CREATE ROLE tap_sp_app NOLOGIN IN ROLE checkout_app;
 CREATE ROLE tap_sp_admin NOLOGIN IN ROLE checkout_admin;
 CREATE TEMP TABLE sp_rules (name text, value text);
 INSERT INTO sp_rules VALUES
     ('max_lines', '100000'), ('price_drift_tolerance', '100'), ('notify_channel', 'elsewhere'),
+    ('notify_events', 'all'),
     ('log_events', 'none'), ('log_destination', 'table'), ('logging', 'off'), ('max_ttl', '1d'),
     ('prevent_concurrent', 'off'), ('cart_protection', 'off'), ('payment_gateway', 'other');
 GRANT SELECT ON sp_rules TO tap_sp_app, tap_sp_admin;

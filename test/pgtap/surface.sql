@@ -10,7 +10,7 @@
 -- (make test preloads it).
 \ir ../fixtures/checkout_test.sql
 BEGIN;
-SELECT plan(67);
+SELECT plan(68);
 
 CREATE TEMP TABLE documented_settings (name text, default_value text, context text, since text, needs_preload bool);
 INSERT INTO documented_settings VALUES
@@ -27,7 +27,8 @@ INSERT INTO documented_settings VALUES
   ('checkout.payment_gateway',       'stripe',     'superuser',  '0.1.0', false),
   ('checkout.notify_channel',        'checkout_events', 'superuser', '0.1.0', false),
   ('checkout.database',              'postgres',   'postmaster', '0.1.0', true),
-  ('checkout.max_lines',             '1000',       'superuser',  '0.2.0', false);
+  ('checkout.max_lines',             '1000',       'superuser',  '0.2.0', false),
+  ('checkout.notify_events',         'void_required,refund_required,expired', 'superuser', '0.2.0', false);
 -- the settings this server should define
 CREATE TEMP VIEW expected_settings AS
 SELECT d.* FROM documented_settings d

@@ -21,7 +21,7 @@ use Digest::SHA qw(sha256_hex);
 use CheckoutTest::Node;
 
 my $node = CheckoutTest::Node->start_new('events',
-	settings => { 'checkout.log_events' => 'all', 'checkout.log_destination' => 'both' },
+	settings => { 'checkout.log_events' => 'all', 'checkout.log_destination' => 'both', 'checkout.notify_events' => 'all' },
 	stock    => [ [ 'T-A', 100, 1000 ], [ 'T-B', 100, 250 ], [ 'T-C', 1, 10 ] ]);
 $node->wait_for_sweeper;
 

@@ -31,6 +31,7 @@ shared_preload_libraries = 'checkout'
 checkout.database = 'postgres'
 checkout.log_events = 'all'
 checkout.log_destination = 'both'
+checkout.notify_events = 'all'
 log_statement = none
 });
 $node->start;

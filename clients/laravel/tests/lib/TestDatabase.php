@@ -38,6 +38,8 @@ final class TestDatabase
         $this->super = $this->connect($this->name, getenv('PGUSER') ?: 'postgres');
         $this->super->exec('SET client_min_messages = warning');
         $this->super->exec('CREATE EXTENSION checkout');
+        // the listener tests hear completed and failed too (off by default)
+        $this->super->exec('ALTER DATABASE '.$this->name." SET checkout.notify_events = 'all'");
         // roles are cluster-wide: another test file may have made them
         foreach ([self::APP_ROLE => 'checkout_app', self::ADMIN_ROLE => 'checkout_admin'] as $role => $group) {
             $this->super->exec("DO \$\$ BEGIN
