@@ -224,38 +224,41 @@ awk -F '\t' -v clients="$clients_list" '$1 == "status" { t[$3, $4] = $5; p50[$3,
 				p50["api", k] "/" p99["api", k], p50["pk", k] "/" p99["pk", k],
 				(p50["pk", k] > 0 ? p50["api", k] / p50["pk", k] : 0) } }' "$tsv" | tee -a "$summary"
 
-# ---- bench-long: what logging and NOTIFY cost, and the flatness figures ----
+# ---- bench-long: what logging and NOTIFY cost, where the time goes, and the flatness figures ----
 if [ "$long" = 1 ]; then
-	# server settings for every new session (the settings are superuser-only)
+	# server settings for every new session (the settings are superuser-only):
+	# default, every event notified (checkout.notify_events = all: a NOTIFY
+	# per completed checkout), no logging
 	set_server() {
-		value -c "ALTER SYSTEM SET checkout.logging = $1" -c "ALTER SYSTEM SET checkout.notify_channel = '$2'" \
+		local logging=on events=DEFAULT
+		case $1 in
+		notify_all) events="'all'" ;;
+		no_logging) logging=off ;;
+		esac
+		value -c "ALTER SYSTEM SET checkout.logging = $logging" -c "ALTER SYSTEM SET checkout.notify_events = $events" \
 			-c "SELECT pg_reload_conf()" >/dev/null
 	}
-	log_step "what the default logging and NOTIFY cost: the extension at 8 clients over $nskus skus, ${seconds}s each"
-	for variant in default no_notify no_logging no_logging no_notify default; do
-		case $variant in
-		default) set_server on checkout_events ;;
-		no_notify) set_server on '' ;;
-		no_logging) set_server off checkout_events ;;
-		esac
+	log_step "what logging and NOTIFY cost: the extension at 8 clients over $nskus skus, ${seconds}s each"
+	for variant in default notify_all no_logging no_logging notify_all default; do
+		set_server $variant
 		vacuum_all
 		measure "$work/settings-$variant" 8 $(((seconds + 1) / 2)) "$BENCH_DIR/api_checkout.sql" \
 			-D step=0 -D sku_lo=1 -D sku_hi="$nskus"
 	done
-	set_server on checkout_events
-	for variant in default no_notify no_logging; do
+	for variant in default notify_all no_logging; do
 		read -r cps _ <<<"$(figures "$work/settings-$variant" 4)"
 		printf -v "cps_$variant" '%s' "$cps"
 		printf 'long\tsettings_%s_checkouts_per_s\t%s\n' "$variant" "$cps" >>"$tsv"
+		echo "   $variant: $cps checkouts/s"
 	done
 	note ""
-	note "the extension at 8 clients over many skus, checkouts/s: default (logging on, NOTIFY on checkout_events)" \
-		"$cps_default; checkout.notify_channel = '' $cps_no_notify; checkout.logging = off $cps_no_logging"
+	note "the extension at 8 clients over many skus, checkouts/s: default settings $cps_default;" \
+		"checkout.notify_events = all (a NOTIFY per completed checkout) $cps_notify_all; checkout.logging = off $cps_no_logging"
+
 	# where the time goes: wait events of the extension's backends at 16
-	# clients, with NOTIFY and without (a NOTIFY takes a database-wide lock at
-	# commit, "Lock:object")
-	for variant in default no_notify; do
-		if [ $variant = default ]; then set_server on checkout_events; else set_server on ''; fi
+	# clients (a NOTIFY takes a database-wide lock at commit, "Lock:object")
+	for variant in default notify_all; do
+		set_server $variant
 		log_step "wait events of the extension's backends, 16 clients over $nskus skus, $variant settings"
 		measure "$work/waits-$variant" 16 10 "$BENCH_DIR/api_checkout.sql" -D step=0 -D sku_lo=1 -D sku_hi="$nskus" &
 		sleep 2
@@ -267,7 +270,7 @@ if [ "$long" = 1 ]; then
 			errors=$((errors + 1))
 		fi
 	done
-	set_server on checkout_events
+	set_server default
 	invariants $((unfinished + 48 + 32))
 	source "$BENCH_DIR/flatness.sh"
 fi
