@@ -16,7 +16,7 @@
 #   BENCH_SKUS (10000)           skus of the "many skus" runs
 #   BENCH_SLICE (5)              seconds of one turn: the sides take turns
 #   BENCH_JOBS (2)               pgbench threads
-#   BENCH_OUT (test/bench/results) where bench.tsv, summary.txt, bench.png go
+#   BENCH_OUT (test/bench/results [/long]) where bench.tsv, summary.txt, bench.png go
 #   BENCH_HISTORY (1000000)      finished checkouts of the history (bench-long)
 #   BENCH_DUE (30000)            due locks released by checkout_cleanup_expired (bench-long)
 #   BENCH_ONE_TX (10000)         start+reserve pairs in one transaction (bench-long)
@@ -33,7 +33,7 @@ clients_list=${BENCH_CLIENTS:-1 2 4 8 16}
 nskus=${BENCH_SKUS:-10000}
 slice=${BENCH_SLICE:-5}
 jobs=${BENCH_JOBS:-2}
-out=${BENCH_OUT:-$BENCH_DIR/results}
+if [ "$long" = 1 ]; then out=${BENCH_OUT:-$BENCH_DIR/results/long}; else out=${BENCH_OUT:-$BENCH_DIR/results}; fi
 history=${BENCH_HISTORY:-1000000}
 due=${BENCH_DUE:-30000}
 one_tx=${BENCH_ONE_TX:-10000}
