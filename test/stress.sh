@@ -46,6 +46,8 @@ else
 	"$PG_BINDIR/psql" -X -q -c "SELECT checkout_cleanup_expired()" >/dev/null
 fi
 cluster_log | grep -E 'ERROR|PANIC|terminated by signal' | grep -vE 'KC00[14]|canceling statement' | tail -n 10 || true
+# a deadlock is a bug (stock rows are locked in sku order): show who waited for what
+cluster_log | grep -A 12 'ERROR:  deadlock detected' | grep -E 'ERROR|DETAIL|Process [0-9]+:|CONTEXT|STATEMENT|^\s' | head -n 40 || true
 
 check_invariants || status=1
 "$PG_BINDIR/psql" -X -q -P pager=off -c "SELECT kind, count(*) FROM checkout.compensations GROUP BY kind ORDER BY kind" \

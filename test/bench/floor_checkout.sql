@@ -2,7 +2,7 @@
 -- parameterised statements into schema floor, in the same four round trips
 -- (one transaction each) as api_checkout.sql, with no function, check or log:
 --   start:     the lock row and its line
---   price_lock: reserved += q on the ledger, the reservation row, the price
+--   price_lock: reserved += q on the ledger where stock allows, the reservation row, the price
 --              snapshot, the phase and total on the lock row
 --   authorise: the phase and authorisation on the lock row
 --   capture:   the order row; on_hand -= q, reserved -= q; the reservation
@@ -19,7 +19,7 @@ WITH l AS (INSERT INTO floor.locks (cart_id, session_id, expires_at)
 SELECT lock_id AS lid FROM l \gset
 \elif :step = 1
 WITH inv AS (UPDATE floor.inventory SET reserved = reserved + :q
-             WHERE sku = 'S-' || :sku RETURNING sku, unit_price),
+             WHERE sku = 'S-' || :sku AND on_hand - reserved >= :q RETURNING sku, unit_price),
      held AS (INSERT INTO floor.reservations (lock_id, sku, quantity) SELECT :lid, sku, :q FROM inv),
      snap AS (INSERT INTO floor.price_snapshots (lock_id, line_id, sku, quantity, cart_price, locked_price, drift_percent)
               SELECT :lid, '1', sku, :q, 100, unit_price, abs(unit_price - 100) * 100.0 / 100 FROM inv)

@@ -16,7 +16,7 @@
 #   BENCH_SKUS (10000)           skus of the "many skus" runs
 #   BENCH_SLICE (5)              seconds of one turn: the sides take turns
 #   BENCH_JOBS (2)               pgbench threads
-#   BENCH_OUT (test/bench/results) where bench.tsv, summary.txt, bench.png go
+#   BENCH_OUT (test/bench/results [/long]) where bench.tsv, summary.txt, bench.png go
 #   BENCH_HISTORY (1000000)      finished checkouts of the history (bench-long)
 #   BENCH_DUE (30000)            due locks released by checkout_cleanup_expired (bench-long)
 #   BENCH_ONE_TX (10000)         start+reserve pairs in one transaction (bench-long)
@@ -33,7 +33,7 @@ clients_list=${BENCH_CLIENTS:-1 2 4 8 16}
 nskus=${BENCH_SKUS:-10000}
 slice=${BENCH_SLICE:-5}
 jobs=${BENCH_JOBS:-2}
-out=${BENCH_OUT:-$BENCH_DIR/results}
+if [ "$long" = 1 ]; then out=${BENCH_OUT:-$BENCH_DIR/results/long}; else out=${BENCH_OUT:-$BENCH_DIR/results}; fi
 history=${BENCH_HISTORY:-1000000}
 due=${BENCH_DUE:-30000}
 one_tx=${BENCH_ONE_TX:-10000}
@@ -224,34 +224,54 @@ awk -F '\t' -v clients="$clients_list" '$1 == "status" { t[$3, $4] = $5; p50[$3,
 				p50["api", k] "/" p99["api", k], p50["pk", k] "/" p99["pk", k],
 				(p50["pk", k] > 0 ? p50["api", k] / p50["pk", k] : 0) } }' "$tsv" | tee -a "$summary"
 
-# ---- bench-long: what logging and NOTIFY cost, and the flatness figures ----
+# ---- bench-long: what logging and NOTIFY cost, where the time goes, and the flatness figures ----
 if [ "$long" = 1 ]; then
-	# server settings for every new session (the settings are superuser-only)
+	# server settings for every new session (the settings are superuser-only):
+	# default, every event notified (checkout.notify_events = all: a NOTIFY
+	# per completed checkout), no logging
 	set_server() {
-		value -c "ALTER SYSTEM SET checkout.logging = $1" -c "ALTER SYSTEM SET checkout.notify_channel = '$2'" \
+		local logging=on events=DEFAULT
+		case $1 in
+		notify_all) events="'all'" ;;
+		no_logging) logging=off ;;
+		esac
+		value -c "ALTER SYSTEM SET checkout.logging = $logging" -c "ALTER SYSTEM SET checkout.notify_events = $events" \
 			-c "SELECT pg_reload_conf()" >/dev/null
 	}
-	log_step "what the default logging and NOTIFY cost: the extension at 8 clients over $nskus skus, ${seconds}s each"
-	for variant in default no_notify no_logging no_logging no_notify default; do
-		case $variant in
-		default) set_server on checkout_events ;;
-		no_notify) set_server on '' ;;
-		no_logging) set_server off checkout_events ;;
-		esac
+	log_step "what logging and NOTIFY cost: the extension at 8 clients over $nskus skus, ${seconds}s each"
+	for variant in default notify_all no_logging no_logging notify_all default; do
+		set_server $variant
 		vacuum_all
 		measure "$work/settings-$variant" 8 $(((seconds + 1) / 2)) "$BENCH_DIR/api_checkout.sql" \
 			-D step=0 -D sku_lo=1 -D sku_hi="$nskus"
 	done
-	set_server on checkout_events
-	for variant in default no_notify no_logging; do
+	for variant in default notify_all no_logging; do
 		read -r cps _ <<<"$(figures "$work/settings-$variant" 4)"
 		printf -v "cps_$variant" '%s' "$cps"
 		printf 'long\tsettings_%s_checkouts_per_s\t%s\n' "$variant" "$cps" >>"$tsv"
+		echo "   $variant: $cps checkouts/s"
 	done
 	note ""
-	note "the extension at 8 clients over many skus, checkouts/s: default (logging on, NOTIFY on checkout_events)" \
-		"$cps_default; checkout.notify_channel = '' $cps_no_notify; checkout.logging = off $cps_no_logging"
-	invariants $((unfinished + 48))
+	note "the extension at 8 clients over many skus, checkouts/s: default settings $cps_default;" \
+		"checkout.notify_events = all (a NOTIFY per completed checkout) $cps_notify_all; checkout.logging = off $cps_no_logging"
+
+	# where the time goes: wait events of the extension's backends at 16
+	# clients (a NOTIFY takes a database-wide lock at commit, "Lock:object")
+	for variant in default notify_all; do
+		set_server $variant
+		log_step "wait events of the extension's backends, 16 clients over $nskus skus, $variant settings"
+		measure "$work/waits-$variant" 16 10 "$BENCH_DIR/api_checkout.sql" -D step=0 -D sku_lo=1 -D sku_hi="$nskus" &
+		sleep 2
+		value -v samples=140 -f "$BENCH_DIR/wait_sample.sql" | sed 's/^/   /'
+		wait $!
+		# (measure ran in a subshell: its count of errors is read back here)
+		if grep -qE 'aborted|number of failed transactions: [1-9]' "$work/waits-$variant-1.out"; then
+			echo "!! the $variant run behind the wait sampling had errors"
+			errors=$((errors + 1))
+		fi
+	done
+	set_server default
+	invariants $((unfinished + 48 + 32))
 	source "$BENCH_DIR/flatness.sh"
 fi
 
