@@ -19,8 +19,8 @@
  * Shared memory holds one slot per entry of checkout.database, written by the
  * launcher (the database's oid, set before its sweeper starts) and the
  * sweeper (its latch, and the deadline it sleeps towards: wake_at).  A backend
- * creating a lock with an earlier deadline lowers wake_at and sets the latch
- * (checkout_worker_wake), so the sweeper sleeps exactly until the earliest
+ * that committed a lock with an earlier deadline lowers wake_at and sets the
+ * latch (checkout_worker_wake), so the sweeper sleeps exactly until the earliest
  * expiry, or checkout.cleanup_interval, whichever is sooner.  A backend in a
  * database that is not swept finds no slot.  The slot outlives its sweeper,
  * so a deadline posted while the sweeper is (re)starting is not lost.  The
@@ -223,9 +223,8 @@ checkout_worker_register(void)
 	RegisterBackgroundWorker(&worker);
 }
 
-/* Called by a backend that just created a lock expiring at expires_at. */
-void
-checkout_worker_wake(TimestampTz expires_at)
+static void
+post_wake(TimestampTz expires_at)
 {
 	Latch	   *latch = NULL;
 	int			i;
@@ -250,6 +249,51 @@ checkout_worker_wake(TimestampTz expires_at)
 	SpinLockRelease(&shared->mutex);
 	if (latch)
 		SetLatch(latch);
+}
+
+/*
+ * The deadline is posted when the creating transaction commits, not when the
+ * lock is inserted: a sweeper woken earlier would not see the lock yet, and
+ * would then sleep past its deadline until checkout.cleanup_interval.
+ */
+static TimestampTz wake_at_commit = DT_NOEND;
+
+static void
+wake_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (wake_at_commit != DT_NOEND)
+				post_wake(wake_at_commit);
+			wake_at_commit = DT_NOEND;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			/* a prepared transaction's locks wait for the cleanup_interval sweep */
+			wake_at_commit = DT_NOEND;
+			break;
+		default:
+			break;
+	}
+}
+
+/* Called by a backend that just created a lock expiring at expires_at. */
+void
+checkout_worker_wake(TimestampTz expires_at)
+{
+	static bool registered = false;
+
+	if (shared == NULL)
+		return;					/* not preloaded: no worker to wake */
+	if (!registered)
+	{
+		RegisterXactCallback(wake_xact_callback, NULL);
+		registered = true;
+	}
+	wake_at_commit = Min(wake_at_commit, expires_at);
 }
 
 /* ---- the sweeper ---- */
@@ -352,7 +396,7 @@ expire_due_locks(void)
 		in_transaction(expire_batch, &n);
 		total += n;
 		check_interrupts_and_reload();
-	} while (n == SWEEP_BATCH);
+	} while (n == SWEEP_BATCH && !DefaultXactReadOnly);
 	return total;
 }
 
@@ -387,7 +431,7 @@ sweep(void)
 			swept_until = now;
 			expired += expire_due_locks();
 		}
-	} while (pruned == PRUNE_BATCH);
+	} while (pruned == PRUNE_BATCH && !DefaultXactReadOnly);
 
 	if (!in_transaction(find_next_due, &next_due))
 		next_due = DT_NOEND;
@@ -411,6 +455,7 @@ checkout_sweeper_main(Datum arg)
 	SweeperArgs args;
 	TimestampTz last_sweep = 0;
 	bool		ready = false;
+	bool		paused = false;
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -440,17 +485,36 @@ checkout_sweeper_main(Datum arg)
 			}
 		}
 
+		/*
+		 * default_transaction_read_only fences a primary (pg_auto_failover
+		 * sets it while it promotes or demotes a node): a sweep would only
+		 * fail with 25006, so wait for the reload that lifts the fence, then
+		 * sweep at once — locks may have fallen due meanwhile.
+		 */
+		if (DefaultXactReadOnly != paused)
+		{
+			paused = DefaultXactReadOnly;
+			ereport(LOG,
+					(errmsg(paused ? "checkout sweeper for database \"%s\" paused: default_transaction_read_only is on"
+							: "checkout sweeper for database \"%s\" resumed: default_transaction_read_only is off",
+							args.dbname)));
+			if (!paused)
+				last_sweep = 0;
+		}
+
 		wake_at = posted_wake_at();
 		interval_due = TimestampTzPlusMilliseconds(last_sweep, checkout_cleanup_interval_s * 1000L);
 
-		if (ready && (wake_at <= now || interval_due <= now))
+		if (ready && !paused && (wake_at <= now || interval_due <= now))
 		{
 			sweep();
 			last_sweep = now;
 			continue;
 		}
 
-		if (!ready)
+		if (paused)
+			sleep_ms = checkout_cleanup_interval_s * 1000L;	/* a reload sets the latch */
+		else if (!ready)
 			sleep_ms = Min(RETRY_MS, checkout_cleanup_interval_s * 1000L);
 		else
 		{

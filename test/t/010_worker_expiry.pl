@@ -43,6 +43,44 @@ $primary->poll_query_until('postgres',
 $lock = start_reserved_lock($primary, 'w-cart-2', '1 second');
 ok($primary->wait_for_state($lock, 'expired', 3), 'after kill -9 the sweeper is back and sweeps');
 
+# a lock whose deadline passes before its transaction commits: the deadline
+# reaches the sweeper at commit, so the lock is swept at once, not after the
+# 5-minute interval
+my $slow = $primary->background_psql('postgres');
+$slow->query_safe('BEGIN');
+$lock = $slow->query_safe(q{
+	SELECT (checkout_advance(s.lock_id, 'sess', until => 'inventory_reservation')).lock_id
+	FROM checkout_start('w-cart-late', 'sess', '[{"line_id":"1","sku":"W-1","quantity":2,"unit_price":10}]', interval '1 second') s});
+$lock =~ s/\s+//g;
+sleep 2;
+$slow->query_safe('COMMIT');
+$t0 = time;
+ok($primary->wait_for_state($lock, 'expired', 3), 'a lock committed after its deadline is expired within 3 seconds of the commit');
+note(sprintf('expired %.2f s after the commit', time - $t0));
+$slow->quit;
+
+# default_transaction_read_only (pg_auto_failover's fence while it promotes
+# a node): the sweeper pauses without an error, and sweeps at once when
+# the fence is lifted
+$pid = $primary->sweeper_pid;
+$primary->safe_psql('postgres', "ALTER SYSTEM SET default_transaction_read_only = on; SELECT pg_reload_conf();");
+ok($primary->wait_for_log(qr/checkout sweeper for database "postgres" paused: default_transaction_read_only is on/),
+	'the sweeper reports the pause');
+$lock = $primary->safe_psql('postgres', q{
+	BEGIN READ WRITE;
+	SELECT (checkout_advance(s.lock_id, 'sess', until => 'inventory_reservation')).lock_id
+	FROM checkout_start('w-cart-fenced', 'sess', '[{"line_id":"1","sku":"W-1","quantity":2,"unit_price":10}]', interval '1 second') s;
+	COMMIT;});
+sleep 2;
+is($primary->query_value("SELECT state FROM checkout.locks WHERE lock_id = $lock"), 'active',
+	'while read-only the due lock waits');
+is($primary->sweeper_pid, $pid, 'the sweeper did not exit');
+ok(!$primary->log_contains(qr/cannot execute UPDATE in a read-only transaction/), 'and logged no error');
+$primary->safe_psql('postgres', "ALTER SYSTEM RESET default_transaction_read_only; SELECT pg_reload_conf();");
+$t0 = time;
+ok($primary->wait_for_state($lock, 'expired', 2), 'the fence lifted, the sweeper sweeps within 2 seconds');
+note(sprintf('swept %.2f s after the reload', time - $t0));
+
 # SIGHUP: a shorter interval is used for locks whose deadline shared memory
 # does not know (written behind the API's back, as after a restore)
 $primary->safe_psql('postgres', "ALTER SYSTEM SET checkout.cleanup_interval = '1s'; SELECT pg_reload_conf();");

@@ -27,6 +27,8 @@ $node->init;
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'checkout'
 checkout.database = 'shop'
+# completed is opt-in: the default NOTIFYs only what a call did not tell its caller
+checkout.notify_events = 'completed,void_required,refund_required,expired'
 max_connections = 40
 });
 $node->start;
