@@ -40,6 +40,8 @@ expire_locks(LockRow *const *rows, int n)
 		else
 			unpaid[n_unpaid++] = rows[i];
 	}
+	if (n_paid > 0 && n_unpaid > 0)
+		stock_lock_held(rows, n);
 	if (n_paid > 0)
 	{
 		stock_commit(paid, n_paid);

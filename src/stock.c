@@ -289,6 +289,21 @@ move_held_stock(LockRow *const *locks, int n_locks, bool sell)
 	}
 }
 
+/*
+ * Locks, in sku order, the inventory rows of everything the locks hold.  A
+ * caller that will sell the stock of some and release that of others in one
+ * transaction calls this first, so that it takes the rows in the one order
+ * every checkout takes them in, not in sku order twice over.
+ */
+void
+stock_lock_held(LockRow *const *locks, int n)
+{
+	Datum		values[1];
+
+	values[0] = n > 1 ? lock_id_array(locks, n) : Int64GetDatum(locks[0]->lock_id);
+	stmt_exec(&lock_stmts[n > 1], values, NULL, false);
+}
+
 void
 stock_release(LockRow *const *locks, int n)
 {

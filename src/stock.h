@@ -35,6 +35,7 @@ typedef struct StockShortfall
 extern void stock_load_cart(int64 lock_id, CartStock *out);
 extern bool stock_first_unknown_line(int64 lock_id, char **line_id, char **sku);
 extern bool stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortfall);
+extern void stock_lock_held(LockRow *const *locks, int n);
 extern void stock_release(LockRow *const *locks, int n);
 extern void stock_commit(LockRow *const *locks, int n);
 
