@@ -26,24 +26,31 @@
 
 enum
 {
-	CS_LINE_ID, CS_SKU, CS_QUANTITY, CS_CART_PRICE, CS_AVAILABLE, CS_UNIT_PRICE, CS_LINES
+	CS_LINE_ID, CS_SKU, CS_QUANTITY, CS_CART_PRICE, CS_AVAILABLE, CS_UNIT_PRICE, CS_TID, CS_LINES
 };
 
+/*
+ * Locking an inventory row inside LATERAL, by key, keeps every plan of these
+ * statements an index probe per line: a generic plan made while the catalog
+ * was small would otherwise join it by a sequential scan, for every call.
+ * The locked row's ctid then lets the ledger update reach it directly (a row
+ * this transaction has locked cannot move under it).
+ */
 void
 stock_load_cart(int64 lock_id, CartStock *out)
 {
 	static Statement load = {
-		.sql = "SELECT l.line_id, l.sku, l.quantity, l.cart_price, "
-		"       i.on_hand - i.reserved AS available, i.unit_price, l.lines "
+		.sql = "SELECT l.line_id, l.sku, l.quantity, l.cart_price, i.available, i.unit_price, "
+		"       i.ctid AS tid, l.lines "
 		"FROM (SELECT ll.line_no, ll.line_id, ll.sku, ll.quantity, ll.cart_price, "
 		"             pg_catalog.count(*) OVER () AS lines "
-		"      FROM checkout.lock_lines ll WHERE ll.lock_id = $1) l "
-		"JOIN checkout.inventory i ON i.sku = l.sku "
-		"ORDER BY i.sku, l.line_no FOR NO KEY UPDATE OF i",
+		"      FROM checkout.lock_lines ll WHERE ll.lock_id = $1 ORDER BY ll.sku, ll.line_no) l, "
+		"LATERAL (SELECT i.on_hand - i.reserved AS available, i.unit_price, i.ctid "
+		"         FROM checkout.inventory i WHERE i.sku = l.sku FOR NO KEY UPDATE) i",
 		.nargs = 1,
 		.argtypes = {INT8OID},
 		.generic = true,
-		.columns = {"line_id", "sku", "quantity", "cart_price", "available", "unit_price", "lines"},
+		.columns = {"line_id", "sku", "quantity", "cart_price", "available", "unit_price", "tid", "lines"},
 	};
 	Datum		values[1] = {Int64GetDatum(lock_id)};
 	SPITupleTable *tt;
@@ -60,8 +67,11 @@ stock_load_cart(int64 lock_id, CartStock *out)
 	out->cart_prices = palloc(sizeof(int64) * Max(n, 1));
 	out->available = palloc(sizeof(int64) * Max(n, 1));
 	out->unit_prices = palloc(sizeof(int64) * Max(n, 1));
+	out->tids = palloc(sizeof(ItemPointerData) * Max(n, 1));
 	for (i = 0; i < n; i++)
 	{
+		bool		isnull;
+
 		CHECK_FOR_INTERRUPTS();
 		out->line_ids[i] = stmt_text(&load, tt, i, CS_LINE_ID);
 		out->skus[i] = stmt_text(&load, tt, i, CS_SKU);
@@ -69,6 +79,7 @@ stock_load_cart(int64 lock_id, CartStock *out)
 		out->cart_prices[i] = stmt_int8(&load, tt, i, CS_CART_PRICE);
 		out->available[i] = stmt_int8(&load, tt, i, CS_AVAILABLE);
 		out->unit_prices[i] = stmt_int8(&load, tt, i, CS_UNIT_PRICE);
+		ItemPointerCopy((ItemPointer) DatumGetPointer(stmt_datum(&load, tt, i, CS_TID, &isnull)), &out->tids[i]);
 	}
 }
 
@@ -103,28 +114,24 @@ bool
 stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortfall)
 {
 	/*
-	 * The rows are locked already (stock_load_cart).  The ledger update joins
-	 * the reservations just inserted; `sku = ANY ($2)` lets the generic plan
-	 * find the cart's rows through the primary key rather than scan the
-	 * catalog.
+	 * The rows are locked already (stock_load_cart) and reached by their
+	 * ctids: a statement per sku, whose plan cannot be a scan of the catalog.
 	 */
 	static Statement reserve = {
 		.sql = "WITH held AS (INSERT INTO checkout.reservations (lock_id, sku, quantity) "
-		"                   SELECT $1, t.sku, t.q "
-		"                   FROM ROWS FROM (pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::int8[])) AS t(sku, q) "
-		"                   RETURNING sku, quantity) "
-		"UPDATE checkout.inventory i SET reserved = i.reserved + h.quantity "
-		"FROM held h WHERE i.sku = h.sku AND i.sku = ANY ($2)",
-		.nargs = 3,
-		.argtypes = {INT8OID, TEXTARRAYOID, INT8ARRAYOID},
+		"              VALUES ($1, $2, $3)) "
+		"UPDATE checkout.inventory SET reserved = reserved + $3 WHERE ctid = $4",
+		.nargs = 4,
+		.argtypes = {INT8OID, TEXTOID, INT8OID, TIDOID},
 		.generic = true,
 	};
 	char	  **skus = palloc(sizeof(char *) * cart->n_found);
 	int64	   *wanted = palloc(sizeof(int64) * cart->n_found);
+	ItemPointerData *tids = palloc(sizeof(ItemPointerData) * Max(cart->n_found, 1));
 	int64		units = 0;
 	int			n = 0;
 	int			i;
-	Datum		values[3];
+	Datum		values[4];
 
 	/* lines come sorted by sku: sum each run (sums were checked at start) */
 	for (i = 0; i < cart->n_found; i++)
@@ -136,6 +143,7 @@ stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortf
 		{
 			skus[n] = cart->skus[i];
 			wanted[n] = cart->quantities[i];
+			tids[n] = cart->tids[i];
 			n++;
 		}
 		if (wanted[n - 1] > cart->available[i])
@@ -157,9 +165,14 @@ stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortf
 		units += wanted[i];
 
 	values[0] = Int64GetDatum(lock->lock_id);
-	values[1] = text_array(skus, n);
-	values[2] = int8_array(wanted, n);
-	stmt_exec(&reserve, values, NULL, false);
+	for (i = 0; i < n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		values[1] = CStringGetTextDatum(skus[i]);
+		values[2] = Int64GetDatum(wanted[i]);
+		values[3] = PointerGetDatum(&tids[i]);
+		stmt_exec(&reserve, values, NULL, false);
+	}
 
 	if (event_wanted(EV_STOCK_RESERVED))
 	{
@@ -175,50 +188,58 @@ stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortf
 
 enum
 {
-	MV_LOCK_ID, MV_SKU, MV_QUANTITY
+	MV_LOCK_ID, MV_SKU, MV_QUANTITY, MV_TID
 };
 
 /*
- * The statements of a move, for one lock (lock_id = $1: generic plans that
- * probe by key, the checkout's own path) or for a set (lock_id = ANY ($1):
- * planned per call, for the sizes of a sweep).
+ * One lock (the checkout's own path): its reservations in sku order (the
+ * primary key's order), each inventory row locked as it comes, by key (see
+ * stock_load_cart); then, per sku, the reservation deleted and the ledger
+ * row, reached by its ctid, updated.  Every plan is a probe by key.
  */
-#define LOCK_SQL(filter) \
-	"SELECT i.sku FROM checkout.inventory i " \
-	"WHERE i.sku IN (SELECT r.sku FROM checkout.reservations r WHERE " filter ") " \
-	"ORDER BY i.sku FOR NO KEY UPDATE"
-#define MOVE_SQL(filter, set_clause) \
-	"WITH gone AS (DELETE FROM checkout.reservations r WHERE " filter " " \
+static Statement lock_one = {
+	.sql = "SELECT $1::bigint AS lock_id, r.sku, r.quantity, x.tid "
+	"FROM (SELECT r.sku, r.quantity FROM checkout.reservations r WHERE r.lock_id = $1 "
+	"      ORDER BY r.sku) r, "
+	"LATERAL (SELECT i.ctid AS tid FROM checkout.inventory i WHERE i.sku = r.sku FOR NO KEY UPDATE) x",
+	.nargs = 1, .argtypes = {INT8OID}, .generic = true,
+	.columns = {"lock_id", "sku", "quantity", "tid"},
+};
+
+#define MOVE_ONE_SQL(set_clause) \
+	"WITH gone AS (DELETE FROM checkout.reservations WHERE lock_id = $1 AND sku = $2) " \
+	"UPDATE checkout.inventory SET " set_clause " WHERE ctid = $4"
+/* [sell?] */
+static Statement move_one[2] = {
+	{.sql = MOVE_ONE_SQL("reserved = reserved - $3"), .nargs = 4,
+	 .argtypes = {INT8OID, TEXTOID, INT8OID, TIDOID}, .generic = true},
+	{.sql = MOVE_ONE_SQL("on_hand = on_hand - $3, reserved = reserved - $3"), .nargs = 4,
+	 .argtypes = {INT8OID, TEXTOID, INT8OID, TIDOID}, .generic = true},
+};
+
+/*
+ * A set of locks (a sweep): planned per call, for its sizes.  The inventory
+ * rows are locked in sku order first, then one statement moves them all.
+ */
+static Statement lock_set = {
+	.sql = "SELECT i.sku FROM checkout.inventory i "
+	"WHERE i.sku IN (SELECT r.sku FROM checkout.reservations r WHERE r.lock_id = ANY ($1)) "
+	"ORDER BY i.sku FOR NO KEY UPDATE",
+	.nargs = 1, .argtypes = {INT8ARRAYOID},
+};
+
+#define MOVE_SET_SQL(set_clause) \
+	"WITH gone AS (DELETE FROM checkout.reservations r WHERE r.lock_id = ANY ($1) " \
 	"              RETURNING r.lock_id, r.sku, r.quantity), " \
 	"per_sku AS (SELECT sku, pg_catalog.sum(quantity)::bigint AS q FROM gone GROUP BY sku), " \
 	"moved AS (UPDATE checkout.inventory i SET " set_clause " FROM per_sku p WHERE i.sku = p.sku) " \
 	"SELECT lock_id, sku, quantity FROM gone ORDER BY lock_id, sku"
-#define ONE "r.lock_id = $1"
-#define SET "r.lock_id = ANY ($1)"
-#define RELEASE "reserved = i.reserved - p.q"
-#define SELL "on_hand = i.on_hand - p.q, reserved = i.reserved - p.q"
-#define MOVE_STATEMENT(sql_text, argtype, is_generic) \
-	{.sql = sql_text, .nargs = 1, .argtypes = {argtype}, .generic = is_generic, \
-	 .columns = {"lock_id", "sku", "quantity"}}
-
-/*
- * [set?]  For one lock: its reservations in sku order (the primary key's
- * order), each inventory row locked as it comes, by key: a join the planner
- * could turn into a merge over the whole catalog's index is not offered.
- */
-static Statement lock_stmts[2] = {
-	{.sql = "SELECT x.sku FROM (SELECT r.sku FROM checkout.reservations r WHERE r.lock_id = $1 "
-		"                       ORDER BY r.sku) r, "
-		"LATERAL (SELECT i.sku FROM checkout.inventory i WHERE i.sku = r.sku FOR NO KEY UPDATE) x",
-	 .nargs = 1, .argtypes = {INT8OID}, .generic = true},
-	{.sql = LOCK_SQL(SET), .nargs = 1, .argtypes = {INT8ARRAYOID}},
-};
-/* [set?][sell?] */
-static Statement move_stmts[2][2] = {
-	{MOVE_STATEMENT(MOVE_SQL(ONE, RELEASE), INT8OID, true),
-	 MOVE_STATEMENT(MOVE_SQL(ONE, SELL), INT8OID, true)},
-	{MOVE_STATEMENT(MOVE_SQL(SET, RELEASE), INT8ARRAYOID, false),
-	 MOVE_STATEMENT(MOVE_SQL(SET, SELL), INT8ARRAYOID, false)},
+/* [sell?] */
+static Statement move_set[2] = {
+	{.sql = MOVE_SET_SQL("reserved = i.reserved - p.q"), .nargs = 1, .argtypes = {INT8ARRAYOID},
+	 .columns = {"lock_id", "sku", "quantity"}},
+	{.sql = MOVE_SET_SQL("on_hand = i.on_hand - p.q, reserved = i.reserved - p.q"), .nargs = 1,
+	 .argtypes = {INT8ARRAYOID}, .columns = {"lock_id", "sku", "quantity"}},
 };
 
 /*
@@ -229,19 +250,41 @@ static Statement move_stmts[2][2] = {
 static void
 move_held_stock(LockRow *const *locks, int n_locks, bool sell)
 {
-	bool		set = n_locks > 1;
-	Statement  *move = &move_stmts[set][sell];
 	EventKind	stock_event = sell ? EV_STOCK_COMMITTED : EV_STOCK_RELEASED;
+	Statement  *moved;			/* its rows: lock_id, sku, quantity */
 	LockRow   **by_id;
-	Datum		values[1];
 	SPITupleTable *tt;
 	int			n;
 	int			i;
 
-	values[0] = set ? lock_id_array(locks, n_locks) : Int64GetDatum(locks[0]->lock_id);
-	stmt_exec(&lock_stmts[set], values, NULL, false);
-	n = stmt_exec(move, values, NULL, false);
-	tt = SPI_tuptable;
+	if (n_locks == 1)
+	{
+		Datum		values[4];
+
+		values[0] = Int64GetDatum(locks[0]->lock_id);
+		n = stmt_exec(&lock_one, values, NULL, false);
+		tt = SPI_tuptable;
+		for (i = 0; i < n; i++)
+		{
+			bool		isnull;
+
+			CHECK_FOR_INTERRUPTS();
+			values[1] = stmt_datum(&lock_one, tt, i, MV_SKU, &isnull);
+			values[2] = stmt_datum(&lock_one, tt, i, MV_QUANTITY, &isnull);
+			values[3] = stmt_datum(&lock_one, tt, i, MV_TID, &isnull);
+			stmt_exec(&move_one[sell], values, NULL, false);
+		}
+		moved = &lock_one;
+	}
+	else
+	{
+		Datum		values[1] = {lock_id_array(locks, n_locks)};
+
+		stmt_exec(&lock_set, values, NULL, false);
+		n = stmt_exec(&move_set[sell], values, NULL, false);
+		tt = SPI_tuptable;
+		moved = &move_set[sell];
+	}
 
 	if (n == 0 || !(event_wanted(stock_event) || (!sell && event_wanted(EV_ROLLBACK_STEP))))
 		return;
@@ -249,7 +292,7 @@ move_held_stock(LockRow *const *locks, int n_locks, bool sell)
 	by_id = locks_sorted_by_id(locks, n_locks);
 	for (i = 0; i < n;)
 	{
-		int64		lock_id = stmt_int8(move, tt, i, MV_LOCK_ID);
+		int64		lock_id = stmt_int8(moved, tt, i, MV_LOCK_ID);
 		LockRow    *lock = locks_find(by_id, n_locks, lock_id);
 		const char *cart_id = lock ? lock->cart_id : NULL;
 		StringInfoData items;
@@ -258,15 +301,15 @@ move_held_stock(LockRow *const *locks, int n_locks, bool sell)
 
 		initStringInfo(&items);
 		appendStringInfoChar(&items, '[');
-		for (; i < n && stmt_int8(move, tt, i, MV_LOCK_ID) == lock_id; i++)
+		for (; i < n && stmt_int8(moved, tt, i, MV_LOCK_ID) == lock_id; i++)
 		{
-			int64		q = stmt_int8(move, tt, i, MV_QUANTITY);
+			int64		q = stmt_int8(moved, tt, i, MV_QUANTITY);
 
 			CHECK_FOR_INTERRUPTS();
 			if (items.len > 1)
 				appendStringInfoChar(&items, ',');
 			appendStringInfoString(&items, "{\"sku\":");
-			escape_json(&items, stmt_text(move, tt, i, MV_SKU));
+			escape_json(&items, stmt_text(moved, tt, i, MV_SKU));
 			appendStringInfo(&items, ",\"quantity\":" INT64_FORMAT "}", q);
 			units += q;
 		}
@@ -300,8 +343,16 @@ stock_lock_held(LockRow *const *locks, int n)
 {
 	Datum		values[1];
 
-	values[0] = n > 1 ? lock_id_array(locks, n) : Int64GetDatum(locks[0]->lock_id);
-	stmt_exec(&lock_stmts[n > 1], values, NULL, false);
+	if (n == 1)
+	{
+		values[0] = Int64GetDatum(locks[0]->lock_id);
+		stmt_exec(&lock_one, values, NULL, false);
+	}
+	else
+	{
+		values[0] = lock_id_array(locks, n);
+		stmt_exec(&lock_set, values, NULL, false);
+	}
 }
 
 void

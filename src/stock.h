@@ -7,6 +7,8 @@
 
 #include "checkout.h"
 
+#include "storage/itemptr.h"
+
 /*
  * A lock's cart lines joined to the inventory, with the inventory rows
  * locked (in sku order) for the rest of the transaction.  Lines whose sku is
@@ -23,6 +25,7 @@ typedef struct CartStock
 	int64	   *cart_prices;
 	int64	   *available;		/* on_hand - reserved of the line's sku */
 	int64	   *unit_prices;	/* the sku's current price */
+	ItemPointerData *tids;		/* the locked inventory row's ctid */
 } CartStock;
 
 typedef struct StockShortfall
