@@ -5,7 +5,8 @@
 #    (0.1.0: FATAL "cannot create PGC_POSTMASTER variables after startup");
 #  - CREATE EXTENSION says, in a WARNING, that no background worker runs
 #    (CREATE EXTENSION hides the notices of its script);
-#  - checkout.database is not defined then;
+#  - checkout.database is not defined then, the other settings are, and a
+#    misspelt checkout.* setting is refused;
 #  - the demo flow works: start, advance, authorise, capture to stock_commit,
 #    cancel with its stock released, an overdue lock shown as expired by
 #    checkout_status and expired by checkout_cleanup_expired;
@@ -34,6 +35,11 @@ like($err, qr/WARNING:  [^\n]*background worker/i, '... and a WARNING says no ba
 note("CREATE EXTENSION said: $err");
 ($rc, $out, $err) = $node->psql('postgres', q{LOAD 'checkout'; SELECT current_setting('checkout.database', true) IS NULL});
 is($out, 't', 'checkout.database is not defined without preload');
+is($node->safe_psql('postgres', q{LOAD 'checkout'; SHOW checkout.cleanup_interval}), '5min',
+	'the other settings are defined');
+($rc, $out, $err) = $node->psql('postgres', q{LOAD 'checkout'; SET checkout.no_such_setting = 1;});
+like($err, qr/invalid configuration parameter name "checkout.no_such_setting"/,
+	'the checkout. prefix is still reserved: a misspelt setting is refused');
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 my $one = q{'[{"line_id":"1","sku":"NP-1","quantity":2,"unit_price":500}]'};
