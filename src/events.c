@@ -47,14 +47,15 @@
 #define NTF_COMPLETED	0x08
 #define NTF_FAILED		0x10
 
-typedef struct NotifyName
+/* a name in a list setting (checkout.log_events, checkout.notify_events) */
+typedef struct NamedBit
 {
 	const char *name;
 	int			bit;
 	bool		by_default;
-} NotifyName;
+} NamedBit;
 
-static const NotifyName notify_names[] = {
+static const NamedBit notify_names[] = {
 	{"void_required", NTF_VOID, true},
 	{"refund_required", NTF_REFUND, true},
 	{"expired", NTF_EXPIRED, true},
@@ -88,14 +89,7 @@ static const EventDef event_catalogue[EV_COUNT] = {
 	[EV_CANCELLED] = {"cancelled", EVC_LIFECYCLE, 0},
 };
 
-typedef struct EventCategory
-{
-	const char *name;
-	int			bit;
-	bool		by_default;
-} EventCategory;
-
-static const EventCategory event_categories[] = {
+static const NamedBit event_categories[] = {
 	{"lifecycle", EVC_LIFECYCLE, true},
 	{"failures", EVC_FAILURES, true},
 	{"rollbacks", EVC_ROLLBACKS, true},
@@ -420,24 +414,27 @@ events_init(void)
 	RegisterSubXactCallback(events_subxact_callback, NULL);
 }
 
-/* "lifecycle,failures,rollbacks,price_drift": the categories on by default */
-const char *
-log_events_default(void)
+/* The names marked by_default, comma-separated, into buf. */
+static const char *
+default_names(const NamedBit *names, int n, char *buf, size_t size)
 {
-	static char buf[128];
 	int			i;
 
 	if (buf[0] == '\0')
-		for (i = 0; i < lengthof(event_categories); i++)
-			if (event_categories[i].by_default)
-				snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s%s",
-						 buf[0] ? "," : "", event_categories[i].name);
+		for (i = 0; i < n; i++)
+			if (names[i].by_default)
+				snprintf(buf + strlen(buf), size - strlen(buf), "%s%s",
+						 buf[0] ? "," : "", names[i].name);
 	return buf;
 }
 
-/* checkout.log_events: a comma list of categories, or all / none */
-bool
-check_log_events(char **newval, void **extra, GucSource source)
+/*
+ * A check hook's work for a list setting: a comma list of the names, or all
+ * or none, into a bit mask (*extra).  `choices` lists them for the detail.
+ */
+static bool
+check_name_list(char **newval, void **extra, const NamedBit *names, int n,
+				const char *what, const char *choices)
 {
 	char	   *raw = pstrdup(*newval);
 	List	   *items;
@@ -456,17 +453,17 @@ check_log_events(char **newval, void **extra, GucSource source)
 		int			i;
 		bool		known = pg_strcasecmp(tok, "none") == 0;
 
-		for (i = 0; i < lengthof(event_categories); i++)
+		for (i = 0; i < n; i++)
 		{
-			if (pg_strcasecmp(tok, "all") == 0 || pg_strcasecmp(tok, event_categories[i].name) == 0)
+			if (pg_strcasecmp(tok, "all") == 0 || pg_strcasecmp(tok, names[i].name) == 0)
 			{
-				mask |= event_categories[i].bit;
+				mask |= names[i].bit;
 				known = true;
 			}
 		}
 		if (!known)
 		{
-			GUC_check_errdetail("Unrecognized event category \"%s\"; use lifecycle, failures, rollbacks, price_drift, phases, stock, all or none.", tok);
+			GUC_check_errdetail("Unrecognized %s \"%s\"; use %s, all or none.", what, tok, choices);
 			return false;
 		}
 	}
@@ -476,6 +473,23 @@ check_log_events(char **newval, void **extra, GucSource source)
 	*result = mask;
 	*extra = result;
 	return true;
+}
+
+/* "lifecycle,failures,rollbacks,price_drift": what is logged by default */
+const char *
+log_events_default(void)
+{
+	static char buf[128];
+
+	return default_names(event_categories, lengthof(event_categories), buf, sizeof(buf));
+}
+
+/* checkout.log_events: a comma list of categories, or all / none */
+bool
+check_log_events(char **newval, void **extra, GucSource source)
+{
+	return check_name_list(newval, extra, event_categories, lengthof(event_categories),
+						   "event category", "lifecycle, failures, rollbacks, price_drift, phases, stock");
 }
 
 void
@@ -489,57 +503,16 @@ const char *
 notify_events_default(void)
 {
 	static char buf[128];
-	int			i;
 
-	if (buf[0] == '\0')
-		for (i = 0; i < lengthof(notify_names); i++)
-			if (notify_names[i].by_default)
-				snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s%s",
-						 buf[0] ? "," : "", notify_names[i].name);
-	return buf;
+	return default_names(notify_names, lengthof(notify_names), buf, sizeof(buf));
 }
 
 /* checkout.notify_events: a comma list of notified events, or all / none */
 bool
 check_notify_events(char **newval, void **extra, GucSource source)
 {
-	char	   *raw = pstrdup(*newval);
-	List	   *items;
-	ListCell   *lc;
-	int			mask = 0;
-	int		   *result;
-
-	if (!SplitIdentifierString(raw, ',', &items))
-	{
-		GUC_check_errdetail("List syntax is invalid.");
-		return false;
-	}
-	foreach(lc, items)
-	{
-		const char *tok = (const char *) lfirst(lc);
-		int			i;
-		bool		known = pg_strcasecmp(tok, "none") == 0;
-
-		for (i = 0; i < lengthof(notify_names); i++)
-		{
-			if (pg_strcasecmp(tok, "all") == 0 || pg_strcasecmp(tok, notify_names[i].name) == 0)
-			{
-				mask |= notify_names[i].bit;
-				known = true;
-			}
-		}
-		if (!known)
-		{
-			GUC_check_errdetail("Unrecognized event \"%s\"; use void_required, refund_required, expired, completed, failed, all or none.", tok);
-			return false;
-		}
-	}
-	result = (int *) malloc(sizeof(int));
-	if (result == NULL)
-		return false;
-	*result = mask;
-	*extra = result;
-	return true;
+	return check_name_list(newval, extra, notify_names, lengthof(notify_names),
+						   "event", "void_required, refund_required, expired, completed, failed");
 }
 
 void

@@ -22,10 +22,7 @@ use Illuminate\Support\Facades\Route;
 
 $db = new TestDatabase('http');
 $db->stock(['A-1' => [10, 1000]]);
-$db->super->exec("CREATE TABLE app_cart_lines (cart_id text NOT NULL, sku text NOT NULL, quantity int NOT NULL);
-    CREATE TRIGGER cart_lines_locked BEFORE INSERT OR UPDATE OR DELETE ON app_cart_lines
-        FOR EACH ROW EXECUTE FUNCTION checkout.protect_cart('cart_id');
-    GRANT SELECT, INSERT, UPDATE, DELETE ON app_cart_lines TO ".TestDatabase::APP_ROLE);
+$db->protectedCartTable();
 $test = new TestApp($db);
 $lines = [['line_id' => '1', 'sku' => 'A-1', 'quantity' => 1, 'unit_price' => 1000]];
 

@@ -63,6 +63,15 @@ final class TestDatabase
         }
     }
 
+    /** The application's cart table app_cart_lines, guarded by checkout.protect_cart(). */
+    public function protectedCartTable(): void
+    {
+        $this->super->exec("CREATE TABLE app_cart_lines (cart_id text NOT NULL, sku text NOT NULL, quantity int NOT NULL);
+            CREATE TRIGGER cart_lines_locked BEFORE INSERT OR UPDATE OR DELETE ON app_cart_lines
+                FOR EACH ROW EXECUTE FUNCTION checkout.protect_cart('cart_id');
+            GRANT SELECT, INSERT, UPDATE, DELETE ON app_cart_lines TO ".self::APP_ROLE);
+    }
+
     /** One value of a superuser query. */
     public function value(string $sql, array $params = []): mixed
     {
