@@ -69,7 +69,7 @@ session_arg(FunctionCallInfo fcinfo, int argno)
 static void
 session_lock(int64 lock_id, const char *session_id, LockRow *row)
 {
-	if (!lock_fetch(lock_id, session_id, true, row))
+	if (!lock_fetch(lock_id, session_id, row))
 		raise_lock_not_found(lock_id);
 }
 
@@ -265,15 +265,17 @@ checkout_advance(PG_FUNCTION_ARGS)
 Datum
 checkout_status(PG_FUNCTION_ARGS)
 {
-	MemoryContext callcxt = CurrentMemoryContext;
 	int64		lock_id = lock_id_arg(fcinfo);
 	char	   *session_id = session_arg(fcinfo, 1);
+	TupleDesc	desc;
 	LockRow		row;
 
-	checkout_spi_connect();
-	if (!lock_fetch(lock_id, session_id, false, &row))
+	/* no SPI: the row is read through its primary key (lock_read) */
+	if (!lock_read(lock_id, session_id, &row))
 		raise_lock_not_found(lock_id);
-	PG_RETURN_DATUM(finish_call(fcinfo, callcxt, &row));
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "checkout: function must return checkout.status");
+	PG_RETURN_DATUM(HeapTupleGetDatum(lock_status_tuple(&row, BlessTupleDesc(desc))));
 }
 
 /* ---- checkout_extend ---- */
@@ -360,7 +362,7 @@ checkout_release(PG_FUNCTION_ARGS)
 	LockRow    *rows[1] = {&row};
 
 	checkout_spi_connect();
-	if (!lock_fetch(lock_id, NULL, true, &row))
+	if (!lock_fetch(lock_id, NULL, &row))
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECKOUT_LOCK_NOT_FOUND),
 				 errmsg("checkout lock " INT64_FORMAT " not found", lock_id)));

@@ -18,11 +18,19 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #include "events.h"
 #include "lifecycle.h"
@@ -133,19 +141,14 @@ fetch_one(Statement *st, Datum *values, bool read_only, LockRow *row)
 }
 
 /*
- * The lock, if it exists and (session_id not NULL) belongs to that session;
- * for_update takes its row lock for the rest of the transaction.
+ * The lock, row-locked for the rest of the transaction, if it exists and
+ * (session_id not NULL) belongs to that session.
  */
 bool
-lock_fetch(int64 lock_id, const char *session_id, bool for_update, LockRow *row)
+lock_fetch(int64 lock_id, const char *session_id, LockRow *row)
 {
 	static Statement session_locked = {
 		.sql = LOCK_COLUMNS "WHERE lock_id = $1 AND session_id = $2 FOR UPDATE",
-		.nargs = 2, .argtypes = {INT8OID, TEXTOID}, .generic = true,
-		.columns = LOCK_COLUMN_NAMES,
-	};
-	static Statement session_read = {
-		.sql = LOCK_COLUMNS "WHERE lock_id = $1 AND session_id = $2",
 		.nargs = 2, .argtypes = {INT8OID, TEXTOID}, .generic = true,
 		.columns = LOCK_COLUMN_NAMES,
 	};
@@ -158,12 +161,9 @@ lock_fetch(int64 lock_id, const char *session_id, bool for_update, LockRow *row)
 
 	values[0] = Int64GetDatum(lock_id);
 	if (session_id == NULL)
-	{
-		Assert(for_update);
 		return fetch_one(&any_locked, values, false, row);
-	}
 	values[1] = CStringGetTextDatum(session_id);
-	return fetch_one(for_update ? &session_locked : &session_read, values, !for_update, row);
+	return fetch_one(&session_locked, values, false, row);
 }
 
 /* The lock this session made with this idempotency key, row-locked. */
@@ -192,6 +192,98 @@ lock_fetch_cart(const char *cart_id, LockRow **rows)
 	Datum		values[1] = {CStringGetTextDatum(cart_id)};
 
 	return fetch_rows(&by_cart, values, false, rows);
+}
+
+/*
+ * The lock as the current snapshot sees it, read through the primary key
+ * without the executor (checkout_status: a read that is most of its cost
+ * when it goes through a planned statement).  Columns are found by name;
+ * false when the lock does not exist or belongs to another session.
+ */
+bool
+lock_read(int64 lock_id, const char *session_id, LockRow *row)
+{
+	Oid			relid = get_relname_relid("locks", get_namespace_oid("checkout", false));
+	Relation	rel;
+	TupleDesc	desc;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	bool		found = false;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "checkout: table checkout.locks does not exist");
+	rel = table_open(relid, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	ScanKeyInit(&key, get_attnum(relid, "lock_id"), BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(lock_id));
+	scan = systable_beginscan(rel, RelationGetPrimaryKeyIndex(rel), true,
+							  GetActiveSnapshot(), 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+	{
+		Datum	   *values = palloc(sizeof(Datum) * desc->natts);
+		bool	   *nulls = palloc(sizeof(bool) * desc->natts);
+		int			i;
+
+		heap_deform_tuple(tuple, desc, values, nulls);
+		memset(row, 0, sizeof(*row));
+		for (i = 0; i < desc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+			const char *name = NameStr(att->attname);
+			Datum		v = values[i];
+
+			if (att->attisdropped || nulls[i])
+				continue;
+#define TEXT_OF(v) TextDatumGetCString(v)
+#define ENUM_OF(v) DatumGetCString(DirectFunctionCall1(enum_out, (v)))
+			if (strcmp(name, "lock_id") == 0)
+				row->lock_id = DatumGetInt64(v);
+			else if (strcmp(name, "cart_id") == 0)
+				row->cart_id = TEXT_OF(v);
+			else if (strcmp(name, "session_id") == 0)
+				row->session_id = TEXT_OF(v);
+			else if (strcmp(name, "state") == 0)
+				row->state = lock_state_from_name(ENUM_OF(v));
+			else if (strcmp(name, "phase") == 0)
+				row->phase = phase_from_name(ENUM_OF(v));
+			else if (strcmp(name, "created_at") == 0)
+				row->created_at = DatumGetTimestampTz(v);
+			else if (strcmp(name, "expires_at") == 0)
+				row->expires_at = DatumGetTimestampTz(v);
+			else if (strcmp(name, "finished_at") == 0)
+				row->finished_at = DatumGetTimestampTz(v);
+			else if (strcmp(name, "total") == 0)
+			{
+				row->total = DatumGetInt64(v);
+				row->has_total = true;
+			}
+			else if (strcmp(name, "order_ref") == 0)
+				row->order_ref = TEXT_OF(v);
+			else if (strcmp(name, "auth_reference") == 0)
+				row->auth_reference = TEXT_OF(v);
+			else if (strcmp(name, "auth_amount") == 0)
+				row->auth_amount = DatumGetInt64(v);
+			else if (strcmp(name, "capture_reference") == 0)
+				row->capture_reference = TEXT_OF(v);
+			else if (strcmp(name, "capture_amount") == 0)
+				row->capture_amount = DatumGetInt64(v);
+			else if (strcmp(name, "failed_phase") == 0)
+				row->failed_phase = phase_from_name(ENUM_OF(v));
+			else if (strcmp(name, "error_code") == 0)
+				row->error_code = TEXT_OF(v);
+			else if (strcmp(name, "error_message") == 0)
+				row->error_message = TEXT_OF(v);
+#undef TEXT_OF
+#undef ENUM_OF
+		}
+		found = session_id == NULL ||
+			(row->session_id != NULL && strcmp(row->session_id, session_id) == 0);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
 }
 
 /*

@@ -15,7 +15,8 @@
 extern const char *lock_state_name(LockState state);
 
 /* ---- reading ---- */
-extern bool lock_fetch(int64 lock_id, const char *session_id, bool for_update, LockRow *row);
+extern bool lock_fetch(int64 lock_id, const char *session_id, LockRow *row);
+extern bool lock_read(int64 lock_id, const char *session_id, LockRow *row);
 extern bool lock_fetch_by_key(const char *session_id, const char *idempotency_key, LockRow *row);
 extern int	lock_fetch_cart(const char *cart_id, LockRow **rows);
 extern int	lock_fetch_due(int batch, LockRow **rows);
