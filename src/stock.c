@@ -106,6 +106,19 @@ stock_first_unknown_line(int64 lock_id, char **line_id, char **sku)
 }
 
 /*
+ * A ledger update by ctid reached no row: the row this transaction locked is
+ * not where it was.  That cannot happen while the row lock holds; should it,
+ * the transaction must not commit a reservation without its ledger change.
+ */
+static void
+ledger_row_moved(const char *sku)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INTERNAL_ERROR),
+			 errmsg("checkout: the inventory row of sku %s moved under its row lock", quote_user_text(sku))));
+}
+
+/*
  * Reserves the cart's summed quantity of each sku, or nothing: false with
  * the first shortfall (in sku order) when a sku has too little stock.  The
  * caller has loaded (and so locked) the cart's inventory rows.
@@ -171,7 +184,8 @@ stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortf
 		values[1] = CStringGetTextDatum(skus[i]);
 		values[2] = Int64GetDatum(wanted[i]);
 		values[3] = PointerGetDatum(&tids[i]);
-		stmt_exec(&reserve, values, NULL, false);
+		if (stmt_exec(&reserve, values, NULL, false) != 1)
+			ledger_row_moved(skus[i]);
 	}
 
 	if (event_wanted(EV_STOCK_RESERVED))
@@ -272,7 +286,8 @@ move_held_stock(LockRow *const *locks, int n_locks, bool sell)
 			values[1] = stmt_datum(&lock_one, tt, i, MV_SKU, &isnull);
 			values[2] = stmt_datum(&lock_one, tt, i, MV_QUANTITY, &isnull);
 			values[3] = stmt_datum(&lock_one, tt, i, MV_TID, &isnull);
-			stmt_exec(&move_one[sell], values, NULL, false);
+			if (stmt_exec(&move_one[sell], values, NULL, false) != 1)
+				ledger_row_moved(stmt_text(&lock_one, tt, i, MV_SKU));
 		}
 		moved = &lock_one;
 	}
@@ -341,18 +356,9 @@ move_held_stock(LockRow *const *locks, int n_locks, bool sell)
 void
 stock_lock_held(LockRow *const *locks, int n)
 {
-	Datum		values[1];
+	Datum		values[1] = {lock_id_array(locks, n)};
 
-	if (n == 1)
-	{
-		values[0] = Int64GetDatum(locks[0]->lock_id);
-		stmt_exec(&lock_one, values, NULL, false);
-	}
-	else
-	{
-		values[0] = lock_id_array(locks, n);
-		stmt_exec(&lock_set, values, NULL, false);
-	}
+	stmt_exec(&lock_set, values, NULL, false);
 }
 
 void
