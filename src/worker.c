@@ -391,12 +391,15 @@ expire_due_locks(void)
 	int			n;
 	int			total = 0;
 
-	do
+	/* a reload between batches may have fenced the server read-only */
+	while (!DefaultXactReadOnly)
 	{
 		in_transaction(expire_batch, &n);
 		total += n;
 		check_interrupts_and_reload();
-	} while (n == SWEEP_BATCH && !DefaultXactReadOnly);
+		if (n < SWEEP_BATCH)
+			break;
+	}
 	return total;
 }
 
@@ -417,7 +420,7 @@ sweep(void)
 	 * pruning), a batch per transaction so a backlog holds no long
 	 * transaction; a deadline that passes meanwhile is served between batches.
 	 */
-	do
+	while (!DefaultXactReadOnly)
 	{
 		TimestampTz now;
 		TimestampTz wake_at;
@@ -431,7 +434,9 @@ sweep(void)
 			swept_until = now;
 			expired += expire_due_locks();
 		}
-	} while (pruned == PRUNE_BATCH && !DefaultXactReadOnly);
+		if (pruned < PRUNE_BATCH)
+			break;
+	}
 
 	if (!in_transaction(find_next_due, &next_due))
 		next_due = DT_NOEND;
