@@ -30,6 +30,17 @@ PG_FUNCTION_INFO_V1(checkout_cancel);
 PG_FUNCTION_INFO_V1(checkout_fail);
 PG_FUNCTION_INFO_V1(checkout_release);
 
+/* The checkout.status row of the lock, in the current memory context. */
+static Datum
+status_datum(FunctionCallInfo fcinfo, const LockRow *row)
+{
+	TupleDesc	desc;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "checkout: function must return checkout.status");
+	return HeapTupleGetDatum(lock_status_tuple(row, BlessTupleDesc(desc)));
+}
+
 /*
  * Finishes an API call: writes buffered event rows, builds the status tuple
  * in the caller's memory context and disconnects from SPI.
@@ -37,19 +48,15 @@ PG_FUNCTION_INFO_V1(checkout_release);
 static Datum
 finish_call(FunctionCallInfo fcinfo, MemoryContext callcxt, const LockRow *row)
 {
-	TupleDesc	desc;
-	HeapTuple	tuple;
+	Datum		result;
 	MemoryContext spicxt;
 
 	events_flush();
 	spicxt = MemoryContextSwitchTo(callcxt);
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "checkout: function must return checkout.status");
-	desc = BlessTupleDesc(desc);
-	tuple = lock_status_tuple(row, desc);
+	result = status_datum(fcinfo, row);
 	MemoryContextSwitchTo(spicxt);
 	checkout_spi_finish();
-	return HeapTupleGetDatum(tuple);
+	return result;
 }
 
 static int64
@@ -267,15 +274,12 @@ checkout_status(PG_FUNCTION_ARGS)
 {
 	int64		lock_id = lock_id_arg(fcinfo);
 	char	   *session_id = session_arg(fcinfo, 1);
-	TupleDesc	desc;
 	LockRow		row;
 
 	/* no SPI: the row is read through its primary key (lock_read) */
 	if (!lock_read(lock_id, session_id, &row))
 		raise_lock_not_found(lock_id);
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "checkout: function must return checkout.status");
-	PG_RETURN_DATUM(HeapTupleGetDatum(lock_status_tuple(&row, BlessTupleDesc(desc))));
+	PG_RETURN_DATUM(status_datum(fcinfo, &row));
 }
 
 /* ---- checkout_extend ---- */

@@ -66,9 +66,9 @@ lock_state_from_name(const char *name)
 /* ---- reading ---- */
 
 #define LOCK_COLUMN_LIST \
-	"lock_id, cart_id, session_id, state::text AS state, phase::text AS phase, " \
+	"lock_id, cart_id, session_id, state, phase, " \
 	"created_at, expires_at, finished_at, total, order_ref, auth_reference, auth_amount, " \
-	"capture_reference, capture_amount, failed_phase::text AS failed_phase, " \
+	"capture_reference, capture_amount, failed_phase, " \
 	"error_code, error_message "
 #define LOCK_COLUMNS "SELECT " LOCK_COLUMN_LIST "FROM checkout.locks "
 
@@ -81,36 +81,60 @@ enum
 {
 	LC_LOCK_ID, LC_CART_ID, LC_SESSION_ID, LC_STATE, LC_PHASE, LC_CREATED_AT, LC_EXPIRES_AT,
 	LC_FINISHED_AT, LC_TOTAL, LC_ORDER_REF, LC_AUTH_REFERENCE, LC_AUTH_AMOUNT,
-	LC_CAPTURE_REFERENCE, LC_CAPTURE_AMOUNT, LC_FAILED_PHASE, LC_ERROR_CODE, LC_ERROR_MESSAGE
+	LC_CAPTURE_REFERENCE, LC_CAPTURE_AMOUNT, LC_FAILED_PHASE, LC_ERROR_CODE, LC_ERROR_MESSAGE,
+	LC_COUNT
 };
 
-static CheckoutPhase
-phase_or_none(char *name)
+static const char *const lock_column_names[LC_COUNT] = LOCK_COLUMN_NAMES;
+
+/*
+ * A LockRow from the values of the lock columns, in LC_ order, as stored
+ * (enums as enums): the one mapping of the table's columns to a LockRow,
+ * whether they come from a statement or straight from the heap.
+ */
+static void
+lock_row_from_values(const Datum *v, const bool *isnull, LockRow *row)
 {
-	return name ? phase_from_name(name) : PHASE_NONE;
+#define TEXT_AT(c) (isnull[c] ? NULL : TextDatumGetCString(v[c]))
+#define INT8_AT(c) (isnull[c] ? 0 : DatumGetInt64(v[c]))
+#define TIME_AT(c) (isnull[c] ? 0 : DatumGetTimestampTz(v[c]))
+#define LABEL_AT(c) DatumGetCString(DirectFunctionCall1(enum_out, v[c]))
+#define PHASE_AT(c) (isnull[c] ? PHASE_NONE : phase_from_name(LABEL_AT(c)))
+	row->lock_id = INT8_AT(LC_LOCK_ID);
+	row->cart_id = TEXT_AT(LC_CART_ID);
+	row->session_id = TEXT_AT(LC_SESSION_ID);
+	row->state = lock_state_from_name(LABEL_AT(LC_STATE));
+	row->phase = PHASE_AT(LC_PHASE);
+	row->created_at = TIME_AT(LC_CREATED_AT);
+	row->expires_at = TIME_AT(LC_EXPIRES_AT);
+	row->finished_at = TIME_AT(LC_FINISHED_AT);
+	row->has_total = !isnull[LC_TOTAL];
+	row->total = INT8_AT(LC_TOTAL);
+	row->order_ref = TEXT_AT(LC_ORDER_REF);
+	row->auth_reference = TEXT_AT(LC_AUTH_REFERENCE);
+	row->auth_amount = INT8_AT(LC_AUTH_AMOUNT);
+	row->capture_reference = TEXT_AT(LC_CAPTURE_REFERENCE);
+	row->capture_amount = INT8_AT(LC_CAPTURE_AMOUNT);
+	row->failed_phase = PHASE_AT(LC_FAILED_PHASE);
+	row->error_code = TEXT_AT(LC_ERROR_CODE);
+	row->error_message = TEXT_AT(LC_ERROR_MESSAGE);
+#undef TEXT_AT
+#undef INT8_AT
+#undef TIME_AT
+#undef LABEL_AT
+#undef PHASE_AT
 }
 
 static void
 read_lock_row(Statement *st, SPITupleTable *tt, int i, LockRow *row)
 {
-	row->lock_id = stmt_int8(st, tt, i, LC_LOCK_ID);
-	row->cart_id = stmt_text(st, tt, i, LC_CART_ID);
-	row->session_id = stmt_text(st, tt, i, LC_SESSION_ID);
-	row->state = lock_state_from_name(stmt_text(st, tt, i, LC_STATE));
-	row->phase = phase_or_none(stmt_text(st, tt, i, LC_PHASE));
-	row->created_at = stmt_timestamptz(st, tt, i, LC_CREATED_AT);
-	row->expires_at = stmt_timestamptz(st, tt, i, LC_EXPIRES_AT);
-	row->finished_at = stmt_timestamptz(st, tt, i, LC_FINISHED_AT);
-	row->has_total = !stmt_isnull(st, tt, i, LC_TOTAL);
-	row->total = stmt_int8(st, tt, i, LC_TOTAL);
-	row->order_ref = stmt_text(st, tt, i, LC_ORDER_REF);
-	row->auth_reference = stmt_text(st, tt, i, LC_AUTH_REFERENCE);
-	row->auth_amount = stmt_int8(st, tt, i, LC_AUTH_AMOUNT);
-	row->capture_reference = stmt_text(st, tt, i, LC_CAPTURE_REFERENCE);
-	row->capture_amount = stmt_int8(st, tt, i, LC_CAPTURE_AMOUNT);
-	row->failed_phase = phase_or_none(stmt_text(st, tt, i, LC_FAILED_PHASE));
-	row->error_code = stmt_text(st, tt, i, LC_ERROR_CODE);
-	row->error_message = stmt_text(st, tt, i, LC_ERROR_MESSAGE);
+	Datum		values[LC_COUNT];
+	bool		isnull[LC_COUNT];
+	int			c;
+
+	for (c = 0; c < LC_COUNT; c++)
+		values[c] = stmt_datum(st, tt, i, c, &isnull[c]);
+	lock_row_from_values(values, isnull, row);
 }
 
 static int
@@ -197,8 +221,9 @@ lock_fetch_cart(const char *cart_id, LockRow **rows)
 /*
  * The lock as the current snapshot sees it, read through the primary key
  * without the executor (checkout_status: a read that is most of its cost
- * when it goes through a planned statement).  Columns are found by name;
- * false when the lock does not exist or belongs to another session.
+ * when it goes through a planned statement).  Columns are found by name
+ * (lock_column_names); false when the lock does not exist or belongs to
+ * another session.
  */
 bool
 lock_read(int64 lock_id, const char *session_id, LockRow *row)
@@ -215,71 +240,27 @@ lock_read(int64 lock_id, const char *session_id, LockRow *row)
 		elog(ERROR, "checkout: table checkout.locks does not exist");
 	rel = table_open(relid, AccessShareLock);
 	desc = RelationGetDescr(rel);
-	ScanKeyInit(&key, get_attnum(relid, "lock_id"), BTEqualStrategyNumber, F_INT8EQ,
+	ScanKeyInit(&key, SPI_fnumber(desc, lock_column_names[LC_LOCK_ID]), BTEqualStrategyNumber, F_INT8EQ,
 				Int64GetDatum(lock_id));
 	scan = systable_beginscan(rel, RelationGetPrimaryKeyIndex(rel), true,
 							  GetActiveSnapshot(), 1, &key);
 	tuple = systable_getnext(scan);
 	if (HeapTupleIsValid(tuple))
 	{
-		Datum	   *values = palloc(sizeof(Datum) * desc->natts);
-		bool	   *nulls = palloc(sizeof(bool) * desc->natts);
-		int			i;
+		Datum		values[LC_COUNT];
+		bool		isnull[LC_COUNT];
+		int			c;
 
-		heap_deform_tuple(tuple, desc, values, nulls);
-		memset(row, 0, sizeof(*row));
-		for (i = 0; i < desc->natts; i++)
+		for (c = 0; c < LC_COUNT; c++)
 		{
-			Form_pg_attribute att = TupleDescAttr(desc, i);
-			const char *name = NameStr(att->attname);
-			Datum		v = values[i];
+			int			attnum = SPI_fnumber(desc, lock_column_names[c]);
 
-			if (att->attisdropped || nulls[i])
-				continue;
-#define TEXT_OF(v) TextDatumGetCString(v)
-#define ENUM_OF(v) DatumGetCString(DirectFunctionCall1(enum_out, (v)))
-			if (strcmp(name, "lock_id") == 0)
-				row->lock_id = DatumGetInt64(v);
-			else if (strcmp(name, "cart_id") == 0)
-				row->cart_id = TEXT_OF(v);
-			else if (strcmp(name, "session_id") == 0)
-				row->session_id = TEXT_OF(v);
-			else if (strcmp(name, "state") == 0)
-				row->state = lock_state_from_name(ENUM_OF(v));
-			else if (strcmp(name, "phase") == 0)
-				row->phase = phase_from_name(ENUM_OF(v));
-			else if (strcmp(name, "created_at") == 0)
-				row->created_at = DatumGetTimestampTz(v);
-			else if (strcmp(name, "expires_at") == 0)
-				row->expires_at = DatumGetTimestampTz(v);
-			else if (strcmp(name, "finished_at") == 0)
-				row->finished_at = DatumGetTimestampTz(v);
-			else if (strcmp(name, "total") == 0)
-			{
-				row->total = DatumGetInt64(v);
-				row->has_total = true;
-			}
-			else if (strcmp(name, "order_ref") == 0)
-				row->order_ref = TEXT_OF(v);
-			else if (strcmp(name, "auth_reference") == 0)
-				row->auth_reference = TEXT_OF(v);
-			else if (strcmp(name, "auth_amount") == 0)
-				row->auth_amount = DatumGetInt64(v);
-			else if (strcmp(name, "capture_reference") == 0)
-				row->capture_reference = TEXT_OF(v);
-			else if (strcmp(name, "capture_amount") == 0)
-				row->capture_amount = DatumGetInt64(v);
-			else if (strcmp(name, "failed_phase") == 0)
-				row->failed_phase = phase_from_name(ENUM_OF(v));
-			else if (strcmp(name, "error_code") == 0)
-				row->error_code = TEXT_OF(v);
-			else if (strcmp(name, "error_message") == 0)
-				row->error_message = TEXT_OF(v);
-#undef TEXT_OF
-#undef ENUM_OF
+			if (attnum <= 0)
+				elog(ERROR, "checkout: checkout.locks has no column \"%s\"", lock_column_names[c]);
+			values[c] = heap_getattr(tuple, attnum, desc, &isnull[c]);
 		}
-		found = session_id == NULL ||
-			(row->session_id != NULL && strcmp(row->session_id, session_id) == 0);
+		lock_row_from_values(values, isnull, row);
+		found = session_id == NULL || strcmp(row->session_id, session_id) == 0;
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
