@@ -46,6 +46,9 @@ PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# a header change rebuilds every object (the Statement and LockRow layouts are shared)
+$(OBJS): $(wildcard src/*.h)
+
 PG_PROVE_FLAGS += -I $(srcdir)/test/perl
 PSQL = '$(bindir)/psql' -X -q -v ON_ERROR_STOP=1
 
