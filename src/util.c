@@ -109,11 +109,17 @@ quote_user_text(const char *value)
 char *
 session_fingerprint(const char *session_id)
 {
+	/* a connection mostly serves one session: digest it once (OpenSSL's setup is most of the cost) */
+	static char last_session[CHECKOUT_MAX_IDENTIFIER + 1];
+	static char last_hex[17];
 	uint8		digest[PG_SHA256_DIGEST_LENGTH];
-	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
-	char	   *hex = palloc(17);
+	char		hex[17];
+	pg_cryptohash_ctx *ctx;
 	int			i;
 
+	if (last_hex[0] != '\0' && strcmp(last_session, session_id) == 0)
+		return pstrdup(last_hex);
+	ctx = pg_cryptohash_create(PG_SHA256);
 	if (pg_cryptohash_init(ctx) < 0 ||
 		pg_cryptohash_update(ctx, (const uint8 *) session_id, strlen(session_id)) < 0 ||
 		pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
@@ -121,7 +127,12 @@ session_fingerprint(const char *session_id)
 	pg_cryptohash_free(ctx);
 	for (i = 0; i < 8; i++)
 		snprintf(hex + 2 * i, 3, "%02x", digest[i]);
-	return hex;
+	if (strlen(session_id) <= CHECKOUT_MAX_IDENTIFIER)
+	{
+		strcpy(last_session, session_id);
+		strcpy(last_hex, hex);
+	}
+	return pstrdup(hex);
 }
 
 /* ISO 8601 in UTC, microseconds, whatever the session's TimeZone. */
