@@ -49,6 +49,12 @@ SELECT checkout_test.err(format('SELECT checkout_advance(%s, %L, %L)', :l, 'ec-s
   ('{"reference":"r","amount":"100"}'), ('{"reference":"r","amount":-1}'), ('{"reference":"r","amount":1.5}'),
   ('{"order_ref":7}')) t(p);
 SELECT state, phase FROM checkout_status(:l, 'ec-s');
+-- 25006: a read-only transaction (a hot standby's) neither locks nor changes the lock
+BEGIN READ ONLY;
+SELECT checkout_test.err(format('SELECT checkout_advance(%s, %L, %L)', :l, 'ec-s', '{"reference":"r","amount":100}'));
+SELECT checkout_test.err(format('SELECT checkout_extend(%s, %L, %L)', :l, 'ec-s', '1 minute'));
+SELECT checkout_test.err(format('SELECT checkout_cancel(%s, %L)', :l, 'ec-s'));
+ROLLBACK;
 -- 22023 for extend by a non-positive interval
 SELECT checkout_test.err(format('SELECT checkout_extend(%s, %L, %L)', :l, 'ec-s', '0 seconds'));
 -- KC004: not active

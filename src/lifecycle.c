@@ -164,30 +164,57 @@ fetch_one(Statement *st, Datum *values, bool read_only, LockRow *row)
 	return true;
 }
 
+/* The lock's row from the columns of a tuple of checkout.locks. */
+static void
+lock_row_from_tuple(TupleDesc desc, HeapTuple tuple, LockRow *row)
+{
+	Datum		values[LC_COUNT];
+	bool		isnull[LC_COUNT];
+	int			c;
+
+	for (c = 0; c < LC_COUNT; c++)
+	{
+		int			attnum = SPI_fnumber(desc, lock_column_names[c]);
+
+		if (attnum <= 0)
+			elog(ERROR, "checkout: checkout.locks has no column \"%s\"", lock_column_names[c]);
+		values[c] = heap_getattr(tuple, attnum, desc, &isnull[c]);
+	}
+	lock_row_from_values(values, isnull, row);
+}
+
 /*
- * The lock, row-locked for the rest of the transaction, if it exists and
- * (session_id not NULL) belongs to that session.
+ * The lock, row-locked (FOR UPDATE) for the rest of the transaction, if it
+ * exists and (session_id not NULL) belongs to that session: another
+ * session's lock is not locked.  Done without the executor (KeyAccess): it
+ * is the first read of most calls.
  */
 bool
 lock_fetch(int64 lock_id, const char *session_id, LockRow *row)
 {
-	static Statement session_locked = {
-		.sql = LOCK_COLUMNS "WHERE lock_id = $1 AND session_id = $2 FOR UPDATE",
-		.nargs = 2, .argtypes = {INT8OID, TEXTOID}, .generic = true,
-		.columns = LOCK_COLUMN_NAMES,
-	};
-	static Statement any_locked = {
-		.sql = LOCK_COLUMNS "WHERE lock_id = $1 FOR UPDATE",
-		.nargs = 1, .argtypes = {INT8OID}, .generic = true,
-		.columns = LOCK_COLUMN_NAMES,
-	};
-	Datum		values[2];
+	KeyAccess	ka;
+	TupleDesc	desc;
+	bool		found = false;
 
-	values[0] = Int64GetDatum(lock_id);
-	if (session_id == NULL)
-		return fetch_one(&any_locked, values, false, row);
-	values[1] = CStringGetTextDatum(session_id);
-	return fetch_one(&session_locked, values, false, row);
+	key_open(&ka, "locks", RowShareLock);
+	desc = RelationGetDescr(ka.rel);
+	if (key_find(&ka, key_attnum(&ka, lock_column_names[LC_LOCK_ID]), F_INT8EQ,
+				 Int64GetDatum(lock_id)))
+	{
+		lock_row_from_tuple(desc, ka.found, row);
+		/* session_id never changes: the version found tells whose lock it is */
+		if ((session_id == NULL || strcmp(row->session_id, session_id) == 0) &&
+			key_lock(&ka, LockTupleExclusive))
+		{
+			bool		should_free;
+			HeapTuple	locked = ExecFetchSlotHeapTuple(ka.slot, false, &should_free);
+
+			lock_row_from_tuple(desc, locked, row);
+			found = true;
+		}
+	}
+	key_close(&ka);
+	return found;
 }
 
 /* The lock this session made with this idempotency key, row-locked. */
@@ -247,19 +274,7 @@ lock_read(int64 lock_id, const char *session_id, LockRow *row)
 	tuple = systable_getnext(scan);
 	if (HeapTupleIsValid(tuple))
 	{
-		Datum		values[LC_COUNT];
-		bool		isnull[LC_COUNT];
-		int			c;
-
-		for (c = 0; c < LC_COUNT; c++)
-		{
-			int			attnum = SPI_fnumber(desc, lock_column_names[c]);
-
-			if (attnum <= 0)
-				elog(ERROR, "checkout: checkout.locks has no column \"%s\"", lock_column_names[c]);
-			values[c] = heap_getattr(tuple, attnum, desc, &isnull[c]);
-		}
-		lock_row_from_values(values, isnull, row);
+		lock_row_from_tuple(desc, tuple, row);
 		found = session_id == NULL || strcmp(row->session_id, session_id) == 0;
 	}
 	systable_endscan(scan);

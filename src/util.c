@@ -10,7 +10,13 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
+#include "miscadmin.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
@@ -19,6 +25,9 @@
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #include "util.h"
 
@@ -281,6 +290,103 @@ stmt_timestamptz(Statement *st, SPITupleTable *tt, int row, int col)
 	Datum		d = stmt_datum(st, tt, row, col, &isnull);
 
 	return isnull ? 0 : DatumGetTimestampTz(d);
+}
+
+/* ---- reading and locking rows by key, without the executor ---- */
+
+void
+key_open(KeyAccess *ka, const char *table, LOCKMODE lockmode)
+{
+	Oid			relid = get_relname_relid(table, get_namespace_oid("checkout", false));
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "checkout: table checkout.%s does not exist", table);
+	ka->rel = table_open(relid, lockmode);
+	ka->slot = table_slot_create(ka->rel, NULL);
+	ka->found = NULL;
+	/* this statement's snapshot, seeing what the call wrote before it */
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+/* The table lock stays till the end of the transaction, as the executor's does. */
+void
+key_close(KeyAccess *ka)
+{
+	PopActiveSnapshot();
+	ExecDropSingleTupleTableSlot(ka->slot);
+	table_close(ka->rel, NoLock);
+}
+
+int
+key_attnum(KeyAccess *ka, const char *column)
+{
+	int			attnum = SPI_fnumber(RelationGetDescr(ka->rel), column);
+
+	if (attnum <= 0)
+		elog(ERROR, "checkout: checkout.%s has no column \"%s\"",
+			 RelationGetRelationName(ka->rel), column);
+	return attnum;
+}
+
+/*
+ * The row whose primary key (a single column, attnum) equals value, as the
+ * statement's snapshot sees it, into ka->found.
+ */
+bool
+key_find(KeyAccess *ka, int attnum, RegProcedure eqproc, Datum value)
+{
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	bool		found;
+
+	ScanKeyInit(&key, attnum, BTEqualStrategyNumber, eqproc, value);
+	scan = systable_beginscan(ka->rel, RelationGetPrimaryKeyIndex(ka->rel), true,
+							  GetActiveSnapshot(), 1, &key);
+	tuple = systable_getnext(scan);
+	found = HeapTupleIsValid(tuple);
+	ka->found = found ? heap_copytuple(tuple) : NULL;
+	systable_endscan(scan);
+	return found;
+}
+
+/*
+ * Locks the latest version of the row key_find found, waiting for a
+ * concurrent writer, and leaves that version in ka->slot.  False when the row was
+ * deleted meanwhile; under REPEATABLE READ or SERIALIZABLE a concurrent
+ * change is a serialization failure, as it is for SELECT ... FOR UPDATE.
+ */
+bool
+key_lock(KeyAccess *ka, LockTupleMode mode)
+{
+	ItemPointerData tid = ka->found->t_self;
+	TM_FailureData tmfd;
+	TM_Result	result;
+
+	/* what the executor says of FOR UPDATE in a read-only transaction (25006) */
+	PreventCommandIfReadOnly("SELECT FOR UPDATE");
+
+	result = table_tuple_lock(ka->rel, &tid, GetActiveSnapshot(), ka->slot,
+							  GetCurrentCommandId(true), mode, LockWaitBlock,
+							  IsolationUsesXactSnapshot() ? 0 : TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
+							  &tmfd);
+	switch (result)
+	{
+		case TM_Ok:
+			return true;
+		case TM_Updated:
+		case TM_Deleted:
+			if (IsolationUsesXactSnapshot())
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not serialize access due to concurrent update")));
+			return false;
+		default:
+			elog(ERROR, "checkout: unexpected result %d locking a row of checkout.%s",
+				 (int) result, RelationGetRelationName(ka->rel));
+	}
+	pg_unreachable();
 }
 
 Datum

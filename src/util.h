@@ -9,6 +9,9 @@
 #include "checkout.h"
 
 #include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "nodes/lockoptions.h"
+#include "utils/relcache.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 
@@ -55,6 +58,29 @@ extern char *stmt_text(Statement *st, SPITupleTable *tt, int row, int col);	/* N
 extern int64 stmt_int8(Statement *st, SPITupleTable *tt, int row, int col);	/* 0 for SQL NULL */
 extern bool stmt_bool(Statement *st, SPITupleTable *tt, int row, int col);	/* false for NULL */
 extern TimestampTz stmt_timestamptz(Statement *st, SPITupleTable *tt, int row, int col);
+
+/* ---- reading and locking rows by key, without the executor ---- */
+
+/*
+ * A statement's worth of row access done in C: for the reads a call makes
+ * most (the lock's row, FOR UPDATE) the planner and executor are most of the
+ * cost.  key_open makes the statement's snapshot as SPI would (after
+ * CommandCounterIncrement, a new one per statement in READ COMMITTED);
+ * key_lock locks the latest version of a row found under it, as SELECT ...
+ * FOR UPDATE does.
+ */
+typedef struct KeyAccess
+{
+	Relation	rel;
+	HeapTuple	found;			/* the row key_find found (a copy) */
+	TupleTableSlot *slot;		/* the version key_lock locked */
+} KeyAccess;
+
+extern void key_open(KeyAccess *ka, const char *table, LOCKMODE lockmode);
+extern void key_close(KeyAccess *ka);
+extern int	key_attnum(KeyAccess *ka, const char *column);
+extern bool key_find(KeyAccess *ka, int attnum, RegProcedure eqproc, Datum value);
+extern bool key_lock(KeyAccess *ka, LockTupleMode mode);
 
 extern Datum int8_array(const int64 *values, int n);
 extern Datum lock_id_array(LockRow *const *locks, int n);
