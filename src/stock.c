@@ -14,53 +14,133 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/json.h"
+#include "utils/rel.h"
+#include "utils/varlena.h"
 
 #include "events.h"
 #include "stock.h"
 #include "util.h"
 
-enum
+/* sku order: the column's collation, as every ORDER BY sku of the other paths */
+static int
+sku_cmp(const char *a, const char *b)
 {
-	CS_LINE_ID, CS_SKU, CS_QUANTITY, CS_CART_PRICE, CS_AVAILABLE, CS_UNIT_PRICE, CS_TID, CS_LINES
-};
+	return varstr_cmp(a, strlen(a), b, strlen(b), DEFAULT_COLLATION_OID);
+}
 
 /*
- * Locking an inventory row inside LATERAL, by key, keeps every plan of these
- * statements an index probe per line: a generic plan made while the catalog
- * was small would otherwise join it by a sequential scan, for every call.
- * The locked row's ctid then lets the ledger update reach it directly (a row
- * this transaction has locked cannot move under it).
+ * An inventory row, found by sku and locked FOR NO KEY UPDATE (its latest
+ * version), under an open KeyAccess of checkout.inventory; false when the
+ * sku is not in the inventory.
+ */
+typedef struct LedgerRow
+{
+	int64		on_hand;
+	int64		reserved;
+	int64		unit_price;
+	ItemPointerData tid;		/* of the locked version */
+} LedgerRow;
+
+static bool
+lock_ledger_row(KeyAccess *inv, const char *sku, LedgerRow *out)
+{
+	int			sku_att = key_attnum(inv, "sku");
+	bool		isnull;
+
+	if (!key_find(inv, sku_att, F_TEXTEQ, CStringGetTextDatum(sku)) ||
+		!key_lock(inv, LockTupleNoKeyExclusive))
+		return false;
+	/* the version locked may be newer than the one found: still this sku? */
+	if (strcmp(TextDatumGetCString(slot_getattr(inv->slot, sku_att, &isnull)), sku) != 0)
+		return false;
+	out->on_hand = DatumGetInt64(slot_getattr(inv->slot, key_attnum(inv, "on_hand"), &isnull));
+	out->reserved = DatumGetInt64(slot_getattr(inv->slot, key_attnum(inv, "reserved"), &isnull));
+	out->unit_price = DatumGetInt64(slot_getattr(inv->slot, key_attnum(inv, "unit_price"), &isnull));
+	out->tid = inv->slot->tts_tid;
+	return true;
+}
+
+typedef struct CartLine
+{
+	int32		line_no;
+	char	   *line_id;
+	char	   *sku;
+	int64		quantity;
+	int64		cart_price;
+} CartLine;
+
+static int
+cmp_cart_line(const void *a, const void *b)
+{
+	const CartLine *x = (const CartLine *) a;
+	const CartLine *y = (const CartLine *) b;
+	int			c = sku_cmp(x->sku, y->sku);
+
+	return c != 0 ? c : (x->line_no > y->line_no) - (x->line_no < y->line_no);
+}
+
+/*
+ * The lock's lines in sku order, each with its sku's inventory row locked
+ * as it comes (so in sku order, like every path that moves stock).  Read
+ * through the primary keys without the executor: planned statements cost
+ * more than the probes themselves, and a generic plan made while the
+ * catalog was small would join the inventory by a sequential scan.  The
+ * locked row's ctid lets the ledger update reach it directly (a row this
+ * transaction has locked cannot move under it).
  */
 void
 stock_load_cart(int64 lock_id, CartStock *out)
 {
-	static Statement load = {
-		.sql = "SELECT l.line_id, l.sku, l.quantity, l.cart_price, i.available, i.unit_price, "
-		"       i.ctid AS tid, l.lines "
-		"FROM (SELECT ll.line_no, ll.line_id, ll.sku, ll.quantity, ll.cart_price, "
-		"             pg_catalog.count(*) OVER () AS lines "
-		"      FROM checkout.lock_lines ll WHERE ll.lock_id = $1 ORDER BY ll.sku, ll.line_no) l, "
-		"LATERAL (SELECT i.on_hand - i.reserved AS available, i.unit_price, i.ctid "
-		"         FROM checkout.inventory i WHERE i.sku = l.sku FOR NO KEY UPDATE) i",
-		.nargs = 1,
-		.argtypes = {INT8OID},
-		.generic = true,
-		.columns = {"line_id", "sku", "quantity", "cart_price", "available", "unit_price", "tid", "lines"},
-	};
-	Datum		values[1] = {Int64GetDatum(lock_id)};
-	SPITupleTable *tt;
-	int			n;
+	KeyAccess	ka;
+	CartLine   *lines = palloc(sizeof(CartLine) * 8);
+	int			cap = 8;
+	int			n = 0;
 	int			i;
+	LedgerRow	ledger;
+	bool		have_ledger = false;
 
-	n = stmt_exec(&load, values, NULL, false);
-	tt = SPI_tuptable;
-	out->n_found = n;
-	out->n_lines = n > 0 ? (int) stmt_int8(&load, tt, 0, CS_LINES) : -1;
+	key_open(&ka, "lock_lines", AccessShareLock);
+	{
+		TupleDesc	desc = RelationGetDescr(ka.rel);
+		int			a_lock_id = key_attnum(&ka, "lock_id");
+		int			a_line_no = key_attnum(&ka, "line_no");
+		int			a_line_id = key_attnum(&ka, "line_id");
+		int			a_sku = key_attnum(&ka, "sku");
+		int			a_quantity = key_attnum(&ka, "quantity");
+		int			a_cart_price = key_attnum(&ka, "cart_price");
+		bool		isnull;
+
+		key_scan(&ka, a_lock_id, F_INT8EQ, Int64GetDatum(lock_id));
+		while (key_next(&ka))
+		{
+			CHECK_FOR_INTERRUPTS();
+			if (n == cap)
+			{
+				cap *= 2;
+				lines = repalloc(lines, sizeof(CartLine) * cap);
+			}
+			lines[n].line_no = DatumGetInt32(heap_getattr(ka.found, a_line_no, desc, &isnull));
+			lines[n].line_id = TextDatumGetCString(heap_getattr(ka.found, a_line_id, desc, &isnull));
+			lines[n].sku = TextDatumGetCString(heap_getattr(ka.found, a_sku, desc, &isnull));
+			lines[n].quantity = DatumGetInt64(heap_getattr(ka.found, a_quantity, desc, &isnull));
+			lines[n].cart_price = DatumGetInt64(heap_getattr(ka.found, a_cart_price, desc, &isnull));
+			n++;
+		}
+		key_scan_end(&ka);
+	}
+	key_close(&ka);
+	qsort(lines, n, sizeof(CartLine), cmp_cart_line);
+
+	out->n_lines = n;
+	out->n_found = 0;
 	out->line_ids = palloc(sizeof(char *) * Max(n, 1));
 	out->skus = palloc(sizeof(char *) * Max(n, 1));
 	out->quantities = palloc(sizeof(int64) * Max(n, 1));
@@ -68,19 +148,28 @@ stock_load_cart(int64 lock_id, CartStock *out)
 	out->available = palloc(sizeof(int64) * Max(n, 1));
 	out->unit_prices = palloc(sizeof(int64) * Max(n, 1));
 	out->tids = palloc(sizeof(ItemPointerData) * Max(n, 1));
+
+	key_open(&ka, "inventory", RowShareLock);
 	for (i = 0; i < n; i++)
 	{
-		bool		isnull;
+		int			f = out->n_found;
 
 		CHECK_FOR_INTERRUPTS();
-		out->line_ids[i] = stmt_text(&load, tt, i, CS_LINE_ID);
-		out->skus[i] = stmt_text(&load, tt, i, CS_SKU);
-		out->quantities[i] = stmt_int8(&load, tt, i, CS_QUANTITY);
-		out->cart_prices[i] = stmt_int8(&load, tt, i, CS_CART_PRICE);
-		out->available[i] = stmt_int8(&load, tt, i, CS_AVAILABLE);
-		out->unit_prices[i] = stmt_int8(&load, tt, i, CS_UNIT_PRICE);
-		ItemPointerCopy((ItemPointer) DatumGetPointer(stmt_datum(&load, tt, i, CS_TID, &isnull)), &out->tids[i]);
+		/* a sku's row is locked once, for its first line */
+		if (i == 0 || strcmp(lines[i].sku, lines[i - 1].sku) != 0)
+			have_ledger = lock_ledger_row(&ka, lines[i].sku, &ledger);
+		if (!have_ledger)
+			continue;			/* not in the inventory: not found */
+		out->line_ids[f] = lines[i].line_id;
+		out->skus[f] = lines[i].sku;
+		out->quantities[f] = lines[i].quantity;
+		out->cart_prices[f] = lines[i].cart_price;
+		out->available[f] = ledger.on_hand - ledger.reserved;
+		out->unit_prices[f] = ledger.unit_price;
+		out->tids[f] = ledger.tid;
+		out->n_found++;
 	}
+	key_close(&ka);
 }
 
 /* The first line (in cart order) whose sku is not in the inventory. */
@@ -202,24 +291,34 @@ stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortf
 
 enum
 {
-	MV_LOCK_ID, MV_SKU, MV_QUANTITY, MV_TID
+	MV_LOCK_ID, MV_SKU, MV_QUANTITY
 };
+
+/* What moved: per row, a lock's sku and quantity, rows of a lock together. */
+typedef struct MovedStock
+{
+	int			n;
+	int64	   *lock_ids;
+	char	  **skus;
+	int64	   *quantities;
+} MovedStock;
+
+static void
+moved_alloc(MovedStock *m, int n)
+{
+	m->n = n;
+	m->lock_ids = palloc(sizeof(int64) * Max(n, 1));
+	m->skus = palloc(sizeof(char *) * Max(n, 1));
+	m->quantities = palloc(sizeof(int64) * Max(n, 1));
+}
 
 /*
  * One lock (the checkout's own path): its reservations in sku order (the
- * primary key's order), each inventory row locked as it comes, by key (see
+ * primary key's order), each inventory row locked as it comes (see
  * stock_load_cart); then, per sku, the reservation deleted and the ledger
- * row, reached by its ctid, updated.  Every plan is a probe by key.
+ * row, reached by its ctid, updated.  The reads go through the primary keys
+ * without the executor; every update's plan is a probe by key.
  */
-static Statement lock_one = {
-	.sql = "SELECT $1::bigint AS lock_id, r.sku, r.quantity, x.tid "
-	"FROM (SELECT r.sku, r.quantity FROM checkout.reservations r WHERE r.lock_id = $1 "
-	"      ORDER BY r.sku) r, "
-	"LATERAL (SELECT i.ctid AS tid FROM checkout.inventory i WHERE i.sku = r.sku FOR NO KEY UPDATE) x",
-	.nargs = 1, .argtypes = {INT8OID}, .generic = true,
-	.columns = {"lock_id", "sku", "quantity", "tid"},
-};
-
 #define MOVE_ONE_SQL(set_clause) \
 	"WITH gone AS (DELETE FROM checkout.reservations WHERE lock_id = $1 AND sku = $2) " \
 	"UPDATE checkout.inventory SET " set_clause " WHERE ctid = $4"
@@ -230,6 +329,74 @@ static Statement move_one[2] = {
 	{.sql = MOVE_ONE_SQL("on_hand = on_hand - $3, reserved = reserved - $3"), .nargs = 4,
 	 .argtypes = {INT8OID, TEXTOID, INT8OID, TIDOID}, .generic = true},
 };
+
+static void
+move_one_lock(int64 lock_id, bool sell, MovedStock *moved)
+{
+	KeyAccess	ka;
+	int			cap = 4;
+	int			n = 0;
+	int			i;
+
+	moved_alloc(moved, cap);
+	key_open(&ka, "reservations", AccessShareLock);
+	{
+		TupleDesc	desc = RelationGetDescr(ka.rel);
+		int			a_sku = key_attnum(&ka, "sku");
+		int			a_quantity = key_attnum(&ka, "quantity");
+		bool		isnull;
+
+		key_scan(&ka, key_attnum(&ka, "lock_id"), F_INT8EQ, Int64GetDatum(lock_id));
+		while (key_next(&ka))
+		{
+			CHECK_FOR_INTERRUPTS();
+			if (n == cap)
+			{
+				cap *= 2;
+				moved->lock_ids = repalloc(moved->lock_ids, sizeof(int64) * cap);
+				moved->skus = repalloc(moved->skus, sizeof(char *) * cap);
+				moved->quantities = repalloc(moved->quantities, sizeof(int64) * cap);
+			}
+			moved->lock_ids[n] = lock_id;
+			moved->skus[n] = TextDatumGetCString(heap_getattr(ka.found, a_sku, desc, &isnull));
+			moved->quantities[n] = DatumGetInt64(heap_getattr(ka.found, a_quantity, desc, &isnull));
+			n++;
+		}
+		key_scan_end(&ka);
+	}
+	key_close(&ka);
+	moved->n = n;
+
+	/* the primary key's order is sku order: lock every row first, then move */
+	{
+		ItemPointerData *tids = palloc(sizeof(ItemPointerData) * Max(n, 1));
+		Datum		values[4];
+
+		key_open(&ka, "inventory", RowShareLock);
+		for (i = 0; i < n; i++)
+		{
+			LedgerRow	ledger;
+
+			CHECK_FOR_INTERRUPTS();
+			/* a reservation's sku is in the inventory (foreign key) */
+			if (!lock_ledger_row(&ka, moved->skus[i], &ledger))
+				ledger_row_moved(moved->skus[i]);
+			tids[i] = ledger.tid;
+		}
+		key_close(&ka);
+
+		values[0] = Int64GetDatum(lock_id);
+		for (i = 0; i < n; i++)
+		{
+			CHECK_FOR_INTERRUPTS();
+			values[1] = CStringGetTextDatum(moved->skus[i]);
+			values[2] = Int64GetDatum(moved->quantities[i]);
+			values[3] = PointerGetDatum(&tids[i]);
+			if (stmt_exec(&move_one[sell], values, NULL, false) != 1)
+				ledger_row_moved(moved->skus[i]);
+		}
+	}
+}
 
 /*
  * A set of locks (a sweep): planned per call, for its sizes.  The inventory
@@ -265,49 +432,37 @@ static void
 move_held_stock(LockRow *const *locks, int n_locks, bool sell)
 {
 	EventKind	stock_event = sell ? EV_STOCK_COMMITTED : EV_STOCK_RELEASED;
-	Statement  *moved;			/* its rows: lock_id, sku, quantity */
+	MovedStock	moved;
 	LockRow   **by_id;
-	SPITupleTable *tt;
-	int			n;
 	int			i;
 
 	if (n_locks == 1)
-	{
-		Datum		values[4];
-
-		values[0] = Int64GetDatum(locks[0]->lock_id);
-		n = stmt_exec(&lock_one, values, NULL, false);
-		tt = SPI_tuptable;
-		for (i = 0; i < n; i++)
-		{
-			bool		isnull;
-
-			CHECK_FOR_INTERRUPTS();
-			values[1] = stmt_datum(&lock_one, tt, i, MV_SKU, &isnull);
-			values[2] = stmt_datum(&lock_one, tt, i, MV_QUANTITY, &isnull);
-			values[3] = stmt_datum(&lock_one, tt, i, MV_TID, &isnull);
-			if (stmt_exec(&move_one[sell], values, NULL, false) != 1)
-				ledger_row_moved(stmt_text(&lock_one, tt, i, MV_SKU));
-		}
-		moved = &lock_one;
-	}
+		move_one_lock(locks[0]->lock_id, sell, &moved);
 	else
 	{
 		Datum		values[1] = {lock_id_array(locks, n_locks)};
+		SPITupleTable *tt;
+		Statement  *st = &move_set[sell];
 
 		stmt_exec(&lock_set, values, NULL, false);
-		n = stmt_exec(&move_set[sell], values, NULL, false);
+		moved_alloc(&moved, stmt_exec(st, values, NULL, false));
 		tt = SPI_tuptable;
-		moved = &move_set[sell];
+		for (i = 0; i < moved.n; i++)
+		{
+			CHECK_FOR_INTERRUPTS();
+			moved.lock_ids[i] = stmt_int8(st, tt, i, MV_LOCK_ID);
+			moved.skus[i] = stmt_text(st, tt, i, MV_SKU);
+			moved.quantities[i] = stmt_int8(st, tt, i, MV_QUANTITY);
+		}
 	}
 
-	if (n == 0 || !(event_wanted(stock_event) || (!sell && event_wanted(EV_ROLLBACK_STEP))))
+	if (moved.n == 0 || !(event_wanted(stock_event) || (!sell && event_wanted(EV_ROLLBACK_STEP))))
 		return;
 
 	by_id = locks_sorted_by_id(locks, n_locks);
-	for (i = 0; i < n;)
+	for (i = 0; i < moved.n;)
 	{
-		int64		lock_id = stmt_int8(moved, tt, i, MV_LOCK_ID);
+		int64		lock_id = moved.lock_ids[i];
 		LockRow    *lock = locks_find(by_id, n_locks, lock_id);
 		const char *cart_id = lock ? lock->cart_id : NULL;
 		StringInfoData items;
@@ -316,17 +471,15 @@ move_held_stock(LockRow *const *locks, int n_locks, bool sell)
 
 		initStringInfo(&items);
 		appendStringInfoChar(&items, '[');
-		for (; i < n && stmt_int8(moved, tt, i, MV_LOCK_ID) == lock_id; i++)
+		for (; i < moved.n && moved.lock_ids[i] == lock_id; i++)
 		{
-			int64		q = stmt_int8(moved, tt, i, MV_QUANTITY);
-
 			CHECK_FOR_INTERRUPTS();
 			if (items.len > 1)
 				appendStringInfoChar(&items, ',');
 			appendStringInfoString(&items, "{\"sku\":");
-			escape_json(&items, stmt_text(moved, tt, i, MV_SKU));
-			appendStringInfo(&items, ",\"quantity\":" INT64_FORMAT "}", q);
-			units += q;
+			escape_json(&items, moved.skus[i]);
+			appendStringInfo(&items, ",\"quantity\":" INT64_FORMAT "}", moved.quantities[i]);
+			units += moved.quantities[i];
 		}
 		appendStringInfoChar(&items, ']');
 

@@ -330,24 +330,46 @@ key_attnum(KeyAccess *ka, const char *column)
 }
 
 /*
- * The row whose primary key (a single column, attnum) equals value, as the
- * statement's snapshot sees it, into ka->found.
+ * Scans the primary key for the rows whose column attnum (the key's first)
+ * equals value, in the key's order, as the statement's snapshot sees them.
  */
+void
+key_scan(KeyAccess *ka, int attnum, RegProcedure eqproc, Datum value)
+{
+	/* compared as the index orders the column: under the column's collation */
+	ScanKeyEntryInitialize(&ka->key, 0, attnum, BTEqualStrategyNumber, InvalidOid,
+						   TupleDescAttr(RelationGetDescr(ka->rel), attnum - 1)->attcollation,
+						   eqproc, value);
+	ka->scan = systable_beginscan(ka->rel, RelationGetPrimaryKeyIndex(ka->rel), true,
+								  GetActiveSnapshot(), 1, &ka->key);
+}
+
+/* The scan's next row into ka->found (a copy); false at the end. */
+bool
+key_next(KeyAccess *ka)
+{
+	HeapTuple	tuple = systable_getnext(ka->scan);
+
+	ka->found = HeapTupleIsValid(tuple) ? heap_copytuple(tuple) : NULL;
+	return ka->found != NULL;
+}
+
+void
+key_scan_end(KeyAccess *ka)
+{
+	systable_endscan(ka->scan);
+	ka->scan = NULL;
+}
+
+/* The row whose primary key (a single column, attnum) equals value, into ka->found. */
 bool
 key_find(KeyAccess *ka, int attnum, RegProcedure eqproc, Datum value)
 {
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tuple;
 	bool		found;
 
-	ScanKeyInit(&key, attnum, BTEqualStrategyNumber, eqproc, value);
-	scan = systable_beginscan(ka->rel, RelationGetPrimaryKeyIndex(ka->rel), true,
-							  GetActiveSnapshot(), 1, &key);
-	tuple = systable_getnext(scan);
-	found = HeapTupleIsValid(tuple);
-	ka->found = found ? heap_copytuple(tuple) : NULL;
-	systable_endscan(scan);
+	key_scan(ka, attnum, eqproc, value);
+	found = key_next(ka);
+	key_scan_end(ka);
 	return found;
 }
 

@@ -8,6 +8,7 @@
 
 #include "checkout.h"
 
+#include "access/skey.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "nodes/lockoptions.h"
@@ -72,14 +73,19 @@ extern TimestampTz stmt_timestamptz(Statement *st, SPITupleTable *tt, int row, i
 typedef struct KeyAccess
 {
 	Relation	rel;
-	HeapTuple	found;			/* the row key_find found (a copy) */
+	HeapTuple	found;			/* the row key_find or key_next found (a copy) */
 	TupleTableSlot *slot;		/* the version key_lock locked */
+	ScanKeyData key;
+	struct SysScanDescData *scan;
 } KeyAccess;
 
 extern void key_open(KeyAccess *ka, const char *table, LOCKMODE lockmode);
 extern void key_close(KeyAccess *ka);
 extern int	key_attnum(KeyAccess *ka, const char *column);
 extern bool key_find(KeyAccess *ka, int attnum, RegProcedure eqproc, Datum value);
+extern void key_scan(KeyAccess *ka, int attnum, RegProcedure eqproc, Datum value);
+extern bool key_next(KeyAccess *ka);
+extern void key_scan_end(KeyAccess *ka);
 extern bool key_lock(KeyAccess *ka, LockTupleMode mode);
 
 extern Datum int8_array(const int64 *values, int n);
