@@ -164,22 +164,45 @@ fetch_one(Statement *st, Datum *values, bool read_only, LockRow *row)
 	return true;
 }
 
+/*
+ * Where lock_column_names are in checkout.locks: looked up by name once per
+ * table (and again should its descriptor change), not per row.
+ */
+static const int *
+lock_attnums(Relation rel)
+{
+	static Oid	relid = InvalidOid;
+	static TupleDesc desc = NULL;
+	static int	attnums[LC_COUNT];
+	int			c;
+
+	if (relid == RelationGetRelid(rel) && desc == RelationGetDescr(rel))
+		return attnums;
+	for (c = 0; c < LC_COUNT; c++)
+	{
+		attnums[c] = SPI_fnumber(RelationGetDescr(rel), lock_column_names[c]);
+		if (attnums[c] <= 0)
+		{
+			relid = InvalidOid;
+			elog(ERROR, "checkout: checkout.locks has no column \"%s\"", lock_column_names[c]);
+		}
+	}
+	relid = RelationGetRelid(rel);
+	desc = RelationGetDescr(rel);
+	return attnums;
+}
+
 /* The lock's row from the columns of a tuple of checkout.locks. */
 static void
-lock_row_from_tuple(TupleDesc desc, HeapTuple tuple, LockRow *row)
+lock_row_from_tuple(Relation rel, HeapTuple tuple, LockRow *row)
 {
+	const int  *attnums = lock_attnums(rel);
 	Datum		values[LC_COUNT];
 	bool		isnull[LC_COUNT];
 	int			c;
 
 	for (c = 0; c < LC_COUNT; c++)
-	{
-		int			attnum = SPI_fnumber(desc, lock_column_names[c]);
-
-		if (attnum <= 0)
-			elog(ERROR, "checkout: checkout.locks has no column \"%s\"", lock_column_names[c]);
-		values[c] = heap_getattr(tuple, attnum, desc, &isnull[c]);
-	}
+		values[c] = heap_getattr(tuple, attnums[c], RelationGetDescr(rel), &isnull[c]);
 	lock_row_from_values(values, isnull, row);
 }
 
@@ -193,15 +216,12 @@ bool
 lock_fetch(int64 lock_id, const char *session_id, LockRow *row)
 {
 	KeyAccess	ka;
-	TupleDesc	desc;
 	bool		found = false;
 
 	key_open(&ka, "locks", RowShareLock);
-	desc = RelationGetDescr(ka.rel);
-	if (key_find(&ka, key_attnum(&ka, lock_column_names[LC_LOCK_ID]), F_INT8EQ,
-				 Int64GetDatum(lock_id)))
+	if (key_find(&ka, lock_attnums(ka.rel)[LC_LOCK_ID], F_INT8EQ, Int64GetDatum(lock_id)))
 	{
-		lock_row_from_tuple(desc, ka.found, row);
+		lock_row_from_tuple(ka.rel, ka.found, row);
 		/* session_id never changes: the version found tells whose lock it is */
 		if ((session_id == NULL || strcmp(row->session_id, session_id) == 0) &&
 			key_lock(&ka, LockTupleExclusive))
@@ -209,7 +229,7 @@ lock_fetch(int64 lock_id, const char *session_id, LockRow *row)
 			bool		should_free;
 			HeapTuple	locked = ExecFetchSlotHeapTuple(ka.slot, false, &should_free);
 
-			lock_row_from_tuple(desc, locked, row);
+			lock_row_from_tuple(ka.rel, locked, row);
 			found = true;
 		}
 	}
@@ -257,7 +277,6 @@ lock_read(int64 lock_id, const char *session_id, LockRow *row)
 {
 	Oid			relid = get_relname_relid("locks", get_namespace_oid("checkout", false));
 	Relation	rel;
-	TupleDesc	desc;
 	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	tuple;
@@ -266,15 +285,14 @@ lock_read(int64 lock_id, const char *session_id, LockRow *row)
 	if (!OidIsValid(relid))
 		elog(ERROR, "checkout: table checkout.locks does not exist");
 	rel = table_open(relid, AccessShareLock);
-	desc = RelationGetDescr(rel);
-	ScanKeyInit(&key, SPI_fnumber(desc, lock_column_names[LC_LOCK_ID]), BTEqualStrategyNumber, F_INT8EQ,
+	ScanKeyInit(&key, lock_attnums(rel)[LC_LOCK_ID], BTEqualStrategyNumber, F_INT8EQ,
 				Int64GetDatum(lock_id));
 	scan = systable_beginscan(rel, RelationGetPrimaryKeyIndex(rel), true,
 							  GetActiveSnapshot(), 1, &key);
 	tuple = systable_getnext(scan);
 	if (HeapTupleIsValid(tuple))
 	{
-		lock_row_from_tuple(desc, tuple, row);
+		lock_row_from_tuple(rel, tuple, row);
 		found = session_id == NULL || strcmp(row->session_id, session_id) == 0;
 	}
 	systable_endscan(scan);
