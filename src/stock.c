@@ -2,13 +2,13 @@
  * stock.c — the only code that changes checkout.inventory.
  *
  * Locking protocol: every path that moves stock first locks the ledger rows
- * it needs in sku order (SELECT ... ORDER BY sku FOR NO KEY UPDATE), so two
- * carts sharing skus, or a cart and a sweep, can never deadlock; NO KEY keeps
- * the foreign-key checks of checkout.reservations from blocking.
- * Reservation checks availability on the locked rows, in C, before anything
- * is written, then moves all skus in one statement: all or nothing, and the
- * CHECK constraint (reserved <= on_hand) backs the check up, so stock cannot
- * be oversold.  Release and commit work on a set of locks with one ledger
+ * it needs in sku order (FOR NO KEY UPDATE: by key in C for one lock, SELECT
+ * ... ORDER BY sku for a set), so two carts sharing skus, or a cart and a
+ * sweep, can never deadlock; NO KEY keeps the foreign-key checks of
+ * checkout.reservations from blocking.  Reservation checks availability on
+ * the locked rows, in C, before anything is written, then writes every sku:
+ * all or nothing, and the CHECK constraint (reserved <= on_hand) backs the
+ * check up, so stock cannot be oversold.  Release and commit work on a set of locks with one ledger
  * update per sku: a sweep of thousands of locks on a hot sku touches its row
  * once.
  */
