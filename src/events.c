@@ -28,6 +28,7 @@
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/varlena.h"
 
 #include "events.h"
@@ -358,14 +359,25 @@ flush_log_lines(void)
 	pending_rows = NIL;			/* none: each API call flushes its own */
 }
 
+/*
+ * A committed transaction's lines are written once its locks are released:
+ * a write to the server log never lengthens the row locks other checkouts
+ * wait on (a hot sku's ledger row is held until then).
+ */
+static void
+events_release_callback(ResourceReleasePhase phase, bool isCommit, bool isTopLevel, void *arg)
+{
+	if (phase == RESOURCE_RELEASE_AFTER_LOCKS && isTopLevel && isCommit)
+		flush_log_lines();
+}
+
 static void
 events_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
-		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PREPARE:
+			/* the prepared transaction keeps its locks: write them now */
 			flush_log_lines();
 			break;
 		case XACT_EVENT_ABORT:
@@ -411,6 +423,7 @@ void
 events_init(void)
 {
 	RegisterXactCallback(events_xact_callback, NULL);
+	RegisterResourceReleaseCallback(events_release_callback, NULL);
 	RegisterSubXactCallback(events_subxact_callback, NULL);
 }
 
