@@ -16,11 +16,11 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
-#include "miscadmin.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -361,7 +361,7 @@ key_scan_end(KeyAccess *ka)
 	ka->scan = NULL;
 }
 
-/* The row whose primary key (a single column, attnum) equals value, into ka->found. */
+/* The row whose primary key's first column (attnum) equals value, into ka->found. */
 bool
 key_find(KeyAccess *ka, int attnum, RegProcedure eqproc, Datum value)
 {
