@@ -1,7 +1,8 @@
 /*
  * util.h — small helpers every module may use: argument checks, quoting user
- * text for messages, time formatting, and prepared SPI statements whose
- * output columns are read by name.
+ * text for messages, time formatting, prepared SPI statements whose output
+ * columns are read by name, and rows read and locked by key without the
+ * executor.
  */
 #ifndef CHECKOUT_UTIL_H
 #define CHECKOUT_UTIL_H
