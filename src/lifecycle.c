@@ -18,19 +18,13 @@
  */
 #include "postgres.h"
 
-#include "access/genam.h"
 #include "access/htup_details.h"
-#include "access/stratnum.h"
-#include "access/table.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
-#include "utils/lsyscache.h"
 #include "utils/rel.h"
-#include "utils/snapmgr.h"
 
 #include "events.h"
 #include "lifecycle.h"
@@ -275,28 +269,16 @@ lock_fetch_cart(const char *cart_id, LockRow **rows)
 bool
 lock_read(int64 lock_id, const char *session_id, LockRow *row)
 {
-	Oid			relid = get_relname_relid("locks", get_namespace_oid("checkout", false));
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tuple;
+	KeyAccess	ka;
 	bool		found = false;
 
-	if (!OidIsValid(relid))
-		elog(ERROR, "checkout: table checkout.locks does not exist");
-	rel = table_open(relid, AccessShareLock);
-	ScanKeyInit(&key, lock_attnums(rel)[LC_LOCK_ID], BTEqualStrategyNumber, F_INT8EQ,
-				Int64GetDatum(lock_id));
-	scan = systable_beginscan(rel, RelationGetPrimaryKeyIndex(rel), true,
-							  GetActiveSnapshot(), 1, &key);
-	tuple = systable_getnext(scan);
-	if (HeapTupleIsValid(tuple))
+	key_open_read(&ka, "locks");
+	if (key_find(&ka, lock_attnums(ka.rel)[LC_LOCK_ID], F_INT8EQ, Int64GetDatum(lock_id)))
 	{
-		lock_row_from_tuple(rel, tuple, row);
+		lock_row_from_tuple(ka.rel, ka.found, row);
 		found = session_id == NULL || strcmp(row->session_id, session_id) == 0;
 	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
+	key_close(&ka);
 	return found;
 }
 

@@ -294,27 +294,44 @@ stmt_timestamptz(Statement *st, SPITupleTable *tt, int row, int col)
 
 /* ---- reading and locking rows by key, without the executor ---- */
 
-void
-key_open(KeyAccess *ka, const char *table, LOCKMODE lockmode)
+static void
+key_open_table(KeyAccess *ka, const char *table, LOCKMODE lockmode)
 {
 	Oid			relid = get_relname_relid(table, get_namespace_oid("checkout", false));
 
 	if (!OidIsValid(relid))
 		elog(ERROR, "checkout: table checkout.%s does not exist", table);
 	ka->rel = table_open(relid, lockmode);
-	ka->slot = table_slot_create(ka->rel, NULL);
+	ka->slot = NULL;
 	ka->found = NULL;
-	/* this statement's snapshot, seeing what the call wrote before it */
+	ka->own_snapshot = false;
+}
+
+/* For a call that writes: a statement snapshot, seeing what the call wrote before it. */
+void
+key_open(KeyAccess *ka, const char *table, LOCKMODE lockmode)
+{
+	key_open_table(ka, table, lockmode);
 	CommandCounterIncrement();
 	PushActiveSnapshot(GetTransactionSnapshot());
+	ka->own_snapshot = true;
+}
+
+/* For a read-only call: under the calling query's snapshot, as a STABLE function reads. */
+void
+key_open_read(KeyAccess *ka, const char *table)
+{
+	key_open_table(ka, table, AccessShareLock);
 }
 
 /* The table lock stays till the end of the transaction, as the executor's does. */
 void
 key_close(KeyAccess *ka)
 {
-	PopActiveSnapshot();
-	ExecDropSingleTupleTableSlot(ka->slot);
+	if (ka->own_snapshot)
+		PopActiveSnapshot();
+	if (ka->slot)
+		ExecDropSingleTupleTableSlot(ka->slot);
 	table_close(ka->rel, NoLock);
 }
 
@@ -388,6 +405,9 @@ key_lock(KeyAccess *ka, LockTupleMode mode)
 
 	/* what the executor says of FOR UPDATE in a read-only transaction (25006) */
 	PreventCommandIfReadOnly("SELECT FOR UPDATE");
+	Assert(ka->own_snapshot);
+	if (ka->slot == NULL)
+		ka->slot = table_slot_create(ka->rel, NULL);
 
 	result = table_tuple_lock(ka->rel, &tid, GetActiveSnapshot(), ka->slot,
 							  GetCurrentCommandId(true), mode, LockWaitBlock,

@@ -69,7 +69,8 @@ extern TimestampTz stmt_timestamptz(Statement *st, SPITupleTable *tt, int row, i
  * cost.  key_open makes the statement's snapshot as SPI would (after
  * CommandCounterIncrement, a new one per statement in READ COMMITTED);
  * key_lock locks the latest version of a row found under it, as SELECT ...
- * FOR UPDATE does.
+ * FOR UPDATE does.  key_open_read reads under the calling query's snapshot
+ * and locks nothing.
  */
 typedef struct KeyAccess
 {
@@ -78,9 +79,11 @@ typedef struct KeyAccess
 	TupleTableSlot *slot;		/* the version key_lock locked */
 	ScanKeyData key;
 	struct SysScanDescData *scan;
+	bool		own_snapshot;	/* key_open pushed one (key_close pops it) */
 } KeyAccess;
 
 extern void key_open(KeyAccess *ka, const char *table, LOCKMODE lockmode);
+extern void key_open_read(KeyAccess *ka, const char *table);
 extern void key_close(KeyAccess *ka);
 extern int	key_attnum(KeyAccess *ka, const char *column);
 extern bool key_find(KeyAccess *ka, int attnum, RegProcedure eqproc, Datum value);
