@@ -8,9 +8,9 @@
  * checkout.reservations from blocking.  Reservation checks availability on
  * the locked rows, in C, before anything is written, then writes every sku:
  * all or nothing, and the CHECK constraint (reserved <= on_hand) backs the
- * check up, so stock cannot be oversold.  Release and commit work on a set of locks with one ledger
- * update per sku: a sweep of thousands of locks on a hot sku touches its row
- * once.
+ * check up, so stock cannot be oversold.  Release and commit work on a set
+ * of locks with one ledger update per sku: a sweep of thousands of locks on
+ * a hot sku touches its row once.
  */
 #include "postgres.h"
 
@@ -36,11 +36,27 @@ sku_cmp(const char *a, const char *b)
 	return varstr_cmp(a, strlen(a), b, strlen(b), DEFAULT_COLLATION_OID);
 }
 
-/*
- * An inventory row, found by sku and locked FOR NO KEY UPDATE (its latest
- * version), under an open KeyAccess of checkout.inventory; false when the
- * sku is not in the inventory.
- */
+/* checkout.inventory open for locking its rows, its columns looked up once */
+typedef struct Ledger
+{
+	KeyAccess	ka;
+	int			sku;
+	int			on_hand;
+	int			reserved;
+	int			unit_price;
+} Ledger;
+
+static void
+ledger_open(Ledger *ledger)
+{
+	key_open(&ledger->ka, "inventory", RowShareLock);
+	ledger->sku = key_attnum(&ledger->ka, "sku");
+	ledger->on_hand = key_attnum(&ledger->ka, "on_hand");
+	ledger->reserved = key_attnum(&ledger->ka, "reserved");
+	ledger->unit_price = key_attnum(&ledger->ka, "unit_price");
+}
+
+/* An inventory row as locked: its latest version. */
 typedef struct LedgerRow
 {
 	int64		on_hand;
@@ -49,22 +65,27 @@ typedef struct LedgerRow
 	ItemPointerData tid;		/* of the locked version */
 } LedgerRow;
 
+/*
+ * The sku's inventory row, found by key and locked FOR NO KEY UPDATE (its
+ * latest version); false when the sku is not in the inventory.
+ */
 static bool
-lock_ledger_row(KeyAccess *inv, const char *sku, LedgerRow *out)
+lock_ledger_row(Ledger *ledger, const char *sku, LedgerRow *out)
 {
-	int			sku_att = key_attnum(inv, "sku");
+	TupleTableSlot *slot;
 	bool		isnull;
 
-	if (!key_find(inv, sku_att, F_TEXTEQ, CStringGetTextDatum(sku)) ||
-		!key_lock(inv, LockTupleNoKeyExclusive))
+	if (!key_find(&ledger->ka, ledger->sku, F_TEXTEQ, CStringGetTextDatum(sku)) ||
+		!key_lock(&ledger->ka, LockTupleNoKeyExclusive))
 		return false;
+	slot = ledger->ka.slot;
 	/* the version locked may be newer than the one found: still this sku? */
-	if (strcmp(TextDatumGetCString(slot_getattr(inv->slot, sku_att, &isnull)), sku) != 0)
+	if (strcmp(TextDatumGetCString(slot_getattr(slot, ledger->sku, &isnull)), sku) != 0)
 		return false;
-	out->on_hand = DatumGetInt64(slot_getattr(inv->slot, key_attnum(inv, "on_hand"), &isnull));
-	out->reserved = DatumGetInt64(slot_getattr(inv->slot, key_attnum(inv, "reserved"), &isnull));
-	out->unit_price = DatumGetInt64(slot_getattr(inv->slot, key_attnum(inv, "unit_price"), &isnull));
-	out->tid = inv->slot->tts_tid;
+	out->on_hand = DatumGetInt64(slot_getattr(slot, ledger->on_hand, &isnull));
+	out->reserved = DatumGetInt64(slot_getattr(slot, ledger->reserved, &isnull));
+	out->unit_price = DatumGetInt64(slot_getattr(slot, ledger->unit_price, &isnull));
+	out->tid = slot->tts_tid;
 	return true;
 }
 
@@ -104,8 +125,9 @@ stock_load_cart(int64 lock_id, CartStock *out)
 	int			cap = 8;
 	int			n = 0;
 	int			i;
-	LedgerRow	ledger;
-	bool		have_ledger = false;
+	Ledger		ledger;
+	LedgerRow	row;
+	bool		have_row = false;
 
 	key_open(&ka, "lock_lines", AccessShareLock);
 	{
@@ -149,7 +171,7 @@ stock_load_cart(int64 lock_id, CartStock *out)
 	out->unit_prices = palloc(sizeof(int64) * Max(n, 1));
 	out->tids = palloc(sizeof(ItemPointerData) * Max(n, 1));
 
-	key_open(&ka, "inventory", RowShareLock);
+	ledger_open(&ledger);
 	for (i = 0; i < n; i++)
 	{
 		int			f = out->n_found;
@@ -157,19 +179,19 @@ stock_load_cart(int64 lock_id, CartStock *out)
 		CHECK_FOR_INTERRUPTS();
 		/* a sku's row is locked once, for its first line */
 		if (i == 0 || strcmp(lines[i].sku, lines[i - 1].sku) != 0)
-			have_ledger = lock_ledger_row(&ka, lines[i].sku, &ledger);
-		if (!have_ledger)
+			have_row = lock_ledger_row(&ledger, lines[i].sku, &row);
+		if (!have_row)
 			continue;			/* not in the inventory: not found */
 		out->line_ids[f] = lines[i].line_id;
 		out->skus[f] = lines[i].sku;
 		out->quantities[f] = lines[i].quantity;
 		out->cart_prices[f] = lines[i].cart_price;
-		out->available[f] = ledger.on_hand - ledger.reserved;
-		out->unit_prices[f] = ledger.unit_price;
-		out->tids[f] = ledger.tid;
+		out->available[f] = row.on_hand - row.reserved;
+		out->unit_prices[f] = row.unit_price;
+		out->tids[f] = row.tid;
 		out->n_found++;
 	}
-	key_close(&ka);
+	key_close(&ledger.ka);
 }
 
 /* The first line (in cart order) whose sku is not in the inventory. */
@@ -372,18 +394,20 @@ move_one_lock(int64 lock_id, bool sell, MovedStock *moved)
 		ItemPointerData *tids = palloc(sizeof(ItemPointerData) * Max(n, 1));
 		Datum		values[4];
 
-		key_open(&ka, "inventory", RowShareLock);
+		Ledger		ledger;
+
+		ledger_open(&ledger);
 		for (i = 0; i < n; i++)
 		{
-			LedgerRow	ledger;
+			LedgerRow	row;
 
 			CHECK_FOR_INTERRUPTS();
 			/* a reservation's sku is in the inventory (foreign key) */
-			if (!lock_ledger_row(&ka, moved->skus[i], &ledger))
+			if (!lock_ledger_row(&ledger, moved->skus[i], &row))
 				ledger_row_moved(moved->skus[i]);
-			tids[i] = ledger.tid;
+			tids[i] = row.tid;
 		}
-		key_close(&ka);
+		key_close(&ledger.ka);
 
 		values[0] = Int64GetDatum(lock_id);
 		for (i = 0; i < n; i++)
