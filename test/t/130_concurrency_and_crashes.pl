@@ -14,27 +14,19 @@
 use strict;
 use warnings;
 use CheckoutTest::HA qw(LEDGER_SQL);
-use PostgreSQL::Test::Cluster;
+use CheckoutTest::Node;
 use PostgreSQL::Test::Utils;
 use IPC::Run;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
-my $node = PostgreSQL::Test::Cluster->new('crashes');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'checkout'
-checkout.database = 'postgres'
-checkout.log_destination = 'both'
-restart_after_crash = on
-max_connections = 30
-});
-$node->start;
-$node->safe_psql('postgres', q{
-	CREATE EXTENSION checkout;
-	INSERT INTO checkout.inventory (sku, on_hand, unit_price)
-	SELECT 'Q-' || g, 100000, 10 FROM generate_series(1, 10) g;
-});
+my $node = CheckoutTest::Node->start_new('crashes',
+	settings => {
+		'checkout.log_destination' => 'both',
+		restart_after_crash        => 'on',
+		max_connections            => 30,
+	},
+	stock => [ map { [ "Q-$_", 100000, 10 ] } 1 .. 10 ]);
 
 # --- concurrent sweeps ----------------------------------------------------
 
