@@ -215,6 +215,22 @@ run_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase until)
 					 errdetail("Checkout lock " INT64_FORMAT ".", row->lock_id),
 					 errhint("Pass {\"reference\": text, \"amount\": bigint}.")));
 		}
+		if (p == PHASE_LAST)
+		{
+			/*
+			 * The sale locks the skus' ledger rows, which every checkout of
+			 * a popular sku waits on, so it comes after the lock's own row
+			 * is written: right before commit.  It cannot fail as a business
+			 * failure; the events keep their order.
+			 */
+			row->phase = PHASE_LAST;
+			lock_mark_completed(row);
+			if (!def->run(&ctx))
+				elog(ERROR, "checkout phase %s cannot fail", def->name);
+			phase_completed_event(row, PHASE_LAST);
+			lock_completed_event(row, false);
+			return;
+		}
 		if (!def->run(&ctx))
 		{
 			locks_end(&row, 1, LOCK_FAILED, def->phase, ctx.error_code, ctx.error_message);
@@ -225,10 +241,7 @@ run_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase until)
 		if (def->payload == PAYLOAD_PAYMENT)
 			ctx.payment = NULL; /* one payment payload serves one phase */
 	}
-	if (row->phase == PHASE_LAST)
-		locks_complete(&row, 1, false);
-	else
-		lock_save(row);
+	lock_save(row);
 }
 
 Datum

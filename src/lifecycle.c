@@ -537,35 +537,45 @@ lock_extend(LockRow *row, double by_secs)
 
 /* ---- ending ---- */
 
+/* A lock that completed stock_commit becomes completed: its row written back. */
+void
+lock_mark_completed(LockRow *row)
+{
+	Assert(row->phase == PHASE_LAST);
+	row->state = LOCK_COMPLETED;
+	row->finished_at = GetCurrentTransactionStartTimestamp();
+	lock_save(row);
+}
+
+/* The "completed" event of a lock lock_mark_completed wrote (rolled_forward: by expiry). */
+void
+lock_completed_event(const LockRow *row, bool rolled_forward)
+{
+	CheckoutEvent ev;
+
+	if (!event_wanted(EV_COMPLETED))
+		return;
+	event_begin(&ev, EV_COMPLETED, row->lock_id, row->cart_id);
+	event_add_text(&ev, "order_ref", row->order_ref);
+	if (row->has_total)
+		event_add_int(&ev, "total", row->total);
+	event_add_raw(&ev, "duration_seconds", duration_seconds_text(row->created_at, row->finished_at));
+	if (rolled_forward)
+		event_add_raw(&ev, "completed_by_expiry", "true");
+	event_emit(&ev);
+}
+
 /* Locks that completed stock_commit (rolled_forward: by expiry) become completed. */
 void
 locks_complete(LockRow *const *rows, int n, bool rolled_forward)
 {
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	int			i;
 
 	for (i = 0; i < n; i++)
 	{
-		LockRow    *row = rows[i];
-
 		CHECK_FOR_INTERRUPTS();
-		Assert(row->phase == PHASE_LAST);
-		row->state = LOCK_COMPLETED;
-		row->finished_at = now;
-		lock_save(row);
-		if (event_wanted(EV_COMPLETED))
-		{
-			CheckoutEvent ev;
-
-			event_begin(&ev, EV_COMPLETED, row->lock_id, row->cart_id);
-			event_add_text(&ev, "order_ref", row->order_ref);
-			if (row->has_total)
-				event_add_int(&ev, "total", row->total);
-			event_add_raw(&ev, "duration_seconds", duration_seconds_text(row->created_at, now));
-			if (rolled_forward)
-				event_add_raw(&ev, "completed_by_expiry", "true");
-			event_emit(&ev);
-		}
+		lock_mark_completed(rows[i]);
+		lock_completed_event(rows[i], rolled_forward);
 	}
 }
 

@@ -35,6 +35,8 @@ extern bool lock_authorize_fast(int64 lock_id, const char *session_id, const cha
 extern void lock_extend(LockRow *row, double by_secs);
 
 /* ---- ending ---- */
+extern void lock_mark_completed(LockRow *row);
+extern void lock_completed_event(const LockRow *row, bool rolled_forward);
 extern void locks_complete(LockRow *const *rows, int n, bool rolled_forward);
 extern void locks_end(LockRow *const *rows, int n, LockState state, CheckoutPhase failed_phase,
 					  const char *error_code, const char *error_message);
