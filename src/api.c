@@ -187,11 +187,13 @@ checkout_start(PG_FUNCTION_ARGS)
 /*
  * Runs phases after the lock's last completed one up to target; on a
  * business failure the lock fails with every completed phase compensated.
+ * With `late` the stock rows are only read, every failure is left to the
+ * caller to decide again (false), and the reservation is written last.
  */
-static void
-run_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase until)
+static bool
+advance_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase target,
+			   CheckoutPhase until, StockReservation *late)
 {
-	CheckoutPhase target = until != PHASE_NONE ? until : (CheckoutPhase) (row->phase + 1);
 	PhaseContext ctx;
 	int			p;
 
@@ -199,6 +201,7 @@ run_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase until)
 	ctx.lock = row;
 	ctx.payment = payload->payment;
 	ctx.order_ref = payload->order_ref;
+	ctx.late = late;
 
 	for (p = row->phase + 1; p <= target; p++)
 	{
@@ -229,12 +232,14 @@ run_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase until)
 				elog(ERROR, "checkout phase %s cannot fail", def->name);
 			phase_completed_event(row, PHASE_LAST);
 			lock_completed_event(row, false);
-			return;
+			return true;
 		}
 		if (!def->run(&ctx))
 		{
+			if (late)
+				return false;
 			locks_end(&row, 1, LOCK_FAILED, def->phase, ctx.error_code, ctx.error_message);
-			return;
+			return true;
 		}
 		row->phase = def->phase;
 		phase_completed_event(row, def->phase);
@@ -242,6 +247,42 @@ run_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase until)
 			ctx.payment = NULL; /* one payment payload serves one phase */
 	}
 	lock_save(row);
+	return late == NULL || stock_reserve_late(row->lock_id, late);
+}
+
+static void
+run_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase until)
+{
+	CheckoutPhase target = until != PHASE_NONE ? until : (CheckoutPhase) (row->phase + 1);
+
+	/*
+	 * A call that reserves and goes no further than price_lock reserves
+	 * late: it decides from the stock rows as read, writes the price
+	 * snapshots and the lock's row, and only then locks the ledger rows,
+	 * which every checkout of a popular sku waits on, to write the
+	 * reservation right before commit.  When a row changed in between, or
+	 * a phase would fail, what it wrote and emitted is taken back and the
+	 * call decides again with the rows locked from the start.
+	 */
+	if (row->phase < PHASE_INVENTORY_RESERVATION &&
+		target >= PHASE_INVENTORY_RESERVATION && target <= PHASE_PRICE_LOCK)
+	{
+		LockRow		before = *row;
+		StockReservation late;
+
+		memset(&late, 0, sizeof(late));
+		events_hold();
+		if (advance_phases(row, payload, target, until, &late))
+		{
+			events_release();
+			return;
+		}
+		events_discard();
+		if (row->phase >= PHASE_INVENTORY_RESERVATION && target >= PHASE_PRICE_LOCK)
+			price_snapshots_forget(row->lock_id);
+		*row = before;			/* its row is written again */
+	}
+	(void) advance_phases(row, payload, target, until, NULL);
 }
 
 Datum

@@ -117,6 +117,15 @@ typedef struct PendingEvent
 static List *pending_lines = NIL;
 static List *pending_rows = NIL;
 
+/*
+ * events_hold: events emitted from here on may yet be taken back
+ * (events_discard), as a late reservation's are when it must decide again.
+ * Only events that are never notified are emitted while held.
+ */
+static bool holding = false;
+static int	held_lines_from;
+static int	held_rows_from;
+
 static bool
 logging_category(int category)
 {
@@ -265,8 +274,38 @@ event_emit(CheckoutEvent *ev)
 			buffer_event(ev, true);
 	}
 	if (ev->notify_as && (notify_bit(ev->notify_as) & notify_mask()))
+	{
+		if (holding)
+			elog(ERROR, "checkout event \"%s\" cannot be notified while events are held", def->name);
 		send_notify(ev);
+	}
 	pfree(ev->json.data);
+}
+
+void
+events_hold(void)
+{
+	Assert(!holding);
+	holding = true;
+	held_lines_from = list_length(pending_lines);
+	held_rows_from = list_length(pending_rows);
+}
+
+/* The held events stand. */
+void
+events_release(void)
+{
+	holding = false;
+}
+
+/* The held events are taken back: they were never emitted. */
+void
+events_discard(void)
+{
+	Assert(holding);
+	holding = false;
+	pending_lines = list_truncate(pending_lines, held_lines_from);
+	pending_rows = list_truncate(pending_rows, held_rows_from);
 }
 
 /* Writes the buffered checkout.events rows of this (sub)transaction. */
@@ -384,6 +423,7 @@ events_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_ABORT:
 			pending_lines = NIL;	/* the memory goes with the transaction */
 			pending_rows = NIL;
+			holding = false;
 			break;
 		default:
 			break;
@@ -415,6 +455,8 @@ events_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 {
 	int			level = GetCurrentTransactionNestLevel();
 
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		holding = false;		/* an error left the call that held them */
 	pending_lines = pending_at_subxact_end(pending_lines, event, level);
 	pending_rows = pending_at_subxact_end(pending_rows, event, level);
 }

@@ -128,14 +128,14 @@ business_failure(PhaseContext *ctx, const char *code, const char *fmt,...)
 	return false;
 }
 
-/* The cart's lines and stock rows, locked in sku order, once per call. */
+/* The cart's lines and stock rows, locked in sku order (read when late), once per call. */
 static CartStock *
 cart_stock(PhaseContext *ctx)
 {
 	if (ctx->cart == NULL)
 	{
 		ctx->cart = palloc(sizeof(CartStock));
-		stock_load_cart(ctx->lock->lock_id, ctx->cart);
+		stock_load_cart(ctx->lock->lock_id, ctx->cart, ctx->late == NULL);
 	}
 	return ctx->cart;
 }
@@ -172,7 +172,7 @@ run_inventory_reservation(PhaseContext *ctx)
 	if (!all_skus_known(ctx))
 		return business_failure(ctx, CHECKOUT_INVALID_CART,
 								"a sku of the cart is no longer in the inventory");
-	if (stock_reserve(ctx->lock, ctx->cart, &shortfall))
+	if (stock_reserve(ctx->lock, ctx->cart, &shortfall, ctx->late))
 		return true;
 	return business_failure(ctx, CHECKOUT_INSUFFICIENT_STOCK,
 							"insufficient stock for sku %s: wanted " INT64_FORMAT
@@ -314,6 +314,25 @@ run_price_lock(PhaseContext *ctx)
 		event_emit(&ev);
 	}
 	return true;
+}
+
+/*
+ * Takes back the price snapshots of a late reservation that must decide
+ * again.  A lock has snapshots only from its price_lock phase, and a late
+ * reservation runs only before it, so all of the lock's are this call's.
+ */
+void
+price_snapshots_forget(int64 lock_id)
+{
+	static Statement forget = {
+		.sql = "DELETE FROM checkout.price_snapshots WHERE lock_id = $1",
+		.nargs = 1,
+		.argtypes = {INT8OID},
+		.generic = true,
+	};
+	Datum		values[1] = {Int64GetDatum(lock_id)};
+
+	stmt_exec(&forget, values, NULL, false);
 }
 
 /* ---- payments ---- */

@@ -24,6 +24,8 @@ typedef struct PhaseContext
 	PaymentPayload *payment;	/* NULL when absent or already used this call */
 	char	   *order_ref;		/* the application's own order, or NULL */
 	CartStock  *cart;			/* loaded (and its stock rows locked) once per call */
+	/* non-NULL: the stock rows are only read, the reservation written late */
+	StockReservation *late;
 	/* set by a run function that returns false (a business failure) */
 	const char *error_code;
 	char	   *error_message;
@@ -49,5 +51,6 @@ extern const PhaseDef *phase_def(CheckoutPhase phase);
 extern const char *phase_name(CheckoutPhase phase);
 extern CheckoutPhase phase_from_name(const char *name);
 extern void phase_completed_event(const LockRow *lock, CheckoutPhase phase);
+extern void price_snapshots_forget(int64 lock_id);
 
 #endif							/* CHECKOUT_PHASES_H */

@@ -89,6 +89,26 @@ lock_ledger_row(Ledger *ledger, const char *sku, LedgerRow *out)
 	return true;
 }
 
+/*
+ * The sku's inventory row as the statement's snapshot sees it, not locked:
+ * what a late reservation predicts from (stock_reserve_late checks it under
+ * the lock).
+ */
+static bool
+read_ledger_row(Ledger *ledger, const char *sku, LedgerRow *out)
+{
+	TupleDesc	desc = RelationGetDescr(ledger->ka.rel);
+	bool		isnull;
+
+	if (!key_find(&ledger->ka, ledger->sku, F_TEXTEQ, CStringGetTextDatum(sku)))
+		return false;
+	out->on_hand = DatumGetInt64(heap_getattr(ledger->ka.found, ledger->on_hand, desc, &isnull));
+	out->reserved = DatumGetInt64(heap_getattr(ledger->ka.found, ledger->reserved, desc, &isnull));
+	out->unit_price = DatumGetInt64(heap_getattr(ledger->ka.found, ledger->unit_price, desc, &isnull));
+	ItemPointerSetInvalid(&out->tid);
+	return true;
+}
+
 typedef struct CartLine
 {
 	int32		line_no;
@@ -110,7 +130,8 @@ cmp_cart_line(const void *a, const void *b)
 
 /*
  * The lock's lines in sku order, each with its sku's inventory row locked
- * as it comes (so in sku order, like every path that moves stock).  Read
+ * as it comes (so in sku order, like every path that moves stock), or only
+ * read when !lock_rows (a late reservation locks them last).  Read
  * through the primary keys without the executor: planned statements cost
  * more than the probes themselves, and a generic plan made while the
  * catalog was small would join the inventory by a sequential scan.  The
@@ -118,7 +139,7 @@ cmp_cart_line(const void *a, const void *b)
  * transaction has locked cannot move under it).
  */
 void
-stock_load_cart(int64 lock_id, CartStock *out)
+stock_load_cart(int64 lock_id, CartStock *out, bool lock_rows)
 {
 	KeyAccess	ka;
 	CartLine   *lines = palloc(sizeof(CartLine) * 8);
@@ -179,7 +200,8 @@ stock_load_cart(int64 lock_id, CartStock *out)
 		CHECK_FOR_INTERRUPTS();
 		/* a sku's row is locked once, for its first line */
 		if (i == 0 || strcmp(lines[i].sku, lines[i - 1].sku) != 0)
-			have_row = lock_ledger_row(&ledger, lines[i].sku, &row);
+			have_row = lock_rows ? lock_ledger_row(&ledger, lines[i].sku, &row)
+				: read_ledger_row(&ledger, lines[i].sku, &row);
 		if (!have_row)
 			continue;			/* not in the inventory: not found */
 		out->line_ids[f] = lines[i].line_id;
@@ -229,18 +251,11 @@ ledger_row_moved(const char *sku)
 			 errmsg("checkout: the inventory row of sku %s moved under its row lock", quote_user_text(sku))));
 }
 
-/*
- * Reserves the cart's summed quantity of each sku, or nothing: false with
- * the first shortfall (in sku order) when a sku has too little stock.  The
- * caller has loaded (and so locked) the cart's inventory rows.
- */
-bool
-stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortfall)
+/* The ledger update of a reservation: the row is locked and reached by its ctid. */
+static void
+reserve_rows(int64 lock_id, const StockReservation *res)
 {
-	/*
-	 * The rows are locked already (stock_load_cart) and reached by their
-	 * ctids: a statement per sku, whose plan cannot be a scan of the catalog.
-	 */
+	/* a statement per sku, whose plan cannot be a scan of the catalog */
 	static Statement reserve = {
 		.sql = "WITH held AS (INSERT INTO checkout.reservations (lock_id, sku, quantity) "
 		"              VALUES ($1, $2, $3)) "
@@ -249,28 +264,59 @@ stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortf
 		.argtypes = {INT8OID, TEXTOID, INT8OID, TIDOID},
 		.generic = true,
 	};
-	char	  **skus = palloc(sizeof(char *) * cart->n_found);
-	int64	   *wanted = palloc(sizeof(int64) * cart->n_found);
-	ItemPointerData *tids = palloc(sizeof(ItemPointerData) * Max(cart->n_found, 1));
-	int64		units = 0;
-	int			n = 0;
-	int			i;
 	Datum		values[4];
+	int			i;
+
+	values[0] = Int64GetDatum(lock_id);
+	for (i = 0; i < res->n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		values[1] = CStringGetTextDatum(res->skus[i]);
+		values[2] = Int64GetDatum(res->wanted[i]);
+		values[3] = PointerGetDatum(&res->tids[i]);
+		if (stmt_exec(&reserve, values, NULL, false) != 1)
+			ledger_row_moved(res->skus[i]);
+	}
+}
+
+/*
+ * Reserves the cart's summed quantity of each sku, or nothing: false with
+ * the first shortfall (in sku order) when a sku has too little stock.  The
+ * caller has loaded (and so locked) the cart's inventory rows.  With `late`
+ * the cart was only read: the reservation is decided and returned there,
+ * and stock_reserve_late writes it.
+ */
+bool
+stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortfall,
+			  StockReservation *late)
+{
+	StockReservation res;
+	int			i;
+
+	res.skus = palloc(sizeof(char *) * Max(cart->n_found, 1));
+	res.wanted = palloc(sizeof(int64) * Max(cart->n_found, 1));
+	res.unit_prices = palloc(sizeof(int64) * Max(cart->n_found, 1));
+	res.tids = palloc(sizeof(ItemPointerData) * Max(cart->n_found, 1));
+	res.n = 0;
+	res.units = 0;
 
 	/* lines come sorted by sku: sum each run (sums were checked at start) */
 	for (i = 0; i < cart->n_found; i++)
 	{
+		int			n = res.n;
+
 		CHECK_FOR_INTERRUPTS();
-		if (n > 0 && strcmp(skus[n - 1], cart->skus[i]) == 0)
-			wanted[n - 1] += cart->quantities[i];
+		if (n > 0 && strcmp(res.skus[n - 1], cart->skus[i]) == 0)
+			res.wanted[n - 1] += cart->quantities[i];
 		else
 		{
-			skus[n] = cart->skus[i];
-			wanted[n] = cart->quantities[i];
-			tids[n] = cart->tids[i];
-			n++;
+			res.skus[n] = cart->skus[i];
+			res.wanted[n] = cart->quantities[i];
+			res.unit_prices[n] = cart->unit_prices[i];
+			res.tids[n] = cart->tids[i];
+			res.n = ++n;
 		}
-		if (wanted[n - 1] > cart->available[i])
+		if (res.wanted[n - 1] > cart->available[i])
 		{
 			/* report the sku's whole want, not the running sum */
 			int64		total = 0;
@@ -285,29 +331,54 @@ stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortf
 			return false;
 		}
 	}
-	for (i = 0; i < n; i++)
-		units += wanted[i];
+	for (i = 0; i < res.n; i++)
+		res.units += res.wanted[i];
 
-	values[0] = Int64GetDatum(lock->lock_id);
-	for (i = 0; i < n; i++)
-	{
-		CHECK_FOR_INTERRUPTS();
-		values[1] = CStringGetTextDatum(skus[i]);
-		values[2] = Int64GetDatum(wanted[i]);
-		values[3] = PointerGetDatum(&tids[i]);
-		if (stmt_exec(&reserve, values, NULL, false) != 1)
-			ledger_row_moved(skus[i]);
-	}
+	if (late)
+		*late = res;
+	else
+		reserve_rows(lock->lock_id, &res);
 
 	if (event_wanted(EV_STOCK_RESERVED))
 	{
 		CheckoutEvent ev;
 
 		event_begin(&ev, EV_STOCK_RESERVED, lock->lock_id, lock->cart_id);
-		event_add_int(&ev, "skus", n);
-		event_add_int(&ev, "units", units);
+		event_add_int(&ev, "skus", res.n);
+		event_add_int(&ev, "units", res.units);
 		event_emit(&ev);
 	}
+	return true;
+}
+
+/*
+ * Writes a reservation stock_reserve decided from rows it only read: locks
+ * the rows in sku order and, when each still has the stock and the price it
+ * was decided on, reserves.  False when one changed: nothing is written, and
+ * the caller decides again with the rows locked.
+ */
+bool
+stock_reserve_late(int64 lock_id, StockReservation *res)
+{
+	Ledger		ledger;
+	LedgerRow	row;
+	int			i;
+
+	ledger_open(&ledger);
+	for (i = 0; i < res->n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (!lock_ledger_row(&ledger, res->skus[i], &row) ||
+			row.on_hand - row.reserved < res->wanted[i] ||
+			row.unit_price != res->unit_prices[i])
+		{
+			key_close(&ledger.ka);
+			return false;
+		}
+		res->tids[i] = row.tid;
+	}
+	key_close(&ledger.ka);
+	reserve_rows(lock_id, res);
 	return true;
 }
 

@@ -11,7 +11,8 @@
 
 /*
  * A lock's cart lines joined to the inventory, with the inventory rows
- * locked (in sku order) for the rest of the transaction.  Lines whose sku is
+ * locked (in sku order) for the rest of the transaction, or only read for a
+ * late reservation.  Lines whose sku is
  * missing from the inventory are not in the arrays (n_found < n_lines).
  */
 typedef struct CartStock
@@ -25,7 +26,7 @@ typedef struct CartStock
 	int64	   *cart_prices;
 	int64	   *available;		/* on_hand - reserved of the line's sku */
 	int64	   *unit_prices;	/* the sku's current price */
-	ItemPointerData *tids;		/* the locked inventory row's ctid */
+	ItemPointerData *tids;		/* the locked inventory row's ctid (invalid when read) */
 } CartStock;
 
 typedef struct StockShortfall
@@ -35,9 +36,22 @@ typedef struct StockShortfall
 	int64		available;
 } StockShortfall;
 
-extern void stock_load_cart(int64 lock_id, CartStock *out);
+/* A reservation decided from rows read, not locked: stock_reserve_late writes it. */
+typedef struct StockReservation
+{
+	int			n;				/* skus, in sku order */
+	char	  **skus;
+	int64	   *wanted;
+	int64	   *unit_prices;	/* as read: a changed price means decide again */
+	ItemPointerData *tids;
+	int64		units;
+} StockReservation;
+
+extern void stock_load_cart(int64 lock_id, CartStock *out, bool lock_rows);
 extern bool stock_first_unknown_line(int64 lock_id, char **line_id, char **sku);
-extern bool stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortfall);
+extern bool stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortfall,
+						  StockReservation *late);
+extern bool stock_reserve_late(int64 lock_id, StockReservation *res);
 extern void stock_lock_held(LockRow *const *locks, int n);
 extern void stock_release(LockRow *const *locks, int n);
 extern void stock_commit(LockRow *const *locks, int n);
