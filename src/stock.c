@@ -8,7 +8,9 @@
  * checkout.reservations from blocking.  Reservation checks availability on
  * the locked rows, in C, before anything is written, then writes every sku:
  * all or nothing, and the CHECK constraint (reserved <= on_hand) backs the
- * check up, so stock cannot be oversold.  Release and commit work on a set
+ * check up, so stock cannot be oversold.  A late reservation decides from
+ * rows read and checks the decision again on the rows once locked
+ * (stock_reserve_late), so it, too, writes only what the locked rows allow.  Release and commit work on a set
  * of locks with one ledger update per sku: a sweep of thousands of locks on
  * a hot sku touches its row once.
  */
