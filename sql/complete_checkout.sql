@@ -78,3 +78,36 @@ UPDATE checkout.inventory SET unit_price = 4611686018427387904 WHERE sku = 'HP-H
 SELECT checkout_test.err(format('SELECT checkout_advance(%s, %L)', :hlock, 'hp-s6'));
 SELECT state, phase, total FROM checkout_status(:hlock, 'hp-s6');
 SELECT count(*) AS snapshots FROM checkout.price_snapshots WHERE lock_id = :hlock;
+-- a user's trigger on a table a late reservation writes (here one on
+-- checkout.price_snapshots advancing another lock from inside the call): the
+-- call locks the ledger rows first instead; both locks reach price_lock and
+-- hold their stock, with each event once
+INSERT INTO checkout.inventory (sku, on_hand, unit_price) VALUES ('HP-T', 10, 250);
+SELECT lock_id AS tlock1 FROM checkout_start('hp-trig-1', 'hp-s7', '[{"line_id":"1","sku":"HP-T","quantity":1,"unit_price":250}]') \gset
+SELECT lock_id AS tlock2 FROM checkout_start('hp-trig-2', 'hp-s7', '[{"line_id":"1","sku":"HP-T","quantity":2,"unit_price":250}]') \gset
+-- (the trigger runs under the API's pinned search_path: the call names its schema)
+SELECT extnamespace::regnamespace AS extschema FROM pg_extension WHERE extname = 'checkout' \gset
+CREATE FUNCTION pg_temp.advance_other() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.lock_id = current_setting('hp.outer')::bigint THEN
+    EXECUTE format('SELECT %I.checkout_advance($1, $2, until => $3)', current_setting('hp.extschema'))
+      USING current_setting('hp.inner')::bigint, 'hp-s7', 'price_lock'::checkout.phase;
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER advance_other AFTER INSERT ON checkout.price_snapshots FOR EACH ROW EXECUTE FUNCTION pg_temp.advance_other();
+SELECT set_config('hp.outer', :'tlock1', false) IS NOT NULL AS set_outer, set_config('hp.inner', :'tlock2', false) IS NOT NULL AS set_inner,
+       set_config('hp.extschema', :'extschema', false) IS NOT NULL AS set_schema;
+SET checkout.log_destination = 'table';
+SET checkout.log_events = 'all';
+SELECT reserved AS reserved_before FROM checkout.inventory WHERE sku = 'HP-T' \gset
+SELECT state, phase, total FROM checkout_advance(:tlock1, 'hp-s7', until => 'price_lock');
+RESET checkout.log_events;
+RESET checkout.log_destination;
+DROP TRIGGER advance_other ON checkout.price_snapshots;
+SELECT lock_id = :tlock1 AS outer_lock, state, phase, total FROM checkout_status(:tlock1, 'hp-s7')
+UNION ALL SELECT lock_id = :tlock1, state, phase, total FROM checkout_status(:tlock2, 'hp-s7') ORDER BY 1 DESC;
+SELECT reserved - :reserved_before AS reserved_now, (SELECT sum(quantity) FROM checkout.reservations WHERE lock_id IN (:tlock1, :tlock2)) AS held
+  FROM checkout.inventory WHERE sku = 'HP-T';
+SELECT lock_id = :tlock1 AS outer_lock, event, count(*) FROM checkout.events
+ WHERE lock_id IN (:tlock1, :tlock2) GROUP BY 1, 2 ORDER BY 1 DESC, 2;

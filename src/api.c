@@ -188,7 +188,8 @@ checkout_start(PG_FUNCTION_ARGS)
  * Runs phases after the lock's last completed one up to target; on a
  * business failure the lock fails with every completed phase compensated.
  * With `late` the stock rows are only read, every failure is left to the
- * caller to decide again (false), and the reservation is written last.
+ * caller to decide again (false), and the caller writes the reservation
+ * once its rows are locked and checked (true).
  */
 static bool
 advance_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase target,
@@ -247,7 +248,7 @@ advance_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase target,
 			ctx.payment = NULL; /* one payment payload serves one phase */
 	}
 	lock_save(row);
-	return late == NULL || stock_reserve_late(row->lock_id, late);
+	return late == NULL || stock_lock_late(late);
 }
 
 static void
@@ -262,10 +263,15 @@ run_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase until)
 	 * which every checkout of a popular sku waits on, to write the
 	 * reservation right before commit.  When a row changed in between, or
 	 * a phase would fail, what it wrote and emitted is taken back and the
-	 * call decides again with the rows locked from the start.
+	 * call decides again with the rows locked from the start.  Events are
+	 * held until then, so no code a user added to the tables written
+	 * meanwhile may run: with a trigger or rule of theirs there, the call
+	 * locks the rows first.
 	 */
 	if (row->phase < PHASE_INVENTORY_RESERVATION &&
-		target >= PHASE_INVENTORY_RESERVATION && target <= PHASE_PRICE_LOCK)
+		target >= PHASE_INVENTORY_RESERVATION && target <= PHASE_PRICE_LOCK &&
+		!events_held() && !table_runs_user_code("price_snapshots") &&
+		!table_runs_user_code("locks"))
 	{
 		LockRow		before = *row;
 		StockReservation late;
@@ -275,6 +281,7 @@ run_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase until)
 		if (advance_phases(row, payload, target, until, &late))
 		{
 			events_release();
+			stock_write_reservation(row->lock_id, &late);
 			return;
 		}
 		events_discard();

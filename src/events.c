@@ -282,6 +282,13 @@ event_emit(CheckoutEvent *ev)
 	pfree(ev->json.data);
 }
 
+/* Whether events are held: an API call made from within one (a user's trigger) does not hold again. */
+bool
+events_held(void)
+{
+	return holding;
+}
+
 void
 events_hold(void)
 {

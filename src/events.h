@@ -64,6 +64,7 @@ extern void event_add_time(CheckoutEvent *ev, const char *key, TimestampTz t);
 extern void event_notify_compensation(CheckoutEvent *ev, const char *kind, int64 compensation_id);
 extern void event_emit(CheckoutEvent *ev);
 extern void events_flush(void);
+extern bool events_held(void);
 extern void events_hold(void);
 extern void events_release(void);
 extern void events_discard(void);

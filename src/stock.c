@@ -10,7 +10,7 @@
  * all or nothing, and the CHECK constraint (reserved <= on_hand) backs the
  * check up, so stock cannot be oversold.  A late reservation decides from
  * rows read and checks the decision again on the rows once locked
- * (stock_reserve_late), so it, too, writes only what the locked rows allow.  Release and commit work on a set
+ * (stock_lock_late), so it, too, writes only what the locked rows allow.  Release and commit work on a set
  * of locks with one ledger update per sku: a sweep of thousands of locks on
  * a hot sku touches its row once.
  */
@@ -253,9 +253,9 @@ ledger_row_moved(const char *sku)
 			 errmsg("checkout: the inventory row of sku %s moved under its row lock", quote_user_text(sku))));
 }
 
-/* The ledger update of a reservation: the row is locked and reached by its ctid. */
-static void
-reserve_rows(int64 lock_id, const StockReservation *res)
+/* The ledger update of a reservation: the rows are locked and reached by their ctids. */
+void
+stock_write_reservation(int64 lock_id, const StockReservation *res)
 {
 	/* a statement per sku, whose plan cannot be a scan of the catalog */
 	static Statement reserve = {
@@ -339,7 +339,7 @@ stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortf
 	if (late)
 		*late = res;
 	else
-		reserve_rows(lock->lock_id, &res);
+		stock_write_reservation(lock->lock_id, &res);
 
 	if (event_wanted(EV_STOCK_RESERVED))
 	{
@@ -354,34 +354,31 @@ stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortf
 }
 
 /*
- * Writes a reservation stock_reserve decided from rows it only read: locks
- * the rows in sku order and, when each still has the stock and the price it
- * was decided on, reserves.  False when one changed: nothing is written, and
- * the caller decides again with the rows locked.
+ * Locks, in sku order, the rows of a reservation stock_reserve decided from
+ * rows it only read, and checks that each still has the stock and the price
+ * it was decided on: then stock_write_reservation may write it.  False when
+ * one changed: nothing is written, and the caller decides again with the
+ * rows locked.
  */
 bool
-stock_reserve_late(int64 lock_id, StockReservation *res)
+stock_lock_late(StockReservation *res)
 {
 	Ledger		ledger;
 	LedgerRow	row;
+	bool		unchanged = true;
 	int			i;
 
 	ledger_open(&ledger);
-	for (i = 0; i < res->n; i++)
+	for (i = 0; i < res->n && unchanged; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
-		if (!lock_ledger_row(&ledger, res->skus[i], &row) ||
-			row.on_hand - row.reserved < res->wanted[i] ||
-			row.unit_price != res->unit_prices[i])
-		{
-			key_close(&ledger.ka);
-			return false;
-		}
+		unchanged = lock_ledger_row(&ledger, res->skus[i], &row) &&
+			row.on_hand - row.reserved >= res->wanted[i] &&
+			row.unit_price == res->unit_prices[i];
 		res->tids[i] = row.tid;
 	}
 	key_close(&ledger.ka);
-	reserve_rows(lock_id, res);
-	return true;
+	return unchanged;
 }
 
 enum

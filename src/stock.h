@@ -36,7 +36,7 @@ typedef struct StockShortfall
 	int64		available;
 } StockShortfall;
 
-/* A reservation decided from rows read, not locked: stock_reserve_late writes it. */
+/* A reservation decided from rows read, not locked: stock_lock_late checks it on the locked rows. */
 typedef struct StockReservation
 {
 	int			n;				/* skus, in sku order */
@@ -51,7 +51,8 @@ extern void stock_load_cart(int64 lock_id, CartStock *out, bool lock_rows);
 extern bool stock_first_unknown_line(int64 lock_id, char **line_id, char **sku);
 extern bool stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortfall,
 						  StockReservation *late);
-extern bool stock_reserve_late(int64 lock_id, StockReservation *res);
+extern bool stock_lock_late(StockReservation *res);
+extern void stock_write_reservation(int64 lock_id, const StockReservation *res);
 extern void stock_lock_held(LockRow *const *locks, int n);
 extern void stock_release(LockRow *const *locks, int n);
 extern void stock_commit(LockRow *const *locks, int n);

@@ -317,6 +317,24 @@ key_open(KeyAccess *ka, const char *table, LOCKMODE lockmode)
 	ka->own_snapshot = true;
 }
 
+/*
+ * Whether writing the extension's table can run code a user added to it: a
+ * trigger of their own (a foreign key's are internal) or a rule.
+ */
+bool
+table_runs_user_code(const char *table)
+{
+	Relation	rel = table_open(get_relname_relid(table, get_namespace_oid("checkout", false)),
+								 AccessShareLock);
+	bool		found = rel->rd_rules != NULL;
+	int			i;
+
+	for (i = 0; rel->trigdesc && i < rel->trigdesc->numtriggers && !found; i++)
+		found = !rel->trigdesc->triggers[i].tgisinternal;
+	table_close(rel, NoLock);
+	return found;
+}
+
 /* For a read-only call: under the calling query's snapshot, as a STABLE function reads. */
 void
 key_open_read(KeyAccess *ka, const char *table)

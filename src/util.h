@@ -82,6 +82,7 @@ typedef struct KeyAccess
 	bool		own_snapshot;	/* key_open pushed one (key_close pops it) */
 } KeyAccess;
 
+extern bool table_runs_user_code(const char *table);
 extern void key_open(KeyAccess *ka, const char *table, LOCKMODE lockmode);
 extern void key_open_read(KeyAccess *ka, const char *table);
 extern void key_close(KeyAccess *ka);
