@@ -10,9 +10,9 @@
  * all or nothing, and the CHECK constraint (reserved <= on_hand) backs the
  * check up, so stock cannot be oversold.  A late reservation decides from
  * rows read and checks the decision again on the rows once locked
- * (stock_lock_late), so it, too, writes only what the locked rows allow.  Release and commit work on a set
- * of locks with one ledger update per sku: a sweep of thousands of locks on
- * a hot sku touches its row once.
+ * (stock_lock_late), so it, too, writes only what the locked rows allow.
+ * Release and commit work on a set of locks with one ledger update per sku:
+ * a sweep of thousands of locks on a hot sku touches its row once.
  */
 #include "postgres.h"
 
@@ -67,6 +67,22 @@ typedef struct LedgerRow
 	ItemPointerData tid;		/* of the locked version */
 } LedgerRow;
 
+/* A ledger row's values from a version of it; false when it is not the sku's. */
+static bool
+ledger_row_of(Ledger *ledger, HeapTuple tuple, const char *sku, LedgerRow *out)
+{
+	TupleDesc	desc = RelationGetDescr(ledger->ka.rel);
+	bool		isnull;
+
+	if (strcmp(TextDatumGetCString(heap_getattr(tuple, ledger->sku, desc, &isnull)), sku) != 0)
+		return false;
+	out->on_hand = DatumGetInt64(heap_getattr(tuple, ledger->on_hand, desc, &isnull));
+	out->reserved = DatumGetInt64(heap_getattr(tuple, ledger->reserved, desc, &isnull));
+	out->unit_price = DatumGetInt64(heap_getattr(tuple, ledger->unit_price, desc, &isnull));
+	out->tid = tuple->t_self;
+	return true;
+}
+
 /*
  * The sku's inventory row, found by key and locked FOR NO KEY UPDATE (its
  * latest version); false when the sku is not in the inventory.
@@ -74,41 +90,26 @@ typedef struct LedgerRow
 static bool
 lock_ledger_row(Ledger *ledger, const char *sku, LedgerRow *out)
 {
-	TupleTableSlot *slot;
-	bool		isnull;
+	bool		should_free;
 
 	if (!key_find(&ledger->ka, ledger->sku, F_TEXTEQ, CStringGetTextDatum(sku)) ||
 		!key_lock(&ledger->ka, LockTupleNoKeyExclusive))
 		return false;
-	slot = ledger->ka.slot;
 	/* the version locked may be newer than the one found: still this sku? */
-	if (strcmp(TextDatumGetCString(slot_getattr(slot, ledger->sku, &isnull)), sku) != 0)
-		return false;
-	out->on_hand = DatumGetInt64(slot_getattr(slot, ledger->on_hand, &isnull));
-	out->reserved = DatumGetInt64(slot_getattr(slot, ledger->reserved, &isnull));
-	out->unit_price = DatumGetInt64(slot_getattr(slot, ledger->unit_price, &isnull));
-	out->tid = slot->tts_tid;
-	return true;
+	return ledger_row_of(ledger, ExecFetchSlotHeapTuple(ledger->ka.slot, false, &should_free),
+						 sku, out);
 }
 
 /*
  * The sku's inventory row as the statement's snapshot sees it, not locked:
- * what a late reservation predicts from (stock_reserve_late checks it under
+ * what a late reservation predicts from (stock_lock_late checks it under
  * the lock).
  */
 static bool
 read_ledger_row(Ledger *ledger, const char *sku, LedgerRow *out)
 {
-	TupleDesc	desc = RelationGetDescr(ledger->ka.rel);
-	bool		isnull;
-
-	if (!key_find(&ledger->ka, ledger->sku, F_TEXTEQ, CStringGetTextDatum(sku)))
-		return false;
-	out->on_hand = DatumGetInt64(heap_getattr(ledger->ka.found, ledger->on_hand, desc, &isnull));
-	out->reserved = DatumGetInt64(heap_getattr(ledger->ka.found, ledger->reserved, desc, &isnull));
-	out->unit_price = DatumGetInt64(heap_getattr(ledger->ka.found, ledger->unit_price, desc, &isnull));
-	ItemPointerSetInvalid(&out->tid);
-	return true;
+	return key_find(&ledger->ka, ledger->sku, F_TEXTEQ, CStringGetTextDatum(sku)) &&
+		ledger_row_of(ledger, ledger->ka.found, sku, out);
 }
 
 typedef struct CartLine
@@ -286,13 +287,14 @@ stock_write_reservation(int64 lock_id, const StockReservation *res)
  * the first shortfall (in sku order) when a sku has too little stock.  The
  * caller has loaded (and so locked) the cart's inventory rows.  With `late`
  * the cart was only read: the reservation is decided and returned there,
- * and stock_reserve_late writes it.
+ * for stock_lock_late to check and stock_write_reservation to write.
  */
 bool
 stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortfall,
 			  StockReservation *late)
 {
 	StockReservation res;
+	int64		units = 0;
 	int			i;
 
 	res.skus = palloc(sizeof(char *) * Max(cart->n_found, 1));
@@ -300,7 +302,6 @@ stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortf
 	res.unit_prices = palloc(sizeof(int64) * Max(cart->n_found, 1));
 	res.tids = palloc(sizeof(ItemPointerData) * Max(cart->n_found, 1));
 	res.n = 0;
-	res.units = 0;
 
 	/* lines come sorted by sku: sum each run (sums were checked at start) */
 	for (i = 0; i < cart->n_found; i++)
@@ -334,7 +335,7 @@ stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortf
 		}
 	}
 	for (i = 0; i < res.n; i++)
-		res.units += res.wanted[i];
+		units += res.wanted[i];
 
 	if (late)
 		*late = res;
@@ -347,7 +348,7 @@ stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortf
 
 		event_begin(&ev, EV_STOCK_RESERVED, lock->lock_id, lock->cart_id);
 		event_add_int(&ev, "skus", res.n);
-		event_add_int(&ev, "units", res.units);
+		event_add_int(&ev, "units", units);
 		event_emit(&ev);
 	}
 	return true;
@@ -375,7 +376,8 @@ stock_lock_late(StockReservation *res)
 		unchanged = lock_ledger_row(&ledger, res->skus[i], &row) &&
 			row.on_hand - row.reserved >= res->wanted[i] &&
 			row.unit_price == res->unit_prices[i];
-		res->tids[i] = row.tid;
+		if (unchanged)
+			res->tids[i] = row.tid;
 	}
 	key_close(&ledger.ka);
 	return unchanged;
@@ -463,7 +465,6 @@ move_one_lock(int64 lock_id, bool sell, MovedStock *moved)
 	{
 		ItemPointerData *tids = palloc(sizeof(ItemPointerData) * Max(n, 1));
 		Datum		values[4];
-
 		Ledger		ledger;
 
 		ledger_open(&ledger);

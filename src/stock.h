@@ -26,7 +26,7 @@ typedef struct CartStock
 	int64	   *cart_prices;
 	int64	   *available;		/* on_hand - reserved of the line's sku */
 	int64	   *unit_prices;	/* the sku's current price */
-	ItemPointerData *tids;		/* the locked inventory row's ctid (invalid when read) */
+	ItemPointerData *tids;		/* the inventory row's ctid, as locked (or as read) */
 } CartStock;
 
 typedef struct StockShortfall
@@ -44,7 +44,6 @@ typedef struct StockReservation
 	int64	   *wanted;
 	int64	   *unit_prices;	/* as read: a changed price means decide again */
 	ItemPointerData *tids;
-	int64		units;
 } StockReservation;
 
 extern void stock_load_cart(int64 lock_id, CartStock *out, bool lock_rows);
