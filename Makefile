@@ -52,7 +52,7 @@ $(OBJS): $(wildcard src/*.h)
 PG_PROVE_FLAGS += -I $(srcdir)/test/perl
 PSQL = '$(bindir)/psql' -X -q -v ON_ERROR_STOP=1
 
-.PHONY: isolation_db prove_installcheck pgtap_installcheck php_installcheck test demo bench bench-long stress fuzz flash failover
+.PHONY: isolation_db prove_installcheck pgtap_installcheck php_installcheck test demo bench bench-long bench-instructions stress fuzz flash failover
 
 # the settings pg_regress gives the databases it creates
 isolation_db:
@@ -94,6 +94,8 @@ bench:
 	bash test/bench/run_bench.sh
 bench-long:
 	BENCH_LONG=1 bash test/bench/run_bench.sh
+bench-instructions:
+	bash test/bench/instructions.sh
 stress:
 	bash test/stress.sh
 fuzz:

@@ -191,12 +191,20 @@ static void
 lock_row_from_tuple(Relation rel, HeapTuple tuple, LockRow *row)
 {
 	const int  *attnums = lock_attnums(rel);
+	TupleDesc	desc = RelationGetDescr(rel);
+	Datum	   *columns = palloc(sizeof(Datum) * desc->natts);
+	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
 	Datum		values[LC_COUNT];
 	bool		isnull[LC_COUNT];
 	int			c;
 
+	/* one pass over the tuple: with NULLs about, each heap_getattr starts over */
+	heap_deform_tuple(tuple, desc, columns, nulls);
 	for (c = 0; c < LC_COUNT; c++)
-		values[c] = heap_getattr(tuple, attnums[c], RelationGetDescr(rel), &isnull[c]);
+	{
+		values[c] = columns[attnums[c] - 1];
+		isnull[c] = nulls[attnums[c] - 1];
+	}
 	lock_row_from_values(values, isnull, row);
 }
 

@@ -71,14 +71,13 @@ typedef struct LedgerRow
 static bool
 ledger_row_of(Ledger *ledger, HeapTuple tuple, const char *sku, LedgerRow *out)
 {
-	TupleDesc	desc = RelationGetDescr(ledger->ka.rel);
-	bool		isnull;
+	Datum	   *columns = key_deform(&ledger->ka, tuple);
 
-	if (strcmp(TextDatumGetCString(heap_getattr(tuple, ledger->sku, desc, &isnull)), sku) != 0)
+	if (strcmp(TextDatumGetCString(columns[ledger->sku - 1]), sku) != 0)
 		return false;
-	out->on_hand = DatumGetInt64(heap_getattr(tuple, ledger->on_hand, desc, &isnull));
-	out->reserved = DatumGetInt64(heap_getattr(tuple, ledger->reserved, desc, &isnull));
-	out->unit_price = DatumGetInt64(heap_getattr(tuple, ledger->unit_price, desc, &isnull));
+	out->on_hand = DatumGetInt64(columns[ledger->on_hand - 1]);
+	out->reserved = DatumGetInt64(columns[ledger->reserved - 1]);
+	out->unit_price = DatumGetInt64(columns[ledger->unit_price - 1]);
 	out->tid = tuple->t_self;
 	return true;
 }
@@ -155,29 +154,30 @@ stock_load_cart(int64 lock_id, CartStock *out, bool lock_rows)
 
 	key_open(&ka, "lock_lines", AccessShareLock);
 	{
-		TupleDesc	desc = RelationGetDescr(ka.rel);
 		int			a_lock_id = key_attnum(&ka, "lock_id");
 		int			a_line_no = key_attnum(&ka, "line_no");
 		int			a_line_id = key_attnum(&ka, "line_id");
 		int			a_sku = key_attnum(&ka, "sku");
 		int			a_quantity = key_attnum(&ka, "quantity");
 		int			a_cart_price = key_attnum(&ka, "cart_price");
-		bool		isnull;
 
 		key_scan(&ka, a_lock_id, F_INT8EQ, Int64GetDatum(lock_id));
 		while (key_next(&ka))
 		{
+			Datum	   *columns;
+
 			CHECK_FOR_INTERRUPTS();
 			if (n == cap)
 			{
 				cap *= 2;
 				lines = repalloc(lines, sizeof(CartLine) * cap);
 			}
-			lines[n].line_no = DatumGetInt32(heap_getattr(ka.found, a_line_no, desc, &isnull));
-			lines[n].line_id = TextDatumGetCString(heap_getattr(ka.found, a_line_id, desc, &isnull));
-			lines[n].sku = TextDatumGetCString(heap_getattr(ka.found, a_sku, desc, &isnull));
-			lines[n].quantity = DatumGetInt64(heap_getattr(ka.found, a_quantity, desc, &isnull));
-			lines[n].cart_price = DatumGetInt64(heap_getattr(ka.found, a_cart_price, desc, &isnull));
+			columns = key_deform(&ka, ka.found);
+			lines[n].line_no = DatumGetInt32(columns[a_line_no - 1]);
+			lines[n].line_id = TextDatumGetCString(columns[a_line_id - 1]);
+			lines[n].sku = TextDatumGetCString(columns[a_sku - 1]);
+			lines[n].quantity = DatumGetInt64(columns[a_quantity - 1]);
+			lines[n].cart_price = DatumGetInt64(columns[a_cart_price - 1]);
 			n++;
 		}
 		key_scan_end(&ka);
@@ -435,10 +435,9 @@ move_one_lock(int64 lock_id, bool sell, MovedStock *moved)
 	moved_alloc(moved, cap);
 	key_open(&ka, "reservations", AccessShareLock);
 	{
-		TupleDesc	desc = RelationGetDescr(ka.rel);
 		int			a_sku = key_attnum(&ka, "sku");
 		int			a_quantity = key_attnum(&ka, "quantity");
-		bool		isnull;
+		Datum	   *columns;
 
 		key_scan(&ka, key_attnum(&ka, "lock_id"), F_INT8EQ, Int64GetDatum(lock_id));
 		while (key_next(&ka))
@@ -451,9 +450,10 @@ move_one_lock(int64 lock_id, bool sell, MovedStock *moved)
 				moved->skus = repalloc(moved->skus, sizeof(char *) * cap);
 				moved->quantities = repalloc(moved->quantities, sizeof(int64) * cap);
 			}
+			columns = key_deform(&ka, ka.found);
 			moved->lock_ids[n] = lock_id;
-			moved->skus[n] = TextDatumGetCString(heap_getattr(ka.found, a_sku, desc, &isnull));
-			moved->quantities[n] = DatumGetInt64(heap_getattr(ka.found, a_quantity, desc, &isnull));
+			moved->skus[n] = TextDatumGetCString(columns[a_sku - 1]);
+			moved->quantities[n] = DatumGetInt64(columns[a_quantity - 1]);
 			n++;
 		}
 		key_scan_end(&ka);

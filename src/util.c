@@ -365,6 +365,22 @@ key_attnum(KeyAccess *ka, const char *column)
 }
 
 /*
+ * The columns of a version of one of ka's rows, indexed by attnum - 1, for
+ * the NOT NULL columns a caller reads: deformed in one pass, where each
+ * heap_getattr past a text column would walk the tuple from its start.
+ */
+Datum *
+key_deform(KeyAccess *ka, HeapTuple tuple)
+{
+	TupleDesc	desc = RelationGetDescr(ka->rel);
+	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
+	bool	   *isnull = palloc(sizeof(bool) * desc->natts);
+
+	heap_deform_tuple(tuple, desc, values, isnull);
+	return values;
+}
+
+/*
  * Scans the primary key for the rows whose column attnum (the key's first)
  * equals value, in the key's order, as the statement's snapshot sees them.
  */

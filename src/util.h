@@ -87,6 +87,7 @@ extern void key_open(KeyAccess *ka, const char *table, LOCKMODE lockmode);
 extern void key_open_read(KeyAccess *ka, const char *table);
 extern void key_close(KeyAccess *ka);
 extern int	key_attnum(KeyAccess *ka, const char *column);
+extern Datum *key_deform(KeyAccess *ka, HeapTuple tuple);
 extern bool key_find(KeyAccess *ka, int attnum, RegProcedure eqproc, Datum value);
 extern void key_scan(KeyAccess *ka, int attnum, RegProcedure eqproc, Datum value);
 extern bool key_next(KeyAccess *ka);
