@@ -287,6 +287,7 @@ run_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase until)
 		events_discard();
 		if (row->phase >= PHASE_INVENTORY_RESERVATION && target >= PHASE_PRICE_LOCK)
 			price_snapshots_forget(row->lock_id);
+		before.tid = row->tid;	/* the version written meanwhile is the latest */
 		*row = before;			/* its row is written again */
 	}
 	(void) advance_phases(row, payload, target, until, NULL);

@@ -18,6 +18,7 @@
 
 #include "postgres.h"
 
+#include "storage/itemptr.h"
 #include "utils/timestamp.h"
 
 /* ---- SQLSTATEs of class KC (DESIGN.md) ---- */
@@ -109,6 +110,8 @@ typedef struct LockRow
 	CheckoutPhase failed_phase; /* PHASE_NONE unless failed or expired */
 	char	   *error_code;
 	char	   *error_message;
+	/* the version this call holds locked (lock_fetch) and writes over; or invalid */
+	ItemPointerData tid;
 } LockRow;
 
 #endif							/* CHECKOUT_H */

@@ -29,6 +29,7 @@
 #include "events.h"
 #include "lifecycle.h"
 #include "phases.h"
+#include "rowwrite.h"
 #include "util.h"
 
 static const char *const lock_state_names[] = {
@@ -112,6 +113,7 @@ lock_row_from_values(const Datum *v, const bool *isnull, LockRow *row)
 	row->failed_phase = PHASE_AT(LC_FAILED_PHASE);
 	row->error_code = TEXT_AT(LC_ERROR_CODE);
 	row->error_message = TEXT_AT(LC_ERROR_MESSAGE);
+	ItemPointerSetInvalid(&row->tid);
 #undef TEXT_AT
 #undef INT8_AT
 #undef TIME_AT
@@ -232,6 +234,7 @@ lock_fetch(int64 lock_id, const char *session_id, LockRow *row)
 			HeapTuple	locked = ExecFetchSlotHeapTuple(ka.slot, false, &should_free);
 
 			lock_row_from_tuple(ka.rel, locked, row);
+			row->tid = locked->t_self;
 			found = true;
 		}
 	}
@@ -447,6 +450,72 @@ lock_create(const char *cart_id, const char *session_id, const char *idempotency
 	return true;
 }
 
+/* The label of an enum column (attno counted from 0) as a value of its type. */
+static Datum
+enum_datum(TupleDesc desc, int attno, const char *label)
+{
+	return DirectFunctionCall2(enum_in, CStringGetDatum(label),
+							   ObjectIdGetDatum(TupleDescAttr(desc, attno)->atttypid));
+}
+
+/* The columns a call changes, which lock_save writes back. */
+static const int lock_saved_columns[] = {
+	LC_STATE, LC_PHASE, LC_EXPIRES_AT, LC_FINISHED_AT, LC_TOTAL, LC_ORDER_REF,
+	LC_AUTH_REFERENCE, LC_AUTH_AMOUNT, LC_CAPTURE_REFERENCE, LC_CAPTURE_AMOUNT,
+	LC_FAILED_PHASE, LC_ERROR_CODE, LC_ERROR_MESSAGE
+};
+
+/*
+ * lock_save without a statement: the version the call holds locked is
+ * written over (rowwrite.c).  False when the call holds no version (the row
+ * came from a statement) or the table runs code a user added.
+ */
+static bool
+lock_save_direct(LockRow *row)
+{
+	RowWrite	w;
+	const int  *attnums;
+	TupleDesc	desc;
+	int			columns[lengthof(lock_saved_columns)];
+	Datum		values[lengthof(lock_saved_columns)];
+	bool		isnull[lengthof(lock_saved_columns)];
+	int			i;
+
+	if (!ItemPointerIsValid(&row->tid) || !row_write_begin(&w, "locks"))
+		return false;
+	attnums = lock_attnums(w.rel);
+	desc = RelationGetDescr(w.rel);
+	for (i = 0; i < lengthof(lock_saved_columns); i++)
+	{
+		columns[i] = attnums[lock_saved_columns[i]];
+		isnull[i] = false;
+	}
+#define SET_TEXT(i, v) do { if (v) values[i] = CStringGetTextDatum(v); else isnull[i] = true; } while (0)
+#define SET_ENUM(i, v) do { if (v) values[i] = enum_datum(desc, columns[i] - 1, v); else isnull[i] = true; } while (0)
+	SET_ENUM(0, lock_state_name(row->state));
+	SET_ENUM(1, row->phase > PHASE_NONE ? phase_name(row->phase) : NULL);
+	values[2] = TimestampTzGetDatum(row->expires_at);
+	values[3] = TimestampTzGetDatum(row->finished_at);
+	isnull[3] = row->state == LOCK_ACTIVE;
+	values[4] = Int64GetDatum(row->total);
+	isnull[4] = !row->has_total;
+	SET_TEXT(5, row->order_ref);
+	SET_TEXT(6, row->auth_reference);
+	values[7] = Int64GetDatum(row->auth_amount);
+	isnull[7] = row->auth_reference == NULL;
+	SET_TEXT(8, row->capture_reference);
+	values[9] = Int64GetDatum(row->capture_amount);
+	isnull[9] = row->capture_reference == NULL;
+	SET_ENUM(10, row->failed_phase > PHASE_NONE ? phase_name(row->failed_phase) : NULL);
+	SET_TEXT(11, row->error_code);
+	SET_TEXT(12, row->error_message);
+#undef SET_TEXT
+#undef SET_ENUM
+	row_update(&w, &row->tid, columns, values, isnull, lengthof(lock_saved_columns));
+	row_write_end(&w);
+	return true;
+}
+
 /* Writes back what this call changed: one UPDATE of the lock's row. */
 void
 lock_save(LockRow *row)
@@ -466,6 +535,8 @@ lock_save(LockRow *row)
 	Datum		values[14];
 	char		nulls[14];
 
+	if (lock_save_direct(row))
+		return;
 	memset(nulls, ' ', sizeof(nulls));
 #define SET_TEXT(i, v) do { if (v) values[i] = CStringGetTextDatum(v); else nulls[i] = 'n'; } while (0)
 	values[0] = Int64GetDatum(row->lock_id);
@@ -674,13 +745,6 @@ locks_end(LockRow *const *rows, int n, LockState state, CheckoutPhase failed_pha
 }
 
 /* ---- the status row ---- */
-
-static Datum
-enum_datum(TupleDesc desc, int attno, const char *label)
-{
-	return DirectFunctionCall2(enum_in, CStringGetDatum(label),
-							   ObjectIdGetDatum(TupleDescAttr(desc, attno)->atttypid));
-}
 
 /* checkout.status of the lock, as its session sees it now. */
 HeapTuple

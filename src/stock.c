@@ -28,6 +28,7 @@
 #include "utils/varlena.h"
 
 #include "events.h"
+#include "rowwrite.h"
 #include "stock.h"
 #include "util.h"
 
@@ -254,6 +255,49 @@ ledger_row_moved(const char *sku)
 			 errmsg("checkout: the inventory row of sku %s moved under its row lock", quote_user_text(sku))));
 }
 
+/*
+ * The reservation's rows and ledger changes written without statements
+ * (rowwrite.c); false, with nothing written, when either table runs code a
+ * user added.
+ */
+static bool
+write_reservation_direct(int64 lock_id, const StockReservation *res)
+{
+	RowWrite	held;
+	RowWrite	ledger;
+	int			held_columns[3];
+	int			reserved;
+	int			i;
+
+	if (!row_write_begin(&held, "reservations"))
+		return false;
+	if (!row_write_begin(&ledger, "inventory"))
+	{
+		row_write_end(&held);
+		return false;
+	}
+	held_columns[0] = row_attnum(&held, "lock_id");
+	held_columns[1] = row_attnum(&held, "sku");
+	held_columns[2] = row_attnum(&held, "quantity");
+	reserved = row_attnum(&ledger, "reserved");
+	for (i = 0; i < res->n; i++)
+	{
+		Datum		values[3];
+		bool		isnull[3] = {false, false, false};
+		ItemPointerData tid = res->tids[i];
+
+		CHECK_FOR_INTERRUPTS();
+		values[0] = Int64GetDatum(lock_id);
+		values[1] = CStringGetTextDatum(res->skus[i]);
+		values[2] = Int64GetDatum(res->wanted[i]);
+		row_insert(&held, held_columns, values, isnull, 3);
+		row_add(&ledger, &tid, &reserved, &res->wanted[i], 1);
+	}
+	row_write_end(&ledger);
+	row_write_end(&held);
+	return true;
+}
+
 /* The ledger update of a reservation: the rows are locked and reached by their ctids. */
 void
 stock_write_reservation(int64 lock_id, const StockReservation *res)
@@ -270,6 +314,8 @@ stock_write_reservation(int64 lock_id, const StockReservation *res)
 	Datum		values[4];
 	int			i;
 
+	if (write_reservation_direct(lock_id, res))
+		return;
 	values[0] = Int64GetDatum(lock_id);
 	for (i = 0; i < res->n; i++)
 	{
@@ -424,10 +470,48 @@ static Statement move_one[2] = {
 	 .argtypes = {INT8OID, TEXTOID, INT8OID, TIDOID}, .generic = true},
 };
 
+/*
+ * move_one_lock's writes without statements (rowwrite.c): each reservation
+ * (held_tids, read under the lock's row lock, which every writer of its
+ * reservations holds) deleted, each ledger row (ledger_tids, locked) updated;
+ * false, with nothing written, when either table runs code a user added.
+ */
+static bool
+move_one_direct(const MovedStock *moved, ItemPointerData *held_tids,
+				ItemPointerData *ledger_tids, bool sell)
+{
+	RowWrite	held;
+	RowWrite	ledger;
+	int			columns[2];
+	int			i;
+
+	if (!row_write_begin(&held, "reservations"))
+		return false;
+	if (!row_write_begin(&ledger, "inventory"))
+	{
+		row_write_end(&held);
+		return false;
+	}
+	columns[0] = row_attnum(&ledger, "reserved");
+	columns[1] = row_attnum(&ledger, "on_hand");
+	for (i = 0; i < moved->n; i++)
+	{
+		int64		deltas[2] = {-moved->quantities[i], -moved->quantities[i]};
+
+		CHECK_FOR_INTERRUPTS();
+		row_delete(&held, &held_tids[i]);
+		row_add(&ledger, &ledger_tids[i], columns, deltas, sell ? 2 : 1);
+	}
+	row_write_end(&ledger);
+	row_write_end(&held);
+	return true;
+}
+
 static void
 move_one_lock(int64 lock_id, bool sell, MovedStock *moved)
 {
 	KeyAccess	ka;
+	ItemPointerData *held_tids = palloc(sizeof(ItemPointerData) * 4);
 	int			cap = 4;
 	int			n = 0;
 	int			i;
@@ -449,8 +533,10 @@ move_one_lock(int64 lock_id, bool sell, MovedStock *moved)
 				moved->lock_ids = repalloc(moved->lock_ids, sizeof(int64) * cap);
 				moved->skus = repalloc(moved->skus, sizeof(char *) * cap);
 				moved->quantities = repalloc(moved->quantities, sizeof(int64) * cap);
+				held_tids = repalloc(held_tids, sizeof(ItemPointerData) * cap);
 			}
 			columns = key_deform(&ka, ka.found);
+			held_tids[n] = ka.found->t_self;
 			moved->lock_ids[n] = lock_id;
 			moved->skus[n] = TextDatumGetCString(columns[a_sku - 1]);
 			moved->quantities[n] = DatumGetInt64(columns[a_quantity - 1]);
@@ -480,6 +566,8 @@ move_one_lock(int64 lock_id, bool sell, MovedStock *moved)
 		}
 		key_close(&ledger.ka);
 
+		if (move_one_direct(moved, held_tids, tids, sell))
+			return;
 		values[0] = Int64GetDatum(lock_id);
 		for (i = 0; i < n; i++)
 		{
