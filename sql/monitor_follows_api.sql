@@ -19,6 +19,7 @@ SELECT state, error_code FROM checkout_advance((checkout_start('ma-drift', 'ma',
 SELECT state FROM checkout_cancel((checkout_start('ma-cancel', 'ma', checkout_test.one_line('MA-A', 1, 100))).lock_id, 'ma');
 SELECT lock_id AS ex FROM checkout_advance((checkout_start('ma-expire', 'ma', checkout_test.one_line('MA-A', 3, 100))).lock_id, 'ma',
        checkout_test.pay('auth-6', 300), until => 'payment_authorization') \gset
+SELECT pg_sleep(0.01);	-- its deadline, 1 ms after its start, must be past when the next transaction starts
 BEGIN;
 UPDATE checkout.locks SET expires_at = created_at + interval '1 millisecond' WHERE lock_id = :ex;
 SELECT state, error_code FROM checkout_advance(:ex, 'ma');

@@ -310,14 +310,6 @@ checkout_advance(PG_FUNCTION_ARGS)
 		until = phase_from_name(DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(3))));
 
 	checkout_spi_connect();
-	if (payload.payment && payload.payment->metadata == NULL && payload.order_ref == NULL &&
-		(until == PHASE_NONE || until == PHASE_PAYMENT_AUTHORIZATION) &&
-		lock_authorize_fast(lock_id, session_id, payload.payment->reference,
-							payload.payment->amount, &row))
-	{
-		phase_completed_event(&row, PHASE_PAYMENT_AUTHORIZATION);
-		PG_RETURN_DATUM(finish_call(fcinfo, callcxt, &row));
-	}
 	session_lock(lock_id, session_id, &row);
 	/* a retry of an already completed `until` is answered with the status */
 	if (!expire_if_overdue(&row) && (until == PHASE_NONE || row.phase < until))

@@ -566,35 +566,6 @@ lock_save(LockRow *row)
 		elog(ERROR, "checkout lock " INT64_FORMAT " vanished", row->lock_id);
 }
 
-/*
- * The common authorisation in one statement: when the session's lock is
- * active, not overdue, price-locked and the amount is its total, record the
- * payment and the phase and return the row (true).  Anything else — a wrong
- * amount to refuse, an overdue lock to expire, a retry — returns false and
- * takes the general path, which decides it with the lock's row in hand.
- */
-bool
-lock_authorize_fast(int64 lock_id, const char *session_id, const char *reference,
-					int64 amount, LockRow *row)
-{
-	static Statement authorize = {
-		.sql = "UPDATE checkout.locks SET phase = 'payment_authorization', "
-		"  auth_reference = $3, auth_amount = $4 "
-		"WHERE lock_id = $1 AND session_id = $2 AND state = 'active' AND phase = 'price_lock' "
-		"  AND total = $4 AND expires_at > pg_catalog.now() "
-		"RETURNING " LOCK_COLUMN_LIST,
-		.nargs = 4, .argtypes = {INT8OID, TEXTOID, TEXTOID, INT8OID}, .generic = true,
-		.columns = LOCK_COLUMN_NAMES,
-	};
-	Datum		values[4];
-
-	values[0] = Int64GetDatum(lock_id);
-	values[1] = CStringGetTextDatum(session_id);
-	values[2] = CStringGetTextDatum(reference);
-	values[3] = Int64GetDatum(amount);
-	return fetch_one(&authorize, values, false, row);
-}
-
 /* Pushes expires_at by by_secs, never past created_at + max_ttl nor backwards. */
 void
 lock_extend(LockRow *row, double by_secs)

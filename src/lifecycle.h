@@ -30,8 +30,6 @@ extern void raise_not_active(const LockRow *row);
 extern bool lock_create(const char *cart_id, const char *session_id, const char *idempotency_key,
 						double ttl_secs, const CartLines *cart, LockRow *row);
 extern void lock_save(LockRow *row);
-extern bool lock_authorize_fast(int64 lock_id, const char *session_id, const char *reference,
-								int64 amount, LockRow *row);
 extern void lock_extend(LockRow *row, double by_secs);
 
 /* ---- ending ---- */

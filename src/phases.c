@@ -19,10 +19,13 @@
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/numeric.h"
 
 #include "events.h"
 #include "phases.h"
+#include "rowwrite.h"
 #include "stock.h"
 #include "util.h"
 
@@ -180,10 +183,128 @@ run_inventory_reservation(PhaseContext *ctx)
 							quote_user_text(shortfall.sku), shortfall.wanted, shortfall.available);
 }
 
-enum
+/* A line's drift from its cart price to its current one. */
+typedef struct LineDrift
 {
-	PS_LINE_ID, PS_DRIFT, PS_EXCEEDS, PS_DRIFTED
-};
+	bool		unbounded;		/* the cart said 0 and the price is now positive */
+	Datum		percent;		/* numeric: |price - cart_price| * 100 / cart_price */
+	char	   *rounded;		/* to 4 places, as text; NULL when unbounded */
+	bool		exceeds;		/* unbounded or beyond the tolerance */
+	bool		drifted;		/* not 0 */
+} LineDrift;
+
+/*
+ * The drift of a line, computed as the SQL expression
+ * abs(price::numeric - cart_price) * 100 / cart_price would be (the same
+ * numeric functions), compared with the tolerance as tolerance::numeric.
+ */
+static void
+line_drift(int64 cart_price, int64 price, LineDrift *d)
+{
+	Datum		zero = DirectFunctionCall1(int8_numeric, Int64GetDatum(0));
+
+	d->unbounded = cart_price == 0 && price != 0;
+	if (d->unbounded)
+	{
+		d->percent = (Datum) 0;
+		d->rounded = NULL;
+		d->exceeds = true;
+		d->drifted = true;
+		return;
+	}
+	if (cart_price == 0)
+		d->percent = zero;
+	else
+		d->percent = DirectFunctionCall2(numeric_div,
+										 DirectFunctionCall2(numeric_mul,
+															 DirectFunctionCall1(numeric_abs,
+																				 DirectFunctionCall2(numeric_sub,
+																									 DirectFunctionCall1(int8_numeric, Int64GetDatum(price)),
+																									 DirectFunctionCall1(int8_numeric, Int64GetDatum(cart_price)))),
+															 DirectFunctionCall1(int4_numeric, Int32GetDatum(100))),
+										 DirectFunctionCall1(int8_numeric, Int64GetDatum(cart_price)));
+	d->rounded = DatumGetCString(DirectFunctionCall1(numeric_out,
+													 DirectFunctionCall2(numeric_round, d->percent,
+																		 Int32GetDatum(4))));
+	d->exceeds = DatumGetBool(DirectFunctionCall2(numeric_gt, d->percent,
+												  DirectFunctionCall1(float8_numeric,
+																	  Float8GetDatum(checkout_price_drift_tolerance))));
+	d->drifted = DatumGetBool(DirectFunctionCall2(numeric_ne, d->percent, zero));
+}
+
+/*
+ * The price snapshots of the cart's lines: written without a statement
+ * (rowwrite.c) unless the table runs code a user added.
+ */
+static void
+price_snapshots_write(int64 lock_id, const CartStock *cart, const LineDrift *drifts)
+{
+	static Statement snapshot = {
+		.sql = "INSERT INTO checkout.price_snapshots "
+		"  (lock_id, line_id, sku, quantity, cart_price, locked_price, drift_percent) "
+		"SELECT $1, t.line_id, t.sku, t.q, t.cart_price, t.price, t.drift "
+		"FROM ROWS FROM (pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[]), "
+		"                pg_catalog.unnest($4::int8[]), pg_catalog.unnest($5::int8[]), "
+		"                pg_catalog.unnest($6::int8[]), pg_catalog.unnest($7::numeric[])) "
+		"     AS t(line_id, sku, q, cart_price, price, drift)",
+		.nargs = 7,
+		.argtypes = {INT8OID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+		NUMERICARRAYOID},
+		.generic = true,
+	};
+	RowWrite	w;
+	int			i;
+
+	if (row_write_begin(&w, "price_snapshots"))
+	{
+		const char *names[7] = {"lock_id", "line_id", "sku", "quantity", "cart_price",
+		"locked_price", "drift_percent"};
+		int			columns[7];
+
+		for (i = 0; i < 7; i++)
+			columns[i] = row_attnum(&w, names[i]);
+		for (i = 0; i < cart->n_found; i++)
+		{
+			Datum		values[7];
+			bool		isnull[7] = {false, false, false, false, false, false, false};
+
+			CHECK_FOR_INTERRUPTS();
+			values[0] = Int64GetDatum(lock_id);
+			values[1] = CStringGetTextDatum(cart->line_ids[i]);
+			values[2] = CStringGetTextDatum(cart->skus[i]);
+			values[3] = Int64GetDatum(cart->quantities[i]);
+			values[4] = Int64GetDatum(cart->cart_prices[i]);
+			values[5] = Int64GetDatum(cart->unit_prices[i]);
+			values[6] = drifts[i].percent;
+			isnull[6] = drifts[i].unbounded;
+			row_insert(&w, columns, values, isnull, 7);
+		}
+		row_write_end(&w);
+	}
+	else
+	{
+		Datum		values[7];
+		Datum	   *percents = palloc(sizeof(Datum) * Max(cart->n_found, 1));
+		bool	   *unbounded = palloc(sizeof(bool) * Max(cart->n_found, 1));
+		int			dims[1] = {cart->n_found};
+		int			lbs[1] = {1};
+
+		for (i = 0; i < cart->n_found; i++)
+		{
+			percents[i] = drifts[i].percent;
+			unbounded[i] = drifts[i].unbounded;
+		}
+		values[0] = Int64GetDatum(lock_id);
+		values[1] = text_array(cart->line_ids, cart->n_found);
+		values[2] = text_array(cart->skus, cart->n_found);
+		values[3] = int8_array(cart->quantities, cart->n_found);
+		values[4] = int8_array(cart->cart_prices, cart->n_found);
+		values[5] = int8_array(cart->unit_prices, cart->n_found);
+		values[6] = PointerGetDatum(construct_md_array(percents, unbounded, 1, dims, lbs,
+													   NUMERICOID, -1, false, TYPALIGN_INT));
+		stmt_exec(&snapshot, values, NULL, false);
+	}
+}
 
 /*
  * Snapshots every line's current price (kept, also when the phase fails: it
@@ -192,26 +313,8 @@ enum
 static bool
 run_price_lock(PhaseContext *ctx)
 {
-	/* drift is NULL (unbounded) when the cart said 0 and the price is now positive */
-	static Statement snapshot = {
-		.sql = "INSERT INTO checkout.price_snapshots "
-		"  (lock_id, line_id, sku, quantity, cart_price, locked_price, drift_percent) "
-		"SELECT $1, t.line_id, t.sku, t.q, t.cart_price, t.price, "
-		"       CASE WHEN t.cart_price = 0 THEN CASE WHEN t.price = 0 THEN 0 END "
-		"            ELSE pg_catalog.abs(t.price::numeric - t.cart_price) * 100 / t.cart_price END "
-		"FROM ROWS FROM (pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::int8[]), pg_catalog.unnest($5::int8[]), pg_catalog.unnest($6::int8[])) "
-		"     AS t(line_id, sku, q, cart_price, price) "
-		"RETURNING line_id, pg_catalog.round(drift_percent, 4)::text AS drift, "
-		"          drift_percent IS NULL OR drift_percent > $7::numeric AS exceeds, "
-		"          drift_percent IS DISTINCT FROM 0 AS drifted",
-		.nargs = 7,
-		.argtypes = {INT8OID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, FLOAT8OID},
-		.generic = true,
-		.columns = {"line_id", "drift", "exceeds", "drifted"},
-	};
 	CartStock  *cart;
-	Datum		values[7];
-	SPITupleTable *tt;
+	LineDrift  *drifts;
 	int64		total = 0;
 	int			worst = -1;		/* the exceeding line reported: smallest line_id */
 	int			n;
@@ -221,40 +324,29 @@ run_price_lock(PhaseContext *ctx)
 		return business_failure(ctx, CHECKOUT_INVALID_CART,
 								"a sku of the cart is no longer in the inventory");
 	cart = ctx->cart;
-	values[0] = Int64GetDatum(ctx->lock->lock_id);
-	values[1] = text_array(cart->line_ids, cart->n_found);
-	values[2] = text_array(cart->skus, cart->n_found);
-	values[3] = int8_array(cart->quantities, cart->n_found);
-	values[4] = int8_array(cart->cart_prices, cart->n_found);
-	values[5] = int8_array(cart->unit_prices, cart->n_found);
-	values[6] = Float8GetDatum(checkout_price_drift_tolerance);
-	n = stmt_exec(&snapshot, values, NULL, false);
-	tt = SPI_tuptable;
-
+	n = cart->n_found;
+	drifts = palloc(sizeof(LineDrift) * Max(n, 1));
 	for (i = 0; i < n; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
-		if (stmt_bool(&snapshot, tt, i, PS_EXCEEDS) &&
-			(worst < 0 || strcmp(stmt_text(&snapshot, tt, i, PS_LINE_ID),
-								 stmt_text(&snapshot, tt, worst, PS_LINE_ID)) < 0))
-			worst = i;
+		line_drift(cart->cart_prices[i], cart->unit_prices[i], &drifts[i]);
 	}
-	if (worst >= 0)
-	{
-		char	   *line_id = stmt_text(&snapshot, tt, worst, PS_LINE_ID);
-		char	   *drift = stmt_text(&snapshot, tt, worst, PS_DRIFT);
+	price_snapshots_write(ctx->lock->lock_id, cart, drifts);
 
-		for (i = 0; i < cart->n_found && strcmp(cart->line_ids[i], line_id) != 0; i++)
-			;
+	for (i = 0; i < n; i++)
+		if (drifts[i].exceeds &&
+			(worst < 0 || strcmp(cart->line_ids[i], cart->line_ids[worst]) < 0))
+			worst = i;
+	if (worst >= 0)
 		return business_failure(ctx, CHECKOUT_PRICE_DRIFT,
 								"price of sku %s (line %s) changed from " INT64_FORMAT
 								" to " INT64_FORMAT ": drift %s%% exceeds the tolerance of %g%%",
-								quote_user_text(cart->skus[i]), quote_user_text(line_id),
-								cart->cart_prices[i], cart->unit_prices[i],
-								drift ? drift : "unbounded", checkout_price_drift_tolerance);
-	}
+								quote_user_text(cart->skus[worst]), quote_user_text(cart->line_ids[worst]),
+								cart->cart_prices[worst], cart->unit_prices[worst],
+								drifts[worst].rounded ? drifts[worst].rounded : "unbounded",
+								checkout_price_drift_tolerance);
 
-	for (i = 0; i < cart->n_found; i++)
+	for (i = 0; i < n; i++)
 	{
 		int64		line_total;
 
@@ -272,36 +364,28 @@ run_price_lock(PhaseContext *ctx)
 	if (event_wanted(EV_PRICE_DRIFT))
 	{
 		/* one warning per drifted line, in line_id order */
-		bool	   *done = palloc0(sizeof(bool) * n);
+		bool	   *done = palloc0(sizeof(bool) * Max(n, 1));
 		int			k;
 
 		for (k = 0; k < n; k++)
 		{
 			int			next = -1;
-			int			j;
+			CheckoutEvent ev;
 
 			for (i = 0; i < n; i++)
-				if (!done[i] && stmt_bool(&snapshot, tt, i, PS_DRIFTED) &&
-					(next < 0 || strcmp(stmt_text(&snapshot, tt, i, PS_LINE_ID),
-										stmt_text(&snapshot, tt, next, PS_LINE_ID)) < 0))
+				if (!done[i] && drifts[i].drifted &&
+					(next < 0 || strcmp(cart->line_ids[i], cart->line_ids[next]) < 0))
 					next = i;
 			if (next < 0)
 				break;
 			done[next] = true;
-			for (j = 0; j < cart->n_found &&
-				 strcmp(cart->line_ids[j], stmt_text(&snapshot, tt, next, PS_LINE_ID)) != 0; j++)
-				;
-			{
-				CheckoutEvent ev;
-
-				event_begin(&ev, EV_PRICE_DRIFT, ctx->lock->lock_id, ctx->lock->cart_id);
-				event_add_text(&ev, "sku", cart->skus[j]);
-				event_add_text(&ev, "line_id", cart->line_ids[j]);
-				event_add_int(&ev, "cart_price", cart->cart_prices[j]);
-				event_add_int(&ev, "current_price", cart->unit_prices[j]);
-				event_add_raw(&ev, "drift_percent", stmt_text(&snapshot, tt, next, PS_DRIFT));
-				event_emit(&ev);
-			}
+			event_begin(&ev, EV_PRICE_DRIFT, ctx->lock->lock_id, ctx->lock->cart_id);
+			event_add_text(&ev, "sku", cart->skus[next]);
+			event_add_text(&ev, "line_id", cart->line_ids[next]);
+			event_add_int(&ev, "cart_price", cart->cart_prices[next]);
+			event_add_int(&ev, "current_price", cart->unit_prices[next]);
+			event_add_raw(&ev, "drift_percent", drifts[next].rounded);
+			event_emit(&ev);
 		}
 	}
 	if (event_wanted(EV_PRICE_LOCKED))
@@ -310,7 +394,7 @@ run_price_lock(PhaseContext *ctx)
 
 		event_begin(&ev, EV_PRICE_LOCKED, ctx->lock->lock_id, ctx->lock->cart_id);
 		event_add_int(&ev, "total", total);
-		event_add_int(&ev, "lines", cart->n_found);
+		event_add_int(&ev, "lines", n);
 		event_emit(&ev);
 	}
 	return true;

@@ -23,6 +23,7 @@
 #include "access/xact.h"
 #include "common/int.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
@@ -209,6 +210,7 @@ row_update(RowWrite *w, ItemPointer tid, const int *attnums, const Datum *values
 {
 	int			i;
 
+	PreventCommandIfReadOnly("UPDATE");
 	fetch_locked(w, tid);
 	for (i = 0; i < n; i++)
 	{
@@ -227,6 +229,7 @@ row_add(RowWrite *w, ItemPointer tid, const int *attnums, const int64 *deltas, i
 {
 	int			i;
 
+	PreventCommandIfReadOnly("UPDATE");
 	fetch_locked(w, tid);
 	for (i = 0; i < n; i++)
 	{
@@ -264,6 +267,7 @@ row_insert(RowWrite *w, const int *attnums, const Datum *values, const bool *isn
 	bool	   *given = palloc0(sizeof(bool) * desc->natts);
 	int			i;
 
+	PreventCommandIfReadOnly("INSERT");
 	ExecClearTuple(w->new);
 	for (i = 0; i < n; i++)
 	{
@@ -293,6 +297,7 @@ row_insert(RowWrite *w, const int *attnums, const Datum *values, const bool *isn
 void
 row_delete(RowWrite *w, ItemPointer tid)
 {
+	PreventCommandIfReadOnly("DELETE");
 	fetch_locked(w, tid);
 	ExecSimpleRelationDelete(w->rri, w->estate, &w->epq, w->old);
 }
