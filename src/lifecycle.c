@@ -376,38 +376,79 @@ interval_from_seconds(double secs)
 }
 
 /*
- * Inserts the lock and its lines in one statement.  With
- * checkout.prevent_concurrent on, it inserts nothing (returns false) while
- * the cart has an active lock, or when a concurrent start took the cart
- * first (ON CONFLICT): the caller then looks at the cart's locks.
+ * The lock's lines, in cart order (line_no from 1): written without a
+ * statement (rowwrite.c) unless the table runs code a user added.
+ */
+static void
+lock_lines_write(int64 lock_id, const CartLines *cart)
+{
+	static Statement lines = {
+		.sql = "INSERT INTO checkout.lock_lines (lock_id, line_no, line_id, sku, quantity, cart_price) "
+		"SELECT $1, t.line_no, t.line_id, t.sku, t.quantity, t.price "
+		"FROM ROWS FROM (pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[]), "
+		"                pg_catalog.unnest($4::int8[]), pg_catalog.unnest($5::int8[])) "
+		"     WITH ORDINALITY AS t(line_id, sku, quantity, price, line_no)",
+		.nargs = 5,
+		.argtypes = {INT8OID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID},
+		.generic = true,
+	};
+	const char *names[6] = {"lock_id", "line_no", "line_id", "sku", "quantity", "cart_price"};
+	RowWrite	w;
+	int			columns[6];
+	Datum		values[6];
+	bool		isnull[6] = {false, false, false, false, false, false};
+	int			i;
+
+	if (!row_write_begin(&w, "lock_lines"))
+	{
+		values[0] = Int64GetDatum(lock_id);
+		values[1] = text_array(cart->line_ids, cart->n);
+		values[2] = text_array(cart->skus, cart->n);
+		values[3] = int8_array(cart->quantities, cart->n);
+		values[4] = int8_array(cart->prices, cart->n);
+		stmt_exec(&lines, values, NULL, false);
+		return;
+	}
+	for (i = 0; i < 6; i++)
+		columns[i] = row_attnum(&w, names[i]);
+	for (i = 0; i < cart->n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		values[0] = Int64GetDatum(lock_id);
+		values[1] = Int32GetDatum(i + 1);
+		values[2] = CStringGetTextDatum(cart->line_ids[i]);
+		values[3] = CStringGetTextDatum(cart->skus[i]);
+		values[4] = Int64GetDatum(cart->quantities[i]);
+		values[5] = Int64GetDatum(cart->prices[i]);
+		row_insert(&w, columns, values, isnull, 6);
+	}
+	row_write_end(&w);
+}
+
+/*
+ * Inserts the lock, then its lines.  With checkout.prevent_concurrent on,
+ * it inserts nothing (returns false) while the cart has an active lock, or
+ * when a concurrent start took the cart first (ON CONFLICT): the caller then
+ * looks at the cart's locks.
  */
 bool
 lock_create(const char *cart_id, const char *session_id, const char *idempotency_key,
 			double ttl_secs, const CartLines *cart, LockRow *row)
 {
 	static Statement create = {
-		.sql = "WITH l AS ("
-		"  INSERT INTO checkout.locks "
-		"    (cart_id, session_id, exclusive, idempotency_key, gateway, expires_at) "
-		"  SELECT $1, $2, $3, $4, $5, pg_catalog.now() + $6 "
-		"  WHERE NOT ($3 AND EXISTS (SELECT 1 FROM checkout.locks o "
-		"                            WHERE o.cart_id = $1 AND o.state = 'active')) "
-		"  ON CONFLICT DO NOTHING RETURNING lock_id, created_at, expires_at), "
-		"lines AS ("
-		"  INSERT INTO checkout.lock_lines (lock_id, line_no, line_id, sku, quantity, cart_price) "
-		"  SELECT l.lock_id, t.line_no, t.line_id, t.sku, t.quantity, t.price "
-		"  FROM l, ROWS FROM (pg_catalog.unnest($7::text[]), pg_catalog.unnest($8::text[]), "
-		"                     pg_catalog.unnest($9::int8[]), pg_catalog.unnest($10::int8[])) "
-		"       WITH ORDINALITY AS t(line_id, sku, quantity, price, line_no)) "
-		"SELECT lock_id, created_at, expires_at FROM l",
-		.nargs = 10,
-		.argtypes = {TEXTOID, TEXTOID, BOOLOID, TEXTOID, TEXTOID, INTERVALOID,
-		TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID},
+		.sql = "INSERT INTO checkout.locks "
+		"  (cart_id, session_id, exclusive, idempotency_key, gateway, expires_at) "
+		"SELECT $1, $2, $3, $4, $5, pg_catalog.now() + $6 "
+		"WHERE NOT ($3 AND EXISTS (SELECT 1 FROM checkout.locks o "
+		"                          WHERE o.cart_id = $1 AND o.state = 'active')) "
+		"ON CONFLICT DO NOTHING RETURNING lock_id, created_at, expires_at",
+		.nargs = 6,
+		.argtypes = {TEXTOID, TEXTOID, BOOLOID, TEXTOID, TEXTOID, INTERVALOID},
 		.generic = true,
 		.columns = {"lock_id", "created_at", "expires_at"},
 	};
-	Datum		values[10];
-	char		nulls[10] = "          ";
+	Datum		values[6];
+	char		nulls[6] = "      ";
 
 	values[0] = CStringGetTextDatum(cart_id);
 	values[1] = CStringGetTextDatum(session_id);
@@ -418,10 +459,6 @@ lock_create(const char *cart_id, const char *session_id, const char *idempotency
 		nulls[3] = 'n';
 	values[4] = CStringGetTextDatum(checkout_payment_gateway ? checkout_payment_gateway : "");
 	values[5] = interval_from_seconds(ttl_secs);
-	values[6] = text_array(cart->line_ids, cart->n);
-	values[7] = text_array(cart->skus, cart->n);
-	values[8] = int8_array(cart->quantities, cart->n);
-	values[9] = int8_array(cart->prices, cart->n);
 	if (stmt_exec(&create, values, nulls, false) == 0)
 		return false;
 
@@ -433,6 +470,7 @@ lock_create(const char *cart_id, const char *session_id, const char *idempotency
 	row->session_id = pstrdup(session_id);
 	row->state = LOCK_ACTIVE;
 	row->phase = PHASE_NONE;
+	lock_lines_write(row->lock_id, cart);
 
 	if (event_wanted(EV_STARTED))
 	{
