@@ -1,10 +1,10 @@
 /*
- * rowwrite.c — one row of the extension's tables written without a planned
- * statement, the way logical replication applies a change
- * (ExecSimpleRelationUpdate): CHECK constraints, index entries (none when
- * the update is HOT), foreign-key and other AFTER ROW triggers fire as they
- * do for an UPDATE statement, and the change is WAL-logged and published
- * like any other.  What it leaves out is the plan: no plan cache lookup, no
+ * rowwrite.c — one row of the extension's tables inserted, updated or
+ * deleted without a planned statement, the way logical replication applies
+ * a change (ExecSimpleRelationInsert/Update/Delete): CHECK constraints,
+ * index entries (none when an update is HOT), foreign-key and other AFTER
+ * ROW triggers are done as a statement does them, and the change is
+ * WAL-logged and published like any other.  What it leaves out is the plan: no plan cache lookup, no
  * executor start of a plan tree, no projection.
  *
  * An executor prepares a table's CHECK constraints again for every statement
@@ -21,15 +21,15 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
-#include "common/int.h"
-#include "executor/spi.h"
-#include "miscadmin.h"
 #include "catalog/namespace.h"
 #include "commands/trigger.h"
+#include "common/int.h"
 #include "executor/executor.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
 #include "nodes/makefuncs.h"
-#include "rewrite/rewriteHandler.h"
 #include "optimizer/optimizer.h"
+#include "rewrite/rewriteHandler.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"

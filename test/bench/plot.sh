@@ -22,6 +22,8 @@ done
 for side in api pk; do
 	awk -F '\t' -v s=$side '$1 == "status" && $3 == s { print $4, $5, $6, $7 }' "$tsv" | sort -n >"$dir/status-$side"
 done
+# the ratio panel shows 0..1.2, or up to the highest ratio and its label
+ratio_top=$(cat "$dir/many-ratio" "$dir/hot-ratio" | awk 'BEGIN { m = 1.2 } $2 + 0.15 > m { m = $2 + 0.15 } END { printf "%.1f", m + 0.049 }')
 title=$(sed -n '1s/^# //p' "$tsv")
 subtitle=$(sed -n '2s/^# //p' "$tsv")
 
@@ -65,7 +67,7 @@ plot for [i=0:3] "$dir/hot-api" using 1:(column(3 + 2 * i)) with linespoints ls 
 
 unset logscale y
 set ylabel "extension / floor"
-set yrange [0:1.2]
+set yrange [0:$ratio_top]
 set title "throughput ratio, extension / DML floor (target 0.8)"
 plot 0.8 with lines lc rgb "#d62728" lw 1.5 dt 2 title "target 0.8", \
      "$dir/many-ratio" using 1:2 with linespoints ls 1 title "many skus", \
