@@ -92,3 +92,4 @@ BEGIN
 END $$;
 DROP FUNCTION dw_audit();
 DROP TABLE dw_audit;
+

@@ -12,9 +12,10 @@
  * are prepared once per backend and table, and prepared again after the
  * table's definition changes (a relcache invalidation).
  *
- * Statement-level triggers and rules would not fire here, so a table with
- * code a user added to it (a trigger of their own, a rule) is written with
- * SQL instead: row_write_begin returns false.
+ * Statement-level triggers, rules and row security policies would not apply
+ * here, so a table with code a user added to it (a trigger of their own, a
+ * rule) or with row security enabled is written with SQL instead:
+ * row_write_begin returns false.
  */
 #include "postgres.h"
 
@@ -25,7 +26,6 @@
 #include "commands/trigger.h"
 #include "common/int.h"
 #include "executor/executor.h"
-#include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/optimizer.h"
@@ -37,6 +37,7 @@
 #include "utils/snapmgr.h"
 
 #include "rowwrite.h"
+#include "util.h"
 
 typedef struct PreparedChecks
 {
@@ -137,7 +138,8 @@ row_write_begin(RowWrite *w, const char *table)
 	if (!OidIsValid(relid))
 		elog(ERROR, "checkout: table checkout.%s does not exist", table);
 	w->rel = table_open(relid, RowExclusiveLock);
-	if (w->rel->rd_rules != NULL)
+	/* row security's policies, like rules, apply to statements only */
+	if (w->rel->rd_rules != NULL || w->rel->rd_rel->relrowsecurity)
 	{
 		table_close(w->rel, NoLock);
 		return false;
@@ -248,12 +250,7 @@ row_add(RowWrite *w, ItemPointer tid, const int *attnums, const int64 *deltas, i
 int
 row_attnum(RowWrite *w, const char *column)
 {
-	int			attnum = SPI_fnumber(RelationGetDescr(w->rel), column);
-
-	if (attnum <= 0)
-		elog(ERROR, "checkout: checkout.%s has no column \"%s\"",
-			 RelationGetRelationName(w->rel), column);
-	return attnum;
+	return table_attnum(w->rel, column);
 }
 
 /*

@@ -256,6 +256,30 @@ ledger_row_moved(const char *sku)
 }
 
 /*
+ * Row writes (rowwrite.c) of the reservations and the ledger; false, with
+ * neither begun, when either table runs code a user added.
+ */
+static bool
+stock_writes_begin(RowWrite *held, RowWrite *ledger)
+{
+	if (!row_write_begin(held, "reservations"))
+		return false;
+	if (!row_write_begin(ledger, "inventory"))
+	{
+		row_write_end(held);
+		return false;
+	}
+	return true;
+}
+
+static void
+stock_writes_end(RowWrite *held, RowWrite *ledger)
+{
+	row_write_end(ledger);
+	row_write_end(held);
+}
+
+/*
  * The reservation's rows and ledger changes written without statements
  * (rowwrite.c); false, with nothing written, when either table runs code a
  * user added.
@@ -269,13 +293,8 @@ write_reservation_direct(int64 lock_id, const StockReservation *res)
 	int			reserved;
 	int			i;
 
-	if (!row_write_begin(&held, "reservations"))
+	if (!stock_writes_begin(&held, &ledger))
 		return false;
-	if (!row_write_begin(&ledger, "inventory"))
-	{
-		row_write_end(&held);
-		return false;
-	}
 	held_columns[0] = row_attnum(&held, "lock_id");
 	held_columns[1] = row_attnum(&held, "sku");
 	held_columns[2] = row_attnum(&held, "quantity");
@@ -293,8 +312,7 @@ write_reservation_direct(int64 lock_id, const StockReservation *res)
 		row_insert(&held, held_columns, values, isnull, 3);
 		row_add(&ledger, &tid, &reserved, &res->wanted[i], 1);
 	}
-	row_write_end(&ledger);
-	row_write_end(&held);
+	stock_writes_end(&held, &ledger);
 	return true;
 }
 
@@ -485,13 +503,8 @@ move_one_direct(const MovedStock *moved, ItemPointerData *held_tids,
 	int			columns[2];
 	int			i;
 
-	if (!row_write_begin(&held, "reservations"))
+	if (!stock_writes_begin(&held, &ledger))
 		return false;
-	if (!row_write_begin(&ledger, "inventory"))
-	{
-		row_write_end(&held);
-		return false;
-	}
 	columns[0] = row_attnum(&ledger, "reserved");
 	columns[1] = row_attnum(&ledger, "on_hand");
 	for (i = 0; i < moved->n; i++)
@@ -502,8 +515,7 @@ move_one_direct(const MovedStock *moved, ItemPointerData *held_tids,
 		row_delete(&held, &held_tids[i]);
 		row_add(&ledger, &ledger_tids[i], columns, deltas, sell ? 2 : 1);
 	}
-	row_write_end(&ledger);
-	row_write_end(&held);
+	stock_writes_end(&held, &ledger);
 	return true;
 }
 

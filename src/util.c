@@ -353,15 +353,22 @@ key_close(KeyAccess *ka)
 	table_close(ka->rel, NoLock);
 }
 
+/* A column of one of the extension's tables, by name; an error when it has none. */
 int
-key_attnum(KeyAccess *ka, const char *column)
+table_attnum(Relation rel, const char *column)
 {
-	int			attnum = SPI_fnumber(RelationGetDescr(ka->rel), column);
+	int			attnum = SPI_fnumber(RelationGetDescr(rel), column);
 
 	if (attnum <= 0)
 		elog(ERROR, "checkout: checkout.%s has no column \"%s\"",
-			 RelationGetRelationName(ka->rel), column);
+			 RelationGetRelationName(rel), column);
 	return attnum;
+}
+
+int
+key_attnum(KeyAccess *ka, const char *column)
+{
+	return table_attnum(ka->rel, column);
 }
 
 /*

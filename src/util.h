@@ -83,6 +83,7 @@ typedef struct KeyAccess
 } KeyAccess;
 
 extern bool table_runs_user_code(const char *table);
+extern int	table_attnum(Relation rel, const char *column);
 extern void key_open(KeyAccess *ka, const char *table, LOCKMODE lockmode);
 extern void key_open_read(KeyAccess *ka, const char *table);
 extern void key_close(KeyAccess *ka);
