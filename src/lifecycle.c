@@ -602,6 +602,8 @@ lock_save(LockRow *row)
 #undef SET_TEXT
 	if (stmt_exec(&save, values, nulls, false) != 1)
 		elog(ERROR, "checkout lock " INT64_FORMAT " vanished", row->lock_id);
+	/* the version the call held is no longer the row's latest */
+	ItemPointerSetInvalid(&row->tid);
 }
 
 /* Pushes expires_at by by_secs, never past created_at + max_ttl nor backwards. */
