@@ -597,8 +597,9 @@ raise_order_ref_taken(const char *order_ref)
 /*
  * The order written without a statement (rowwrite.c); false, with nothing
  * written, when the table runs code a user added.  ON CONFLICT's answer is
- * read first: an order_ref in use is KC020, as the statement says it, but
- * one a concurrent transaction is inserting right now is 23505.
+ * read first: an order_ref in use is KC020, as the statement says it; only
+ * the same text inserted by a concurrent transaction at that moment (another
+ * checkout's own order_ref equal to this generated one) would be 23505.
  */
 static bool
 order_insert_direct(const LockRow *lock, const char *order_ref, bool own)
@@ -646,7 +647,11 @@ run_order_creation(PhaseContext *ctx)
 	char	   *order_ref = own ? ctx->order_ref : psprintf("CO-" INT64_FORMAT, lock->lock_id);
 	Datum		values[5];
 
-	if (order_insert_direct(lock, order_ref, own))
+	/*
+	 * The application's own order_ref goes by the statement, whose ON
+	 * CONFLICT answers KC020 also to a concurrent insert of the same one
+	 */
+	if (!own && order_insert_direct(lock, order_ref, own))
 	{
 		lock->order_ref = order_ref;
 		return true;
