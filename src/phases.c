@@ -197,12 +197,13 @@ typedef struct LineDrift
 /*
  * The drift of a line, computed as the SQL expression
  * abs(price::numeric - cart_price) * 100 / cart_price would be (the same
- * numeric functions), compared with the tolerance as tolerance::numeric.
+ * numeric functions), compared with the tolerance (tolerance::numeric).
  */
 static void
-line_drift(int64 cart_price, int64 price, LineDrift *d)
+line_drift(int64 cart_price, int64 price, Datum tolerance, LineDrift *d)
 {
 	Datum		zero = DirectFunctionCall1(int8_numeric, Int64GetDatum(0));
+	Datum		cart = DirectFunctionCall1(int8_numeric, Int64GetDatum(cart_price));
 
 	d->unbounded = cart_price == 0 && price != 0;
 	if (d->unbounded)
@@ -216,20 +217,18 @@ line_drift(int64 cart_price, int64 price, LineDrift *d)
 	if (cart_price == 0)
 		d->percent = zero;
 	else
-		d->percent = DirectFunctionCall2(numeric_div,
-										 DirectFunctionCall2(numeric_mul,
-															 DirectFunctionCall1(numeric_abs,
-																				 DirectFunctionCall2(numeric_sub,
-																									 DirectFunctionCall1(int8_numeric, Int64GetDatum(price)),
-																									 DirectFunctionCall1(int8_numeric, Int64GetDatum(cart_price)))),
-															 DirectFunctionCall1(int4_numeric, Int32GetDatum(100))),
-										 DirectFunctionCall1(int8_numeric, Int64GetDatum(cart_price)));
+	{
+		Datum		current = DirectFunctionCall1(int8_numeric, Int64GetDatum(price));
+		Datum		change = DirectFunctionCall2(numeric_sub, current, cart);
+
+		change = DirectFunctionCall2(numeric_mul, DirectFunctionCall1(numeric_abs, change),
+									 DirectFunctionCall1(int4_numeric, Int32GetDatum(100)));
+		d->percent = DirectFunctionCall2(numeric_div, change, cart);
+	}
 	d->rounded = DatumGetCString(DirectFunctionCall1(numeric_out,
 													 DirectFunctionCall2(numeric_round, d->percent,
 																		 Int32GetDatum(4))));
-	d->exceeds = DatumGetBool(DirectFunctionCall2(numeric_gt, d->percent,
-												  DirectFunctionCall1(float8_numeric,
-																	  Float8GetDatum(checkout_price_drift_tolerance))));
+	d->exceeds = DatumGetBool(DirectFunctionCall2(numeric_gt, d->percent, tolerance));
 	d->drifted = DatumGetBool(DirectFunctionCall2(numeric_ne, d->percent, zero));
 }
 
@@ -316,6 +315,7 @@ run_price_lock(PhaseContext *ctx)
 {
 	CartStock  *cart;
 	LineDrift  *drifts;
+	Datum		tolerance;
 	int64		total = 0;
 	int			worst = -1;		/* the exceeding line reported: smallest line_id */
 	int			n;
@@ -327,10 +327,11 @@ run_price_lock(PhaseContext *ctx)
 	cart = ctx->cart;
 	n = cart->n_found;
 	drifts = palloc(sizeof(LineDrift) * Max(n, 1));
+	tolerance = DirectFunctionCall1(float8_numeric, Float8GetDatum(checkout_price_drift_tolerance));
 	for (i = 0; i < n; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
-		line_drift(cart->cart_prices[i], cart->unit_prices[i], &drifts[i]);
+		line_drift(cart->cart_prices[i], cart->unit_prices[i], tolerance, &drifts[i]);
 	}
 	price_snapshots_write(ctx->lock->lock_id, cart, drifts);
 

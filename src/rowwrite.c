@@ -22,7 +22,6 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "common/int.h"
 #include "executor/executor.h"
@@ -31,7 +30,6 @@
 #include "optimizer/optimizer.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/inval.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -131,26 +129,14 @@ prepared_checks_for(Relation rel)
 bool
 row_write_begin(RowWrite *w, const char *table)
 {
-	Oid			relid = get_relname_relid(table, get_namespace_oid("checkout", false));
 	RangeTblEntry *rte;
-	int			i;
 
-	if (!OidIsValid(relid))
-		elog(ERROR, "checkout: table checkout.%s does not exist", table);
-	w->rel = table_open(relid, RowExclusiveLock);
+	w->rel = checkout_table_open(table, RowExclusiveLock);
 	/* row security's policies, like rules, apply to statements only */
-	if (w->rel->rd_rules != NULL || w->rel->rd_rel->relrowsecurity)
+	if (relation_runs_user_code(w->rel) || w->rel->rd_rel->relrowsecurity)
 	{
 		table_close(w->rel, NoLock);
 		return false;
-	}
-	for (i = 0; w->rel->trigdesc && i < w->rel->trigdesc->numtriggers; i++)
-	{
-		if (!w->rel->trigdesc->triggers[i].tgisinternal)
-		{
-			table_close(w->rel, NoLock);
-			return false;
-		}
 	}
 
 	/* what the row write sees and is seen by: a command of its own */
@@ -158,12 +144,14 @@ row_write_begin(RowWrite *w, const char *table)
 	w->estate = CreateExecutorState();
 	rte = makeNode(RangeTblEntry);
 	rte->rtekind = RTE_RELATION;
-	rte->relid = relid;
+	rte->relid = RelationGetRelid(w->rel);
 	rte->relkind = w->rel->rd_rel->relkind;
 	rte->rellockmode = RowExclusiveLock;
 	ExecInitRangeTable(w->estate, list_make1(rte));
 	w->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
+	w->defaults = NULL;
+	w->default_known = NULL;
 	w->checks = prepared_checks_for(w->rel);
 	if (w->checks)
 	{
@@ -255,7 +243,8 @@ row_attnum(RowWrite *w, const char *column)
 
 /*
  * Inserts a row: n columns (attnums) given, the others their defaults (or
- * NULL), as an INSERT naming those columns would.
+ * NULL), as an INSERT naming those columns would.  A column's default is
+ * prepared at the write's first row that needs it, not at every row.
  */
 void
 row_insert(RowWrite *w, const int *attnums, const Datum *values, const bool *isnull, int n)
@@ -265,6 +254,11 @@ row_insert(RowWrite *w, const int *attnums, const Datum *values, const bool *isn
 	int			i;
 
 	PreventCommandIfReadOnly("INSERT");
+	if (w->defaults == NULL)
+	{
+		w->defaults = palloc0(sizeof(ExprState *) * desc->natts);
+		w->default_known = palloc0(sizeof(bool) * desc->natts);
+	}
 	ExecClearTuple(w->new);
 	for (i = 0; i < n; i++)
 	{
@@ -274,17 +268,22 @@ row_insert(RowWrite *w, const int *attnums, const Datum *values, const bool *isn
 	}
 	for (i = 0; i < desc->natts; i++)
 	{
-		Node	   *def;
-
 		if (given[i])
 			continue;
-		def = TupleDescAttr(desc, i)->attisdropped ? NULL : build_column_default(w->rel, i + 1);
+		if (!w->default_known[i])
+		{
+			Node	   *def = TupleDescAttr(desc, i)->attisdropped ? NULL
+				: build_column_default(w->rel, i + 1);
+
+			if (def != NULL)
+				w->defaults[i] = ExecPrepareExpr((Expr *) def, w->estate);
+			w->default_known[i] = true;
+		}
 		w->new->tts_isnull[i] = true;
-		if (def != NULL)
-			w->new->tts_values[i] =
-				ExecEvalExprSwitchContext(ExecPrepareExpr((Expr *) def, w->estate),
-										  GetPerTupleExprContext(w->estate),
-										  &w->new->tts_isnull[i]);
+		if (w->defaults[i] != NULL)
+			w->new->tts_values[i] = ExecEvalExprSwitchContext(w->defaults[i],
+															  GetPerTupleExprContext(w->estate),
+															  &w->new->tts_isnull[i]);
 	}
 	ExecStoreVirtualTuple(w->new);
 	ExecSimpleRelationInsert(w->rri, w->estate, w->new);

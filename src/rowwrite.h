@@ -19,6 +19,8 @@ typedef struct RowWrite
 	TupleTableSlot *old;		/* the version written over */
 	TupleTableSlot *new;		/* the version written */
 	struct PreparedChecks *checks;	/* the table's CHECK constraints, or NULL */
+	ExprState **defaults;		/* row_insert's column defaults, by attnum - 1 */
+	bool	   *default_known;	/* whether defaults[i] was looked up */
 } RowWrite;
 
 extern bool row_write_begin(RowWrite *w, const char *table);

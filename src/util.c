@@ -294,14 +294,38 @@ stmt_timestamptz(Statement *st, SPITupleTable *tt, int row, int col)
 
 /* ---- reading and locking rows by key, without the executor ---- */
 
-static void
-key_open_table(KeyAccess *ka, const char *table, LOCKMODE lockmode)
+/* One of the extension's tables (checkout.<table>), opened with lockmode. */
+Relation
+checkout_table_open(const char *table, LOCKMODE lockmode)
 {
 	Oid			relid = get_relname_relid(table, get_namespace_oid("checkout", false));
 
 	if (!OidIsValid(relid))
 		elog(ERROR, "checkout: table checkout.%s does not exist", table);
-	ka->rel = table_open(relid, lockmode);
+	return table_open(relid, lockmode);
+}
+
+/*
+ * Whether writing the table can run code a user added to it: a trigger of
+ * their own (a foreign key's are internal) or a rule.
+ */
+bool
+relation_runs_user_code(Relation rel)
+{
+	int			i;
+
+	if (rel->rd_rules != NULL)
+		return true;
+	for (i = 0; rel->trigdesc && i < rel->trigdesc->numtriggers; i++)
+		if (!rel->trigdesc->triggers[i].tgisinternal)
+			return true;
+	return false;
+}
+
+static void
+key_open_table(KeyAccess *ka, const char *table, LOCKMODE lockmode)
+{
+	ka->rel = checkout_table_open(table, lockmode);
 	ka->slot = NULL;
 	ka->found = NULL;
 	ka->own_snapshot = false;
@@ -317,20 +341,13 @@ key_open(KeyAccess *ka, const char *table, LOCKMODE lockmode)
 	ka->own_snapshot = true;
 }
 
-/*
- * Whether writing the extension's table can run code a user added to it: a
- * trigger of their own (a foreign key's are internal) or a rule.
- */
+/* relation_runs_user_code of the extension's table checkout.<table>. */
 bool
 table_runs_user_code(const char *table)
 {
-	Relation	rel = table_open(get_relname_relid(table, get_namespace_oid("checkout", false)),
-								 AccessShareLock);
-	bool		found = rel->rd_rules != NULL;
-	int			i;
+	Relation	rel = checkout_table_open(table, AccessShareLock);
+	bool		found = relation_runs_user_code(rel);
 
-	for (i = 0; rel->trigdesc && i < rel->trigdesc->numtriggers && !found; i++)
-		found = !rel->trigdesc->triggers[i].tgisinternal;
 	table_close(rel, NoLock);
 	return found;
 }

@@ -82,6 +82,8 @@ typedef struct KeyAccess
 	bool		own_snapshot;	/* key_open pushed one (key_close pops it) */
 } KeyAccess;
 
+extern Relation checkout_table_open(const char *table, LOCKMODE lockmode);
+extern bool relation_runs_user_code(Relation rel);
 extern bool table_runs_user_code(const char *table);
 extern int	table_attnum(Relation rel, const char *column);
 extern void key_open(KeyAccess *ka, const char *table, LOCKMODE lockmode);
