@@ -52,12 +52,15 @@ final class TestApp
             'key' => 'base64:'.base64_encode(random_bytes(32)),
             'cipher' => 'AES-256-CBC',
             'providers' => [
+                \Illuminate\Cache\CacheServiceProvider::class,
                 \Illuminate\Database\DatabaseServiceProvider::class,
                 \Illuminate\Filesystem\FilesystemServiceProvider::class,
                 \Illuminate\Session\SessionServiceProvider::class,
                 \Illuminate\Cookie\CookieServiceProvider::class,
                 \Illuminate\Encryption\EncryptionServiceProvider::class,
                 \Illuminate\View\ViewServiceProvider::class,
+                \Illuminate\Translation\TranslationServiceProvider::class,
+                \Illuminate\Validation\ValidationServiceProvider::class,
                 \Illuminate\Bus\BusServiceProvider::class,
                 \Illuminate\Queue\QueueServiceProvider::class,
                 \Checkout\Laravel\CheckoutServiceProvider::class,
@@ -81,6 +84,7 @@ final class TestApp
             ],
             'migrations' => 'migrations',
         ]);
+        $this->writeConfig('cache', ['default' => 'array', 'stores' => ['array' => ['driver' => 'array']], 'prefix' => 'test']);
         $this->writeConfig('queue', [
             'default' => 'sync',
             'connections' => [
