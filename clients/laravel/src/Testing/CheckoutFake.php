@@ -77,34 +77,34 @@ class CheckoutFake extends Checkout
     /** A checkout was started for `$cartId`; `$callback(CheckoutStatus $status, array $lines): bool` narrows it. */
     public function assertStarted(string $cartId, ?callable $callback = null): void
     {
-        PHPUnit::assertNotEmpty(array_filter($this->store->calls('checkout_start'), fn (array $c) => $c['arguments'][0] === $cartId
+        PHPUnit::assertNotEmpty(array_filter($this->calls('checkout_start'), fn (array $c) => $c['arguments'][0] === $cartId
             && $c['status'] !== null && ($callback === null || $callback($c['status'], json_decode($c['arguments'][1], true)))),
             "No checkout was started for cart \"$cartId\"".($callback ? ' matching the callback.' : '.'));
     }
 
     public function assertNotStarted(string $cartId): void
     {
-        PHPUnit::assertEmpty(array_filter($this->store->calls('checkout_start'), fn (array $c) => $c['arguments'][0] === $cartId && $c['status'] !== null),
+        PHPUnit::assertEmpty(array_filter($this->calls('checkout_start'), fn (array $c) => $c['arguments'][0] === $cartId && $c['status'] !== null),
             "A checkout was started for cart \"$cartId\".");
     }
 
     public function assertNothingStarted(): void
     {
-        PHPUnit::assertEmpty(array_filter($this->store->calls('checkout_start'), fn (array $c) => $c['status'] !== null),
+        PHPUnit::assertEmpty(array_filter($this->calls('checkout_start'), fn (array $c) => $c['status'] !== null),
             'Checkouts were started.');
     }
 
     /** Lock `$lockId` was advanced; with `$phase`, a call ran that phase. */
     public function assertAdvanced(int $lockId, ?Phase $phase = null): void
     {
-        PHPUnit::assertNotEmpty(array_filter($this->store->calls('checkout_advance'), fn (array $c) => $c['arguments'][0] === $lockId
+        PHPUnit::assertNotEmpty(array_filter($this->calls('checkout_advance'), fn (array $c) => $c['arguments'][0] === $lockId
             && $c['status'] !== null && ($phase === null || $c['status']->ran($phase))),
             "Checkout lock $lockId was not advanced".($phase ? " through {$phase->value}." : '.'));
     }
 
     public function assertNotAdvanced(int $lockId): void
     {
-        PHPUnit::assertEmpty(array_filter($this->store->calls('checkout_advance'), fn (array $c) => $c['arguments'][0] === $lockId && $c['status'] !== null),
+        PHPUnit::assertEmpty(array_filter($this->calls('checkout_advance'), fn (array $c) => $c['arguments'][0] === $lockId && $c['status'] !== null),
             "Checkout lock $lockId was advanced.");
     }
 
@@ -126,7 +126,7 @@ class CheckoutFake extends Checkout
 
     public function assertExtended(int $lockId): void
     {
-        PHPUnit::assertNotEmpty(array_filter($this->store->calls('checkout_extend'), fn (array $c) => $c['arguments'][0] === $lockId && $c['status'] !== null),
+        PHPUnit::assertNotEmpty(array_filter($this->calls('checkout_extend'), fn (array $c) => $c['arguments'][0] === $lockId && $c['status'] !== null),
             "Checkout lock $lockId was not extended.");
     }
 
@@ -254,7 +254,7 @@ class CheckoutFake extends Checkout
                 $lock = array_merge($lock, ['state' => State::Failed, 'failed_phase' => $phase, 'error_code' => $code, 'error_message' => $message]);
                 $this->store->locks[$lock['lock_id']] = $lock;
 
-                return $this->row($lock, ended: true);
+                return $this->row($lock, phasesRun: $ran, ended: true);
             }
             match ($phase) {
                 Phase::PriceLock => $lock['total'] = array_sum(array_map(fn (array $l) => $l['quantity'] * $l['unit_price'], $lock['lines'])),
@@ -352,7 +352,7 @@ class CheckoutFake extends Checkout
     private static function seconds(string $interval): int
     {
         $units = ['y' => 365 * 86400, 'mon' => 30 * 86400, 'd' => 86400, 'h' => 3600, 'min' => 60, 's' => 1];
-        if (! preg_match_all('/\s*(-?\d+(?:\.\d+)?)\s*(years?|mons?|months?|days?|hours?|min|mins|minutes?|s|secs?|seconds?)\s*/i', $interval, $m, PREG_SET_ORDER)
+        if (! preg_match_all('/\s*(-?\d+(?:\.\d+)?)\s*(years?|months?|mons?|days?|hours?|minutes?|mins?|seconds?|secs?|s)\s*/i', $interval, $m, PREG_SET_ORDER)
             || implode('', array_column($m, 0)) !== $interval) {
             self::raise('22023', sprintf('invalid input syntax for type interval: %s', json_encode($interval)));
         }

@@ -9,8 +9,10 @@ use Illuminate\Database\Connection;
  * Checkout::fake() is not enough): before each test, the extension is
  * installed in the test database if it is not, and its data is emptied -
  * locks, reservations, orders, compensations, events and the inventory, the
- * ids restarting at 1 - so no test sees another's checkout (a lock left
- * active would answer the next test's start with KC001).  Seed stock with
+ * ids restarting at 1 - and again after the test, so no test sees another's
+ * checkout (a lock left active would answer the next start with KC001, and
+ * the cart table's protect_cart trigger would refuse the next test's cart
+ * rows, also in a test class that uses Checkout::fake()).  Seed stock with
  * checkoutStock().
  *
  * It needs a connection that may create the extension and empty its tables:
@@ -36,13 +38,20 @@ trait RefreshCheckout
         return $uses;
     }
 
-    /** The refresh itself (later Laravel versions call setUp<Trait>() on their own; it runs once per test). */
+    /** Later Laravel versions call setUp<Trait>() on their own: it runs once per test either way. */
     public function setUpRefreshCheckout(): void
     {
         if ($this->checkoutRefreshed) {
             return;
         }
         $this->checkoutRefreshed = true;
+        $this->refreshCheckout();
+        $this->beforeApplicationDestroyed(fn () => $this->refreshCheckout());
+    }
+
+    /** Install the extension if needed and empty its tables. */
+    protected function refreshCheckout(): void
+    {
         $db = $this->checkoutDatabase();
         $db->statement('create extension if not exists checkout');
         $tables = array_map(fn (object $row) => $row->name, $db->select(

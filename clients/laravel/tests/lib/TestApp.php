@@ -32,7 +32,12 @@ final class TestApp
     /** the cookies of one browser: name => value */
     private array $cookies = [];
 
-    public function __construct(TestDatabase $db, array $config = [])
+    /**
+     * `$files`: path => contents written under the base path before the
+     * application boots (app/..., routes/..., .env); `$providers`: more
+     * service providers for config/app.php.
+     */
+    public function __construct(TestDatabase $db, array $config = [], array $files = [], array $providers = [])
     {
         $this->basePath = sys_get_temp_dir().'/checkout_laravel_'.bin2hex(random_bytes(6));
         foreach (['config', 'bootstrap/cache', 'storage/framework/cache', 'storage/framework/sessions',
@@ -65,6 +70,7 @@ final class TestApp
                 \Illuminate\Queue\QueueServiceProvider::class,
                 \Checkout\Laravel\CheckoutServiceProvider::class,
                 RouteServiceProvider::class,
+                ...$providers,
             ],
             'aliases' => [
                 'DB' => \Illuminate\Support\Facades\DB::class,
@@ -113,6 +119,9 @@ final class TestApp
         ]);
         foreach ($config as $name => $values) {
             $this->writeConfig($name, $values);
+        }
+        foreach ($files as $path => $contents) {
+            $this->writeFile($path, $contents);
         }
 
         $this->app = self::boot($this->basePath, console: true);
