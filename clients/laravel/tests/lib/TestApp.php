@@ -67,6 +67,7 @@ final class TestApp
                 \Illuminate\Translation\TranslationServiceProvider::class,
                 \Illuminate\Validation\ValidationServiceProvider::class,
                 \Illuminate\Bus\BusServiceProvider::class,
+                \Illuminate\Foundation\Providers\ConsoleSupportServiceProvider::class,
                 \Illuminate\Queue\QueueServiceProvider::class,
                 \Checkout\Laravel\CheckoutServiceProvider::class,
                 RouteServiceProvider::class,
