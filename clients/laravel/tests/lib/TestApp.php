@@ -119,7 +119,7 @@ final class TestApp
             'channel' => 'checkout_events', 'ttl' => '10 minutes',
         ]);
         foreach ($config as $name => $values) {
-            $this->writeConfig($name, $values);
+            $values === null ? unlink("{$this->basePath}/config/$name.php") : $this->writeConfig($name, $values);
         }
         foreach ($files as $path => $contents) {
             $this->writeFile($path, $contents);
@@ -144,6 +144,12 @@ final class TestApp
         $app->make($console ? ConsoleKernelContract::class : HttpKernelContract::class)->bootstrap();
 
         return $app;
+    }
+
+    /** The Set-Cookie of a response as a Cookie header (the session's). */
+    public static function cookieHeader(array $headers): array
+    {
+        return isset($headers['set-cookie']) ? ['Cookie' => explode(';', $headers['set-cookie'])[0]] : [];
     }
 
     /** Write a file under the base path (routes/api.php, app/Http/Controllers/..., .env). */
