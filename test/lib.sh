@@ -25,7 +25,7 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 CHECKOUT_PACKAGES=(postgresql-15 postgresql-server-dev-15 libipc-run-perl postgresql-15-pgtap
                    libtap-parser-sourcehandler-pgtap-perl sqlsmith make gcc
-                   php-cli php-pgsql php-laravel-framework
+                   php-cli php-pgsql php-laravel-framework phpunit
                    prometheus-postgres-exporter prometheus libyaml-libyaml-perl
                    postgresql-15-auto-failover pgbouncer)
 
