@@ -74,7 +74,7 @@ ensure_packages() {
 		[ "$status" = installed ] || missing+=("$p")
 	done
 	if [ ${#missing[@]} -eq 0 ]; then
-		echo "packages: all present"
+		echo "packages: all present (${CHECKOUT_PACKAGES[*]})"
 		return 0
 	fi
 	log_step "installing ${missing[*]}"
