@@ -149,15 +149,34 @@ CREATE TABLE checkout.lock_lines (
     UNIQUE (lock_id, line_no)
 );
 
--- Stock held by a lock, one row per sku.  Deleted when released or sold, in
--- the same statement that moves the ledger.  No cascade from locks: deleting a
--- lock that still holds stock must fail rather than leak the reservation.
+-- A popular sku's units split over stripes (checkout_stripe()), so that its
+-- buyers do not all queue on one row.  A striped sku's units are here, and
+-- its row of checkout.inventory holds its totals as of the last fold (a
+-- rebalance, a restock): checkout.stock shows every sku's totals as they
+-- are.  A sku without rows here has one stripe: its inventory row.
+CREATE TABLE checkout.inventory_stripes (
+    sku      text    NOT NULL REFERENCES checkout.inventory ON DELETE CASCADE,
+    stripe   integer NOT NULL CONSTRAINT inventory_stripes_stripe_check CHECK (stripe OPERATOR(pg_catalog.>=) 1),
+    on_hand  bigint  NOT NULL,
+    reserved bigint  NOT NULL DEFAULT 0,
+    CONSTRAINT inventory_stripes_reserved_within_on_hand
+        CHECK (reserved OPERATOR(pg_catalog.>=) 0::bigint AND reserved OPERATOR(pg_catalog.<=) on_hand),
+    PRIMARY KEY (sku, stripe)
+) WITH (fillfactor = 50);   -- room on the page keeps a stripe's updates HOT
+
+-- Stock held by a lock, one row per sku and stripe it took from.  Deleted
+-- when released or sold, in the same statement that moves the ledger.  No
+-- cascade from locks: deleting a lock that still holds stock must fail
+-- rather than leak the reservation.
 CREATE TABLE checkout.reservations (
     lock_id     bigint NOT NULL REFERENCES checkout.locks,
     sku         text   NOT NULL REFERENCES checkout.inventory,
     quantity    bigint NOT NULL CONSTRAINT reservations_quantity_check CHECK (quantity OPERATOR(pg_catalog.>) 0::bigint),
     reserved_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    PRIMARY KEY (lock_id, sku)
+    -- 0: the sku's inventory row; 1 and up: that stripe of inventory_stripes
+    stripe      integer NOT NULL DEFAULT 0
+                CONSTRAINT reservations_stripe_check CHECK (stripe OPERATOR(pg_catalog.>=) 0),
+    PRIMARY KEY (lock_id, sku, stripe)
 );
 CREATE INDEX reservations_sku ON checkout.reservations (sku);
 
@@ -235,6 +254,7 @@ SELECT pg_catalog.pg_extension_config_dump('checkout.inventory', '');
 SELECT pg_catalog.pg_extension_config_dump('checkout.locks', '');
 SELECT pg_catalog.pg_extension_config_dump('checkout.lock_lines', '');
 SELECT pg_catalog.pg_extension_config_dump('checkout.reservations', '');
+SELECT pg_catalog.pg_extension_config_dump('checkout.inventory_stripes', '');
 SELECT pg_catalog.pg_extension_config_dump('checkout.price_snapshots', '');
 SELECT pg_catalog.pg_extension_config_dump('checkout.orders', '');
 SELECT pg_catalog.pg_extension_config_dump('checkout.compensations', '');
@@ -288,9 +308,34 @@ RETURNS trigger
 AS 'MODULE_PATHNAME', 'checkout_protect_cart'
 LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
+-- A restock (UPDATE ... SET on_hand) of a striped sku: the change goes to its
+-- stripes, and its inventory row gets the totals as they are now.
+CREATE FUNCTION checkout.inventory_restock()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'checkout_inventory_restock'
+LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
+CREATE TRIGGER inventory_restock BEFORE UPDATE OF on_hand ON checkout.inventory
+    FOR EACH ROW EXECUTE FUNCTION checkout.inventory_restock();
+
 -- ---------------------------------------------------------------------------
 -- Admin API (C)
 -- ---------------------------------------------------------------------------
+
+-- Splits a sku's units over `stripes` rows (1: back into its inventory row);
+-- returns the sku's stripe count.
+CREATE FUNCTION @extschema@.checkout_stripe(sku text, stripes integer)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'checkout_stripe'
+LANGUAGE C VOLATILE SECURITY DEFINER;
+
+-- Spreads each striped sku's available units evenly over its stripes and
+-- folds its totals into its inventory row (the worker does it too); returns
+-- how many skus it rebalanced.
+CREATE FUNCTION @extschema@.checkout_rebalance(sku text DEFAULT NULL)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'checkout_rebalance'
+LANGUAGE C VOLATILE SECURITY DEFINER;
 
 CREATE FUNCTION @extschema@.checkout_cleanup_expired(batch integer DEFAULT 1000)
 RETURNS integer
@@ -314,6 +359,21 @@ LANGUAGE C VOLATILE SECURITY DEFINER;
 -- ---------------------------------------------------------------------------
 -- Monitoring and verification (SQL)
 -- ---------------------------------------------------------------------------
+
+-- Every sku's stock as it is: its inventory row, or for a striped sku the sums
+-- of its stripes (its inventory row holds them as of the last fold).
+CREATE VIEW checkout.stock AS
+    SELECT i.sku,
+           COALESCE(s.on_hand, i.on_hand) AS on_hand,
+           COALESCE(s.reserved, i.reserved) AS reserved,
+           COALESCE(s.on_hand, i.on_hand) OPERATOR(pg_catalog.-) COALESCE(s.reserved, i.reserved) AS available,
+           i.unit_price,
+           COALESCE(s.stripes, 1) AS stripes
+    FROM checkout.inventory i
+    LEFT JOIN (SELECT t.sku, pg_catalog.sum(t.on_hand)::bigint AS on_hand,
+                      pg_catalog.sum(t.reserved)::bigint AS reserved, pg_catalog.count(*)::integer AS stripes
+               FROM checkout.inventory_stripes t GROUP BY t.sku) s
+           ON s.sku OPERATOR(pg_catalog.=) i.sku;
 
 -- MONITORING-BEGIN (owned by the observability work; keep edits inside)
 -- Functions pin search_path (names inside are still schema-qualified).  Views
@@ -380,7 +440,7 @@ BEGIN
            (SELECT pg_catalog.count(*) FROM checkout.price_snapshots s
             WHERE s.drift_percent <> 0 AND s.taken_at >= since),
            a.n, a.overdue, pg_catalog.now() - a.oldest,
-           (SELECT COALESCE(pg_catalog.sum(i.reserved), 0)::bigint FROM checkout.inventory i)
+           (SELECT COALESCE(pg_catalog.sum(k.reserved), 0)::bigint FROM checkout.stock k)
     FROM totals t,
          (SELECT pg_catalog.count(*) AS n,
                  pg_catalog.count(*) FILTER (WHERE l.expires_at <= pg_catalog.now()) AS overdue,
@@ -390,7 +450,9 @@ END
 $$;
 
 -- One row per broken invariant, ordered; no rows when all is well:
---   ledger_reserved_matches_reservations  inventory.reserved <> what checkout.reservations hold
+--   ledger_reserved_matches_reservations  inventory.reserved (a striped sku: a stripe's) <>
+--                                         what checkout.reservations hold of it
+--   reservation_of_missing_stripe         a reservation names a stripe its sku does not have
 --   reservation_of_finished_lock          a lock that is no longer active still holds stock
 --   active_lock_past_deadline             active and expires_at more than 5 minutes ago
 --                                         (the worker, or a touch, should have expired it)
@@ -408,8 +470,27 @@ AS $$
                                  i.reserved, COALESCE(r.held, 0)) AS detail
         FROM checkout.inventory i
         LEFT JOIN (SELECT r.sku, pg_catalog.sum(r.quantity) AS held
-                   FROM checkout.reservations r GROUP BY r.sku) r ON r.sku = i.sku
-        WHERE i.reserved <> COALESCE(r.held, 0)
+                   FROM checkout.reservations r WHERE r.stripe = 0 GROUP BY r.sku) r ON r.sku = i.sku
+        WHERE NOT EXISTS (SELECT 1 FROM checkout.inventory_stripes t WHERE t.sku = i.sku)
+          AND i.reserved <> COALESCE(r.held, 0)
+      UNION ALL
+        SELECT 'ledger_reserved_matches_reservations', t.sku || ' stripe ' || t.stripe,
+               pg_catalog.format('the stripe reserves %s but reservations hold %s',
+                                 t.reserved, COALESCE(r.held, 0))
+        FROM checkout.inventory_stripes t
+        LEFT JOIN (SELECT r.sku, r.stripe, pg_catalog.sum(r.quantity) AS held
+                   FROM checkout.reservations r WHERE r.stripe > 0 GROUP BY r.sku, r.stripe) r
+               ON r.sku = t.sku AND r.stripe = t.stripe
+        WHERE t.reserved <> COALESCE(r.held, 0)
+      UNION ALL
+        SELECT 'reservation_of_missing_stripe', r.lock_id::text,
+               pg_catalog.format('it holds %s of %s in stripe %s, which the sku does not have',
+                                 r.quantity, r.sku, r.stripe)
+        FROM checkout.reservations r
+        WHERE CASE WHEN r.stripe = 0
+                   THEN EXISTS (SELECT 1 FROM checkout.inventory_stripes t WHERE t.sku = r.sku)
+                   ELSE NOT EXISTS (SELECT 1 FROM checkout.inventory_stripes t
+                                    WHERE t.sku = r.sku AND t.stripe = r.stripe) END
       UNION ALL
         SELECT 'reservation_of_finished_lock', r.lock_id::text,
                pg_catalog.format('lock is %s but still holds %s of %s', l.state, r.quantity, r.sku)
@@ -470,20 +551,23 @@ CREATE VIEW checkout.active_locks AS
            l.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() AS overdue,
            COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('sku', r.sku, 'quantity', r.quantity)
                                                  ORDER BY r.sku)
-                     FROM checkout.reservations r
-                     WHERE r.lock_id OPERATOR(pg_catalog.=) l.lock_id), '[]'::jsonb) AS reservations
+                     FROM (SELECT r.sku, pg_catalog.sum(r.quantity)::bigint AS quantity
+                           FROM checkout.reservations r
+                           WHERE r.lock_id OPERATOR(pg_catalog.=) l.lock_id GROUP BY r.sku) r),
+                    '[]'::jsonb) AS reservations
     FROM checkout.locks l
     WHERE l.state OPERATOR(pg_catalog.=) 'active'::checkout.lock_state;
 
 -- Stock that should not be held any more: reservations of a lock that is no
--- longer active (a bug or a hand edit: see README, "Stock not releasing"), or
+-- longer active (a bug or a hand edit: docs/operations.md, "Stock not releasing"), or
 -- of an active lock past its deadline (release with checkout_cleanup_expired()
 -- or checkout_release(lock_id, reason)).
 CREATE VIEW checkout.stuck_reservations AS
     SELECT r.lock_id, l.cart_id, l.state, l.expires_at, r.sku, r.quantity, r.reserved_at,
            CASE WHEN l.state OPERATOR(pg_catalog.<>) 'active'::checkout.lock_state
                 THEN 'lock is ' OPERATOR(pg_catalog.||) l.state::text
-                ELSE 'lock is overdue' END AS reason
+                ELSE 'lock is overdue' END AS reason,
+           r.stripe
     FROM checkout.reservations r
     JOIN checkout.locks l ON l.lock_id OPERATOR(pg_catalog.=) r.lock_id
     WHERE l.state OPERATOR(pg_catalog.<>) 'active'::checkout.lock_state
@@ -508,7 +592,7 @@ CREATE VIEW checkout.stats AS
          (SELECT pg_catalog.count(*) AS skus,
                  COALESCE(pg_catalog.sum(on_hand), 0)::bigint AS units_on_hand,
                  COALESCE(pg_catalog.sum(reserved), 0)::bigint AS units_reserved
-          FROM checkout.inventory) i;
+          FROM checkout.stock) i;
 
 REVOKE ALL ON FUNCTION @extschema@.checkout_monitor(integer), @extschema@.checkout_verify() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.checkout_monitor(integer), @extschema@.checkout_verify() TO checkout_admin;
@@ -533,11 +617,13 @@ REVOKE ALL ON FUNCTION
     @extschema@.checkout_cleanup_expired(integer),
     @extschema@.checkout_release(bigint, text),
     @extschema@.checkout_monitor(integer),
-    @extschema@.checkout_verify()
+    @extschema@.checkout_verify(),
+    @extschema@.checkout_stripe(text, integer),
+    @extschema@.checkout_rebalance(text)
 FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA checkout TO checkout_app, checkout_admin;
-GRANT SELECT ON checkout.inventory TO checkout_app;
+GRANT SELECT ON checkout.inventory, checkout.stock TO checkout_app;
 GRANT SELECT, UPDATE (resolved_at) ON checkout.compensations TO checkout_app;
 GRANT EXECUTE ON FUNCTION
     @extschema@.checkout_start(text, text, jsonb, interval, text),
@@ -558,5 +644,7 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.checkout_release(bigint, text),
     @extschema@.checkout_monitor(integer),
     @extschema@.checkout_verify(),
+    @extschema@.checkout_stripe(text, integer),
+    @extschema@.checkout_rebalance(text),
     checkout.table_access()
 TO checkout_admin;

@@ -47,7 +47,7 @@ status_datum(FunctionCallInfo fcinfo, const LockRow *row, const CallReport *repo
  * in the caller's memory context and disconnects from SPI.
  */
 static Datum
-finish_call(FunctionCallInfo fcinfo, MemoryContext callcxt, int guc_level, const LockRow *row,
+finish_call(FunctionCallInfo fcinfo, MemoryContext callcxt, int spi_state, const LockRow *row,
 			const CallReport *report)
 {
 	Datum		result;
@@ -57,7 +57,7 @@ finish_call(FunctionCallInfo fcinfo, MemoryContext callcxt, int guc_level, const
 	spicxt = MemoryContextSwitchTo(callcxt);
 	result = status_datum(fcinfo, row, report);
 	MemoryContextSwitchTo(spicxt);
-	checkout_spi_finish(guc_level);
+	checkout_spi_finish(spi_state);
 	return result;
 }
 
@@ -133,7 +133,7 @@ claim_cart(const char *cart_id, const char *session_id, LockRow *mine, CallRepor
 Datum
 checkout_start(PG_FUNCTION_ARGS)
 {
-	int			guc_level;
+	int			spi_state;
 	MemoryContext callcxt = CurrentMemoryContext;
 	char	   *cart_id = require_text_arg(fcinfo, 0, "cart_id", CHECKOUT_MAX_IDENTIFIER);
 	char	   *session_id = session_arg(fcinfo, 1);
@@ -152,7 +152,7 @@ checkout_start(PG_FUNCTION_ARGS)
 		idem_key = require_text_arg(fcinfo, 4, "idempotency_key", CHECKOUT_MAX_IDENTIFIER);
 	parse_cart_lines(PG_GETARG_JSONB_P(2), &cart);
 
-	guc_level = checkout_spi_connect();
+	spi_state = checkout_spi_connect();
 
 	/*
 	 * The common case is one INSERT.  When it inserts nothing the cart has an
@@ -193,7 +193,7 @@ checkout_start(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_CHECKOUT_IN_PROGRESS),
 				 errmsg("checkout already in progress for cart %s", quote_user_text(cart_id)),
 				 errdetail("Concurrent checkouts kept claiming the cart.")));
-	PG_RETURN_DATUM(finish_call(fcinfo, callcxt, guc_level, &row, &report));
+	PG_RETURN_DATUM(finish_call(fcinfo, callcxt, spi_state, &row, &report));
 }
 
 /* ---- checkout_advance ---- */
@@ -280,11 +280,12 @@ run_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase until)
 	 * call decides again with the rows locked from the start.  Events are
 	 * held until then, so no code a user added to the tables written
 	 * meanwhile may run: with a trigger or rule of theirs there, the call
-	 * locks the rows first.
+	 * locks the rows first.  Where a sku is striped, its buyers queue on no
+	 * one row, and every call takes its rows in order from the start.
 	 */
 	if (row->phase < PHASE_INVENTORY_RESERVATION &&
 		target >= PHASE_INVENTORY_RESERVATION && target <= PHASE_PRICE_LOCK &&
-		!events_held() && !store_lock_writes_run_user_code())
+		!events_held() && !store_lock_writes_run_user_code() && !store_striping_in_use())
 	{
 		LockRow		before = *row;
 		StockReservation late;
@@ -309,7 +310,7 @@ run_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase until)
 Datum
 checkout_advance(PG_FUNCTION_ARGS)
 {
-	int			guc_level;
+	int			spi_state;
 	MemoryContext callcxt = CurrentMemoryContext;
 	int64		lock_id = lock_id_arg(fcinfo);
 	char	   *session_id = session_arg(fcinfo, 1);
@@ -324,7 +325,7 @@ checkout_advance(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(3))
 		until = phase_from_name(DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(3))));
 
-	guc_level = checkout_spi_connect();
+	spi_state = checkout_spi_connect();
 	session_lock(lock_id, session_id, &row, &report);
 	/* a retry of an already completed `until` is answered with the status */
 	if (!expire_if_overdue(&row) && (until == PHASE_NONE || row.phase < until))
@@ -333,7 +334,7 @@ checkout_advance(PG_FUNCTION_ARGS)
 			raise_not_active(&row);
 		run_phases(&row, &payload, until);
 	}
-	PG_RETURN_DATUM(finish_call(fcinfo, callcxt, guc_level, &row, &report));
+	PG_RETURN_DATUM(finish_call(fcinfo, callcxt, spi_state, &row, &report));
 }
 
 /* ---- checkout_status: read-only, so it works on a hot standby ---- */
@@ -355,7 +356,7 @@ checkout_status(PG_FUNCTION_ARGS)
 Datum
 checkout_extend(PG_FUNCTION_ARGS)
 {
-	int			guc_level;
+	int			spi_state;
 	MemoryContext callcxt = CurrentMemoryContext;
 	int64		lock_id = lock_id_arg(fcinfo);
 	char	   *session_id = session_arg(fcinfo, 1);
@@ -366,7 +367,7 @@ checkout_extend(PG_FUNCTION_ARGS)
 	require_arg(fcinfo, 2, "by");
 	by_secs = interval_arg_seconds(fcinfo, 2, "by");
 
-	guc_level = checkout_spi_connect();
+	spi_state = checkout_spi_connect();
 	session_lock(lock_id, session_id, &row, &report);
 	if (!expire_if_overdue(&row))
 	{
@@ -374,7 +375,7 @@ checkout_extend(PG_FUNCTION_ARGS)
 			raise_not_active(&row);
 		lock_extend(&row, by_secs);
 	}
-	PG_RETURN_DATUM(finish_call(fcinfo, callcxt, guc_level, &row, &report));
+	PG_RETURN_DATUM(finish_call(fcinfo, callcxt, spi_state, &row, &report));
 }
 
 /* ---- checkout_cancel / checkout_fail / checkout_release ---- */
@@ -387,13 +388,13 @@ static Datum
 end_session_lock(FunctionCallInfo fcinfo, int64 lock_id, const char *session_id, LockState state,
 				 CheckoutPhase failed_phase, const char *error_code, const char *error_message)
 {
-	int			guc_level;
+	int			spi_state;
 	MemoryContext callcxt = CurrentMemoryContext;
 	LockRow		row;
 	LockRow    *rows[1] = {&row};
 	CallReport	report;
 
-	guc_level = checkout_spi_connect();
+	spi_state = checkout_spi_connect();
 	session_lock(lock_id, session_id, &row, &report);
 	if (!expire_if_overdue(&row))
 	{
@@ -401,7 +402,7 @@ end_session_lock(FunctionCallInfo fcinfo, int64 lock_id, const char *session_id,
 			raise_not_active(&row);
 		locks_end(rows, 1, state, failed_phase, error_code, error_message);
 	}
-	return finish_call(fcinfo, callcxt, guc_level, &row, &report);
+	return finish_call(fcinfo, callcxt, spi_state, &row, &report);
 }
 
 Datum
@@ -428,7 +429,7 @@ checkout_fail(PG_FUNCTION_ARGS)
 Datum
 checkout_release(PG_FUNCTION_ARGS)
 {
-	int			guc_level;
+	int			spi_state;
 	MemoryContext callcxt = CurrentMemoryContext;
 	int64		lock_id = lock_id_arg(fcinfo);
 	char	   *reason = require_text_arg(fcinfo, 1, "reason", CHECKOUT_MAX_REASON);
@@ -439,7 +440,7 @@ checkout_release(PG_FUNCTION_ARGS)
 	LockRow    *rows[1] = {&row};
 	CallReport	report;
 
-	guc_level = checkout_spi_connect();
+	spi_state = checkout_spi_connect();
 	if (!store_lock_fetch(lock_id, NULL, &row))
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECKOUT_LOCK_NOT_FOUND),
@@ -448,5 +449,5 @@ checkout_release(PG_FUNCTION_ARGS)
 		raise_not_active(&row);
 	call_report_begin(&report, &row);
 	locks_end(rows, 1, LOCK_CANCELLED, PHASE_NONE, NULL, message);
-	PG_RETURN_DATUM(finish_call(fcinfo, callcxt, guc_level, &row, &report));
+	PG_RETURN_DATUM(finish_call(fcinfo, callcxt, spi_state, &row, &report));
 }

@@ -25,6 +25,7 @@ int			checkout_ttl_s = 15 * 60;
 int			checkout_max_ttl_s = 60 * 60;
 int			checkout_max_lines = 1000;
 int			checkout_cleanup_interval_s = 5 * 60;
+int			checkout_rebalance_interval_ms = 1000;
 int			checkout_event_retention_s = 7 * 24 * 60 * 60;
 double		checkout_price_drift_tolerance = 1.0;
 bool		checkout_prevent_concurrent = true;
@@ -103,6 +104,11 @@ _PG_init(void)
 							"The worker also wakes at the earliest due expiry.",
 							&checkout_cleanup_interval_s, 5 * 60, 1, INT_MAX / 1000,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("checkout.rebalance_interval",
+							"How often the background worker rebalances striped skus.",
+							"It spreads a striped sku's units evenly over its stripes when one runs low, and folds its totals into its inventory row; 0: never.",
+							&checkout_rebalance_interval_ms, 1000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("checkout.event_retention",
 							"How long rows of checkout.events are kept before the worker prunes them.",
 							NULL,

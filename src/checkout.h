@@ -45,6 +45,7 @@ extern int	checkout_ttl_s;
 extern int	checkout_max_ttl_s;
 extern int	checkout_max_lines;
 extern int	checkout_cleanup_interval_s;
+extern int	checkout_rebalance_interval_ms;
 extern int	checkout_event_retention_s;
 extern double checkout_price_drift_tolerance;
 extern bool checkout_prevent_concurrent;

@@ -28,9 +28,9 @@
  * CHECK expressions too): the shape verdict, the columns' attnums, the
  * primary key, and each CHECK constraint planned once (parse and plan are
  * most of what ExecRelCheck costs per statement).  A row write builds its
- * ExprStates from a copy of the planned expressions in its own EState, so
- * nothing it evaluates outlives it or depends on a cache entry that an
- * invalidation may free.
+ * ExprStates in its own EState, so none outlives it; the planned
+ * expressions they point into are counted in use and outlive every write
+ * that uses them, whatever an invalidation retires meanwhile.
  *
  * Key reads go through the primary key's index directly (index_beginscan),
  * so ignore_system_indexes, which any role may set at connection, does not
@@ -98,9 +98,10 @@ typedef struct TableShape
 	int			n_columns;
 	const ConstraintShape *constraints;
 	int			n_constraints;
-	int			key[2];			/* the primary key's columns */
+	int			key[DIRECT_MAX_KEY];	/* the primary key's columns */
 	int			n_key;
 	AclMode		uses;			/* the privileges the direct path needs */
+	const char *trigger;		/* the extension's own trigger on it, or NULL */
 } TableShape;
 
 #define TEXT_COLUMN(n, nn) {n, TEXTOID, NULL, nn}
@@ -170,12 +171,28 @@ static const ColumnShape reservations_columns[RS_NCOLUMNS] = {
 	[RS_SKU] = TEXT_COLUMN("sku", true),
 	[RS_QUANTITY] = INT8_COLUMN("quantity", true),
 	[RS_RESERVED_AT] = TIME_COLUMN("reserved_at", true),
+	[RS_STRIPE] = {"stripe", INT4OID, NULL, true},
 };
 static const ConstraintShape reservations_constraints[] = {
 	{"reservations_pkey", CONSTRAINT_PRIMARY, NULL},
 	{"reservations_lock_id_fkey", CONSTRAINT_FOREIGN, NULL},
 	{"reservations_sku_fkey", CONSTRAINT_FOREIGN, NULL},
 	{"reservations_quantity_check", CONSTRAINT_CHECK, "(quantity > (0)::bigint)"},
+	{"reservations_stripe_check", CONSTRAINT_CHECK, "(stripe >= 0)"},
+};
+
+static const ColumnShape stripes_columns[ST_NCOLUMNS] = {
+	[ST_SKU] = TEXT_COLUMN("sku", true),
+	[ST_STRIPE] = {"stripe", INT4OID, NULL, true},
+	[ST_ON_HAND] = INT8_COLUMN("on_hand", true),
+	[ST_RESERVED] = INT8_COLUMN("reserved", true),
+};
+static const ConstraintShape stripes_constraints[] = {
+	{"inventory_stripes_pkey", CONSTRAINT_PRIMARY, NULL},
+	{"inventory_stripes_sku_fkey", CONSTRAINT_FOREIGN, NULL},
+	{"inventory_stripes_stripe_check", CONSTRAINT_CHECK, "(stripe >= 1)"},
+	{"inventory_stripes_reserved_within_on_hand", CONSTRAINT_CHECK,
+	"((reserved >= (0)::bigint) AND (reserved <= on_hand))"},
 };
 
 static const ColumnShape price_snapshots_columns[PS_NCOLUMNS] = {
@@ -215,7 +232,7 @@ static const ConstraintShape orders_constraints[] = {
 static const TableShape table_shapes[DT_COUNT] = {
 	[DT_INVENTORY] = {"inventory", inventory_columns, INV_NCOLUMNS,
 		inventory_constraints, lengthof(inventory_constraints),
-	{INV_SKU}, 1, ACL_SELECT | ACL_UPDATE},
+	{INV_SKU}, 1, ACL_SELECT | ACL_UPDATE, "inventory_restock"},
 	[DT_LOCKS] = {"locks", locks_columns, LK_NCOLUMNS,
 		locks_constraints, lengthof(locks_constraints),
 	{LK_LOCK_ID}, 1, ACL_SELECT | ACL_UPDATE},
@@ -224,13 +241,16 @@ static const TableShape table_shapes[DT_COUNT] = {
 	{LL_LOCK_ID, LL_LINE_ID}, 2, ACL_SELECT | ACL_INSERT},
 	[DT_RESERVATIONS] = {"reservations", reservations_columns, RS_NCOLUMNS,
 		reservations_constraints, lengthof(reservations_constraints),
-	{RS_LOCK_ID, RS_SKU}, 2, ACL_SELECT | ACL_INSERT | ACL_DELETE},
+	{RS_LOCK_ID, RS_SKU, RS_STRIPE}, 3, ACL_SELECT | ACL_INSERT | ACL_DELETE},
 	[DT_PRICE_SNAPSHOTS] = {"price_snapshots", price_snapshots_columns, PS_NCOLUMNS,
 		price_snapshots_constraints, lengthof(price_snapshots_constraints),
 	{PS_LOCK_ID, PS_LINE_ID}, 2, ACL_INSERT},
 	[DT_ORDERS] = {"orders", orders_columns, OR_NCOLUMNS,
 		orders_constraints, lengthof(orders_constraints),
 	{OR_ORDER_REF}, 1, ACL_SELECT | ACL_INSERT},
+	[DT_STRIPES] = {"inventory_stripes", stripes_columns, ST_NCOLUMNS,
+		stripes_constraints, lengthof(stripes_constraints),
+	{ST_SKU, ST_STRIPE}, 2, ACL_SELECT | ACL_UPDATE},
 };
 
 const char *
@@ -250,24 +270,96 @@ typedef struct TableState
 	AttrNumber	attnums[DIRECT_MAX_COLUMNS];
 	Oid			pkey;
 	MemoryContext cxt;			/* differs lives here */
-	bool		checks_planned;
-	int			n_checks;
-	Expr	  **checks;			/* TupleConstr.check[i]'s expression, planned */
-	MemoryContext checks_cxt;	/* they live here */
+	struct PlannedChecks *checks;	/* NULL until planned */
 } TableState;
+
+/*
+ * A table's CHECK constraints, planned: TupleConstr.check[i]'s expression
+ * in exprs[i].  The row writes evaluating them count as users: an
+ * invalidation retires the set, and it is freed once no write uses it
+ * (or at the end of the transaction, which ends every write).
+ */
+typedef struct PlannedChecks
+{
+	MemoryContext cxt;			/* holds this struct and the expressions */
+	int			n;
+	Expr	  **exprs;
+	int			users;
+	bool		retired;
+	struct PlannedChecks *next_retired;
+} PlannedChecks;
+
+static PlannedChecks *retired_checks = NULL;
 
 static TableState tables[DT_COUNT];
 
-/* A row write evaluates copies of the planned checks: they may go at any time. */
+/* whether checkout.inventory_stripes has a row: -1 unknown (store.c asks) */
+static int	stripes_in_use = -1;
+
+int
+direct_stripes_in_use(void)
+{
+	return stripes_in_use;
+}
+
+void
+direct_stripes_in_use_set(bool in_use)
+{
+	stripes_in_use = in_use ? 1 : 0;
+}
+
+/* The table's planned checks are no longer its: freed now, or when their last write ends. */
 static void
 forget_checks(TableState *ts)
 {
-	ts->checks_planned = false;
+	PlannedChecks *pc = ts->checks;
+
 	ts->checks = NULL;
-	ts->n_checks = 0;
-	if (ts->checks_cxt)
-		MemoryContextDelete(ts->checks_cxt);
-	ts->checks_cxt = NULL;
+	if (pc == NULL)
+		return;
+	if (pc->users == 0)
+		MemoryContextDelete(pc->cxt);
+	else
+	{
+		pc->retired = true;
+		pc->next_retired = retired_checks;
+		retired_checks = pc;
+	}
+}
+
+static void
+release_checks(PlannedChecks *pc)
+{
+	PlannedChecks **link;
+
+	if (--pc->users > 0 || !pc->retired)
+		return;
+	for (link = &retired_checks; *link != pc; link = &(*link)->next_retired)
+		;
+	*link = pc->next_retired;
+	MemoryContextDelete(pc->cxt);
+}
+
+/* A transaction's end ends every row write: no planned checks are in use. */
+static void
+checks_xact_end(XactEvent event, void *arg)
+{
+	int			t;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT &&
+		event != XACT_EVENT_PREPARE)
+		return;
+	while (retired_checks != NULL)
+	{
+		PlannedChecks *pc = retired_checks;
+
+		retired_checks = pc->next_retired;
+		MemoryContextDelete(pc->cxt);
+	}
+	for (t = 0; t < DT_COUNT; t++)
+		if (tables[t].checks)
+			tables[t].checks->users = 0;
 }
 
 static void
@@ -287,6 +379,8 @@ relcache_invalidated(Datum arg, Oid relid)
 {
 	int			t;
 
+	if (relid == InvalidOid || tables[DT_STRIPES].relid == relid)
+		stripes_in_use = -1;
 	for (t = 0; t < DT_COUNT; t++)
 		if (relid == InvalidOid || tables[t].relid == relid)
 			forget_table(&tables[t]);
@@ -311,6 +405,7 @@ register_callbacks(void)
 		return;
 	CacheRegisterRelcacheCallback(relcache_invalidated, (Datum) 0);
 	CacheRegisterSyscacheCallback(PROCOID, function_invalidated, (Datum) 0);
+	RegisterXactCallback(checks_xact_end, NULL);
 	registered = true;
 }
 
@@ -482,6 +577,21 @@ primary_key_difference(const TableShape *def, Relation rel, const AttrNumber *at
 	return differs;
 }
 
+/*
+ * Whether a trigger is a user's: not internal (a foreign key's) and not the
+ * extension's own (its name, calling the function of that name in schema
+ * checkout).
+ */
+static bool
+is_users_trigger(const TableShape *def, const Trigger *trigger)
+{
+	if (trigger->tgisinternal)
+		return false;
+	return def->trigger == NULL || strcmp(trigger->tgname, def->trigger) != 0 ||
+		strcmp(get_func_name(trigger->tgfoid), def->trigger) != 0 ||
+		get_func_namespace(trigger->tgfoid) != get_namespace_oid("checkout", false);
+}
+
 /* NULL when the table is exactly as the extension made it; otherwise what differs. */
 static char *
 shape_difference(const TableShape *def, Relation rel, AttrNumber *attnums, Oid *pkey)
@@ -503,7 +613,7 @@ shape_difference(const TableShape *def, Relation rel, AttrNumber *attnums, Oid *
 	if (rel->rd_rules != NULL)
 		return pstrdup("it has a rule");
 	for (i = 0; rel->trigdesc && i < rel->trigdesc->numtriggers; i++)
-		if (!rel->trigdesc->triggers[i].tgisinternal)
+		if (is_users_trigger(def, &rel->trigdesc->triggers[i]))
 			return psprintf("trigger %s is a user's",
 							quote_identifier(rel->trigdesc->triggers[i].tgname));
 	if ((differs = columns_difference(def, rel, attnums)) != NULL ||
@@ -513,16 +623,16 @@ shape_difference(const TableShape *def, Relation rel, AttrNumber *attnums, Oid *
 	return NULL;
 }
 
-/* Whether writing the table runs a user's code: a trigger of theirs (a foreign key's are internal), a rule. */
+/* Whether writing the table runs a user's code: a trigger of theirs, a rule. */
 static bool
-relation_runs_user_code(Relation rel)
+relation_runs_user_code(const TableShape *def, Relation rel)
 {
 	int			i;
 
 	if (rel->rd_rules != NULL)
 		return true;
 	for (i = 0; rel->trigdesc && i < rel->trigdesc->numtriggers; i++)
-		if (!rel->trigdesc->triggers[i].tgisinternal)
+		if (is_users_trigger(def, &rel->trigdesc->triggers[i]))
 			return true;
 	return false;
 }
@@ -530,12 +640,31 @@ relation_runs_user_code(Relation rel)
 static Oid
 table_relid(DirectTable table)
 {
-	Oid			relid = get_relname_relid(table_shapes[table].name,
-										  get_namespace_oid("checkout", false));
+	Oid			relid = direct_table_relid(table);
 
 	if (!OidIsValid(relid))
 		elog(ERROR, "checkout: table checkout.%s does not exist", table_shapes[table].name);
 	return relid;
+}
+
+/* The table's OID as the catalog says now; InvalidOid when it does not exist. */
+Oid
+direct_table_relid(DirectTable table)
+{
+	return get_relname_relid(table_shapes[table].name, get_namespace_oid("checkout", false));
+}
+
+/*
+ * Whether the table exists: tables a later version added are missing from
+ * a schema not yet updated, which the library still serves.
+ */
+bool
+direct_table_exists(DirectTable table)
+{
+	register_callbacks();
+	if (!OidIsValid(tables[table].relid))
+		tables[table].relid = direct_table_relid(table);
+	return OidIsValid(tables[table].relid);
 }
 
 /*
@@ -579,7 +708,7 @@ table_open_known(DirectTable table, LOCKMODE lockmode)
 		old = MemoryContextSwitchTo(cxt);
 		ts->differs = differs ? pstrdup(differs) : NULL;
 		MemoryContextSwitchTo(old);
-		ts->user_code = relation_runs_user_code(rel);
+		ts->user_code = relation_runs_user_code(&table_shapes[table], rel);
 		if (ts->cxt)
 			MemoryContextDelete(ts->cxt);
 		ts->cxt = cxt;
@@ -674,7 +803,7 @@ key_open(KeyScan *ks, DirectTable table, AclMode need, bool statement)
 	ks->index = index_open(ts->pkey, AccessShareLock);
 	ks->found = table_slot_create(ks->rel, NULL);
 	ks->locked = NULL;
-	ks->scan = index_beginscan(ks->rel, ks->index, GetActiveSnapshot(), 1, 0);
+	ks->scan = NULL;			/* begun for the number of keys of the first scan */
 	return true;
 }
 
@@ -682,7 +811,8 @@ key_open(KeyScan *ks, DirectTable table, AclMode need, bool statement)
 void
 key_close(KeyScan *ks)
 {
-	index_endscan(ks->scan);
+	if (ks->scan)
+		index_endscan(ks->scan);
 	ExecDropSingleTupleTableSlot(ks->found);
 	if (ks->locked)
 		ExecDropSingleTupleTableSlot(ks->locked);
@@ -692,18 +822,42 @@ key_close(KeyScan *ks)
 	table_close(ks->rel, NoLock);
 }
 
-/* Starts over on the rows whose primary key's first column equals value, in the key's order. */
+/*
+ * Starts over on the rows whose primary key's first n columns equal
+ * values, in the key's order.
+ */
+void
+key_scan_prefix(KeyScan *ks, const Datum *values, int n)
+{
+	const TableShape *def = &table_shapes[ks->table];
+	int			k;
+
+	Assert(n >= 1 && n <= def->n_key);
+	for (k = 0; k < n; k++)
+	{
+		Oid			type = def->columns[def->key[k]].type;
+
+		/* compared as the index orders the column: its operator class, its collation */
+		ScanKeyEntryInitialize(&ks->keys[k], 0, k + 1, BTEqualStrategyNumber, InvalidOid,
+							   ks->index->rd_indcollation[k],
+							   type == INT8OID ? F_INT8EQ : type == INT4OID ? F_INT4EQ : F_TEXTEQ,
+							   values[k]);
+	}
+	if (ks->scan != NULL && ks->scan->numberOfKeys != n)
+	{
+		index_endscan(ks->scan);
+		ks->scan = NULL;
+	}
+	if (ks->scan == NULL)
+		ks->scan = index_beginscan(ks->rel, ks->index, GetActiveSnapshot(), n, 0);
+	index_rescan(ks->scan, ks->keys, n, NULL, 0);
+}
+
+/* Starts over on the rows whose primary key's first column equals value. */
 void
 key_scan(KeyScan *ks, Datum value)
 {
-	const TableShape *def = &table_shapes[ks->table];
-	Oid			type = def->columns[def->key[0]].type;
-
-	/* compared as the index orders the column: its operator class, its collation */
-	ScanKeyEntryInitialize(&ks->key, 0, 1, BTEqualStrategyNumber, InvalidOid,
-						   ks->index->rd_indcollation[0],
-						   type == INT8OID ? F_INT8EQ : F_TEXTEQ, value);
-	index_rescan(ks->scan, &ks->key, 1, NULL, 0);
+	key_scan_prefix(ks, &value, 1);
 }
 
 /* The scan's next row into ks->found; false at the end. */
@@ -721,6 +875,14 @@ bool
 key_find(KeyScan *ks, Datum value)
 {
 	key_scan(ks, value);
+	return key_next(ks);
+}
+
+/* The first row whose primary key's first n columns equal values, into ks->found. */
+bool
+key_find_prefix(KeyScan *ks, const Datum *values, int n)
+{
+	key_scan_prefix(ks, values, n);
 	return key_next(ks);
 }
 
@@ -788,25 +950,25 @@ slot_tid(TupleTableSlot *slot)
  * context of the statement's first, so that an error leaves nothing behind,
  * and kept with the table's state when it succeeds.
  */
-static void
-plan_checks(TableState *ts, Relation rel)
+static PlannedChecks *
+plan_checks(Relation rel)
 {
 	TupleConstr *constr = RelationGetDescr(rel)->constr;
 	int			n = constr ? constr->num_check : 0;
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "checkout CHECK constraints",
 											  ALLOCSET_SMALL_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
-	Expr	  **checks = palloc(sizeof(Expr *) * Max(n, 1));
+	PlannedChecks *pc = palloc0(sizeof(PlannedChecks));
 	int			i;
 
+	pc->cxt = cxt;
+	pc->n = n;
+	pc->exprs = palloc(sizeof(Expr *) * Max(n, 1));
 	for (i = 0; i < n; i++)
-		checks[i] = expression_planner((Expr *) stringToNode(constr->check[i].ccbin));
+		pc->exprs[i] = expression_planner((Expr *) stringToNode(constr->check[i].ccbin));
 	MemoryContextSwitchTo(old);
 	MemoryContextSetParent(cxt, CacheMemoryContext);
-	ts->checks_cxt = cxt;
-	ts->checks = checks;
-	ts->n_checks = n;
-	ts->checks_planned = true;
+	return pc;
 }
 
 bool
@@ -834,12 +996,14 @@ row_write_begin(RowWrite *w, DirectTable table, AclMode need)
 	w->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
 
-	if (!ts->checks_planned)
-		plan_checks(ts, w->rel);
+	if (ts->checks == NULL)
+		ts->checks = plan_checks(w->rel);
+	w->checks = ts->checks;
+	w->checks->users++;
 	old = MemoryContextSwitchTo(w->estate->es_query_cxt);
-	w->rri->ri_ConstraintExprs = palloc0(sizeof(ExprState *) * Max(ts->n_checks, 1));
-	for (i = 0; i < ts->n_checks; i++)
-		w->rri->ri_ConstraintExprs[i] = ExecInitExpr(copyObject(ts->checks[i]), NULL);
+	w->rri->ri_ConstraintExprs = palloc0(sizeof(ExprState *) * Max(w->checks->n, 1));
+	for (i = 0; i < w->checks->n; i++)
+		w->rri->ri_ConstraintExprs[i] = ExecInitExpr(w->checks->exprs[i], NULL);
 	MemoryContextSwitchTo(old);
 
 	w->defaults = NULL;
@@ -1004,5 +1168,6 @@ row_write_end(RowWrite *w)
 	EvalPlanQualEnd(&w->epq);
 	ExecResetTupleTable(w->estate->es_tupleTable, false);
 	FreeExecutorState(w->estate);
+	release_checks(w->checks);
 	table_close(w->rel, NoLock);
 }

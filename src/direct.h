@@ -25,6 +25,7 @@ typedef enum DirectTable
 	DT_RESERVATIONS,
 	DT_PRICE_SNAPSHOTS,
 	DT_ORDERS,
+	DT_STRIPES,
 	DT_COUNT
 } DirectTable;
 
@@ -49,7 +50,7 @@ enum
 };
 enum
 {
-	RS_LOCK_ID, RS_SKU, RS_QUANTITY, RS_RESERVED_AT, RS_NCOLUMNS
+	RS_LOCK_ID, RS_SKU, RS_QUANTITY, RS_RESERVED_AT, RS_STRIPE, RS_NCOLUMNS
 };
 enum
 {
@@ -62,15 +63,25 @@ enum
 	OR_CANCELLED_AT, OR_NCOLUMNS
 };
 
+enum
+{
+	ST_SKU, ST_STRIPE, ST_ON_HAND, ST_RESERVED, ST_NCOLUMNS
+};
+
 #define DIRECT_MAX_COLUMNS LK_NCOLUMNS
+#define DIRECT_MAX_KEY 3
 
 /*
  * Whether the direct path may serve the table for the privileges `need`
  * (ACL_* bits) of the current user, and why not (a sentence) when it may
  * not.  Reports only; opening decides again.
  */
+extern bool direct_table_exists(DirectTable table);
+extern Oid	direct_table_relid(DirectTable table);
 extern bool direct_usable(DirectTable table, AclMode need, char **why_not);
 extern bool direct_runs_user_code(DirectTable table);
+extern int	direct_stripes_in_use(void);
+extern void direct_stripes_in_use_set(bool in_use);
 extern const char *direct_table_name(DirectTable table);
 
 /* ---- reading and locking rows by primary key ---- */
@@ -89,15 +100,17 @@ typedef struct KeyScan
 	struct IndexScanDescData *scan;
 	TupleTableSlot *found;		/* the row key_next found */
 	TupleTableSlot *locked;		/* the version key_lock locked */
-	ScanKeyData key;
+	ScanKeyData keys[DIRECT_MAX_KEY];
 	bool		own_snapshot;
 } KeyScan;
 
 extern bool key_open(KeyScan *ks, DirectTable table, AclMode need, bool statement);
 extern void key_close(KeyScan *ks);
 extern void key_scan(KeyScan *ks, Datum value);
+extern void key_scan_prefix(KeyScan *ks, const Datum *values, int n);
 extern bool key_next(KeyScan *ks);
 extern bool key_find(KeyScan *ks, Datum value);
+extern bool key_find_prefix(KeyScan *ks, const Datum *values, int n);
 extern bool key_lock(KeyScan *ks, LockTupleMode mode);
 /* a column of ks->found or ks->locked, by the table's column enum */
 extern Datum slot_column(KeyScan *ks, TupleTableSlot *slot, int column, bool *isnull);
@@ -114,6 +127,7 @@ typedef struct RowWrite
 	EPQState	epq;
 	TupleTableSlot *old;		/* the version written over */
 	TupleTableSlot *new;		/* the version written */
+	struct PlannedChecks *checks;	/* the table's CHECK constraints, in use */
 	ExprState **defaults;		/* row_insert's column defaults, by attnum - 1 */
 	bool	   *default_known;	/* whether defaults[i] was looked up */
 } RowWrite;

@@ -98,7 +98,7 @@ checkout_cleanup_expired(PG_FUNCTION_ARGS)
 {
 	int			batch;
 	int			n;
-	int			guc_level;
+	int			spi_state;
 
 	require_arg(fcinfo, 0, "batch");
 	batch = PG_GETARG_INT32(0);
@@ -106,8 +106,8 @@ checkout_cleanup_expired(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("batch must be at least 1")));
-	guc_level = checkout_spi_connect();
+	spi_state = checkout_spi_connect();
 	n = checkout_expire_due(batch);
-	checkout_spi_finish(guc_level);
+	checkout_spi_finish(spi_state);
 	PG_RETURN_INT32(n);
 }

@@ -41,7 +41,7 @@ checkout_protect_cart(PG_FUNCTION_ARGS)
 	Relation	rel;
 	int			attnum;
 	HeapTuple	result;
-	int			guc_level;
+	int			spi_state;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -70,11 +70,11 @@ checkout_protect_cart(PG_FUNCTION_ARGS)
 	if (!checkout_cart_protection)
 		return PointerGetDatum(result);
 
-	guc_level = checkout_spi_connect();
+	spi_state = checkout_spi_connect();
 	/* an UPDATE may move a line between carts: both must be free */
 	reject_if_locked(rel, trigdata->tg_trigtuple, attnum);
 	if (TRIGGER_FIRED_BY_UPDATE(event))
 		reject_if_locked(rel, trigdata->tg_newtuple, attnum);
-	checkout_spi_finish(guc_level);
+	checkout_spi_finish(spi_state);
 	return PointerGetDatum(result);
 }

@@ -3,22 +3,38 @@
  * what a release or a sale moves.  Every row it reads or writes goes
  * through store.c.
  *
- * Locking protocol: every path that moves stock first locks the ledger rows
- * it needs in sku order (FOR NO KEY UPDATE), so two carts sharing skus, or a
- * cart and a sweep, can never deadlock; NO KEY keeps the foreign-key checks
- * of checkout.reservations from blocking.  Reservation checks availability
- * on the locked rows, in C, before anything is written, then writes every
- * sku: all or nothing, and the CHECK constraint (reserved <= on_hand) backs
- * the check up, so stock cannot be oversold.  A late reservation decides
- * from rows read and checks the decision again on the rows once locked
- * (stock_lock_late), so it, too, writes only what the locked rows allow.
- * Release and commit work on a set of locks with one ledger update per sku:
- * a sweep of thousands of locks on a hot sku touches its row once.
+ * Locking protocol: every path that moves stock locks the stock rows it
+ * needs in one order, by sku and within a sku by stripe (an unstriped sku's
+ * inventory row counts as its stripe 0), FOR NO KEY UPDATE, so two carts
+ * sharing skus, or a cart and a sweep, can never deadlock; NO KEY keeps the
+ * foreign-key checks of checkout.reservations from blocking.  Reservation
+ * checks availability on the locked rows, in C, before it writes a sku, and
+ * the CHECK constraints (reserved <= on_hand) back the check up, so stock
+ * cannot be oversold.  A late reservation decides from rows read and checks
+ * the decision again on the rows once locked (stock_lock_late), so it, too,
+ * writes only what the locked rows allow.  Release and commit work on a set
+ * of locks with one update per stock row: a sweep of thousands of locks on
+ * a hot sku touches each of its rows once.
+ *
+ * A striped sku (checkout_stripe) has its units in several rows, so that
+ * its buyers do not all queue on one.  A reservation takes the stripe its
+ * lock hashes to, or, when that one is short as read, the one with the most
+ * units: it locks that stripe alone and writes there, in a subtransaction
+ * of its own.  When the locked stripe turns out short after all, the
+ * subtransaction is rolled back, which lets go of the stripe's row lock, and
+ * the reservation locks every stripe of the sku in stripe order and takes
+ * from as many as it needs (its own first): it is refused only when the
+ * sku's total is short, and it never waits for a lower stripe while holding
+ * a higher one, so it cannot deadlock.  A reservation records the stripes it
+ * took from, and release and sale go back to exactly those.
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_collation.h"
 #include "miscadmin.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/json.h"
 #include "utils/varlena.h"
 
@@ -97,25 +113,163 @@ stock_load_cart(int64 lock_id, CartStock *out, bool lock_rows)
 	}
 }
 
-/* The reservation's rows and ledger changes; its ledger rows are locked. */
+/* A late reservation's rows and ledger changes; its inventory rows are locked. */
 void
 stock_write_reservation(int64 lock_id, const StockReservation *res)
 {
-	store_reservation_insert(lock_id, res->skus, res->wanted, res->ledger, res->n);
+	ReservedPart *parts = palloc(sizeof(ReservedPart) * Max(res->n, 1));
+	int			i;
+
+	for (i = 0; i < res->n; i++)
+	{
+		parts[i].sku = res->skus[i];
+		parts[i].stripe = 0;
+		parts[i].quantity = res->wanted[i];
+		parts[i].version = res->ledger[i]->version;
+	}
+	store_reservation_insert(lock_id, parts, res->n);
+}
+
+/*
+ * The fast way to a striped sku's units: lock one stripe, and if it has the
+ * units, reserve them there.  In a subtransaction, so that a stripe found
+ * short is let go (its row lock with the subtransaction) before the caller
+ * locks every stripe in order.  True when reserved.
+ */
+static bool
+reserve_in_stripe(int64 lock_id, const char *sku, int32 stripe, int64 wanted)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	bool		reserved = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		StripeRow	row;
+
+		if (store_stripes_lock(sku, &stripe, 1, &row) && row.on_hand - row.reserved >= wanted)
+		{
+			ReservedPart part = {(char *) sku, stripe, wanted, row.version};
+
+			store_reservation_insert(lock_id, &part, 1);
+			reserved = true;
+		}
+		if (reserved)
+			ReleaseCurrentSubTransaction();
+		else
+			RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return reserved;
+}
+
+/*
+ * Reserves wanted units of a striped sku: in one stripe the fast way when
+ * one has them as read (its lock's, else the fullest), else, or when that
+ * stripe turned out short, from every stripe locked in order, the lock's own
+ * first.  Parts taken that way are added to parts (for the caller to
+ * write); false with the sku's total available when it is short.
+ */
+static bool
+reserve_striped(int64 lock_id, const char *sku, int64 wanted, const LedgerRow *row,
+				ReservedPart *parts, int *n_parts, int64 *available)
+{
+	int			n = row->n_stripes;
+	int			own = (int) (lock_id % n);
+	int			target = own;
+	int32	   *numbers = palloc(sizeof(int32) * n);
+	StripeRow  *locked = palloc(sizeof(StripeRow) * n);
+	int64		total = 0;
+	int64		left = wanted;
+	int			k;
+
+#define STRIPE_AVAILABLE(k) (row->stripes[k].on_hand - row->stripes[k].reserved)
+	if (STRIPE_AVAILABLE(own) < wanted)
+		for (k = 0; k < n; k++)
+			if (STRIPE_AVAILABLE(k) > STRIPE_AVAILABLE(target))
+				target = k;
+	if (STRIPE_AVAILABLE(target) >= wanted &&
+		reserve_in_stripe(lock_id, sku, row->stripes[target].stripe, wanted))
+		return true;
+#undef STRIPE_AVAILABLE
+
+	for (k = 0; k < n; k++)
+		numbers[k] = row->stripes[k].stripe;
+	if (!store_stripes_lock(sku, numbers, n, locked))
+		elog(ERROR, "checkout: a stripe of sku %s vanished under the stock lock",
+			 quote_user_text(sku));
+	for (k = 0; k < n; k++)
+		total += locked[k].on_hand - locked[k].reserved;
+	if (total < wanted)
+	{
+		*available = total;
+		return false;
+	}
+	for (k = 0; left > 0; k = (k + 1) % n)
+	{
+		int			i = (own + k) % n;
+		int64		take = Min(left, locked[i].on_hand - locked[i].reserved);
+
+		if (take <= 0)
+			continue;
+		parts[*n_parts].sku = (char *) sku;
+		parts[*n_parts].stripe = locked[i].stripe;
+		parts[*n_parts].quantity = take;
+		parts[*n_parts].version = locked[i].version;
+		(*n_parts)++;
+		left -= take;
+	}
+	return true;
+}
+
+/* The cart's lines' view of a sku's inventory row, refreshed once the row is locked. */
+static void
+refresh_cart_lines(CartStock *cart, const LedgerRow *row)
+{
+	int			i;
+
+	for (i = 0; i < cart->n_found; i++)
+		if (cart->ledger[i] == row)
+		{
+			cart->available[i] = row->on_hand - row->reserved;
+			cart->unit_prices[i] = row->unit_price;
+		}
 }
 
 /*
  * Reserves the cart's summed quantity of each sku, or nothing: false with
  * the first shortfall (in sku order) when a sku has too little stock.  The
- * caller has loaded (and so locked) the cart's inventory rows.  With `late`
- * the cart was only read: the reservation is decided and returned there,
- * for stock_lock_late to check and stock_write_reservation to write.
+ * rows are taken in sku order: those the load locked, then the rest (rows
+ * after a striped sku, a striped sku's stripes).  With `late` the cart was
+ * only read and has no striped sku: the reservation is decided and returned
+ * there, for stock_lock_late to check and stock_write_reservation to write;
+ * a striped sku makes it false, to be decided again the other way.
  */
 bool
-stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortfall,
+stock_reserve(const LockRow *lock, CartStock *cart, StockShortfall *shortfall,
 			  StockReservation *late)
 {
 	StockReservation res;
+	ReservedPart *parts;
+	int			n_parts = 0;
+	int			max_parts = 0;
+	bool		wrote_striped = false;
 	int64		units = 0;
 	int			i;
 
@@ -130,39 +284,84 @@ stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortf
 	{
 		int			n = res.n;
 
-		CHECK_FOR_INTERRUPTS();
 		if (n > 0 && strcmp(res.skus[n - 1], cart->skus[i]) == 0)
 			res.wanted[n - 1] += cart->quantities[i];
 		else
 		{
 			res.skus[n] = cart->skus[i];
 			res.wanted[n] = cart->quantities[i];
-			res.unit_prices[n] = cart->unit_prices[i];
 			res.ledger[n] = cart->ledger[i];
 			res.n = ++n;
 		}
-		if (res.wanted[n - 1] > cart->available[i])
-		{
-			/* report the sku's whole want, not the running sum */
-			int64		total = 0;
-			int			j;
+	}
+	/* a part per sku, or per stripe of a striped sku */
+	for (i = 0; i < res.n; i++)
+		max_parts += Max(res.ledger[i]->n_stripes, 1);
+	parts = palloc(sizeof(ReservedPart) * Max(max_parts, 1));
+	shortfall->sku = NULL;
+	for (i = 0; i < res.n && shortfall->sku == NULL; i++)
+	{
+		LedgerRow  *row = res.ledger[i];
+		int64		available;
 
-			for (j = 0; j < cart->n_found; j++)
-				if (strcmp(cart->skus[j], cart->skus[i]) == 0)
-					total += cart->quantities[j];
-			shortfall->sku = cart->skus[i];
-			shortfall->wanted = total;
-			shortfall->available = cart->available[i];
-			return false;
+		CHECK_FOR_INTERRUPTS();
+		if (row->n_stripes > 0)
+		{
+			if (late)
+				return false;	/* decided again, the rows taken in order */
+			if (reserve_striped(lock->lock_id, res.skus[i], res.wanted[i], row, parts, &n_parts,
+								&available))
+			{
+				wrote_striped = true;
+				continue;
+			}
 		}
+		else
+		{
+			if (!late && !row->locked && store_ledger_row_lock(res.skus[i], row))
+				refresh_cart_lines(cart, row);
+			available = row->found ? row->on_hand - row->reserved : 0;
+			if (available >= res.wanted[i])
+			{
+				parts[n_parts].sku = res.skus[i];
+				parts[n_parts].stripe = 0;
+				parts[n_parts].quantity = res.wanted[i];
+				parts[n_parts].version = row->version;
+				n_parts++;
+				continue;
+			}
+		}
+		shortfall->sku = res.skus[i];
+		shortfall->available = available;
+	}
+	if (shortfall->sku != NULL)
+	{
+		int			j;
+
+		/* report the sku's whole want */
+		shortfall->wanted = 0;
+		for (j = 0; j < cart->n_found; j++)
+			if (strcmp(cart->skus[j], shortfall->sku) == 0)
+				shortfall->wanted += cart->quantities[j];
+		/* nothing of a refused reservation stays: what a stripe took goes back */
+		if (wrote_striped)
+		{
+			MovedStock	moved;
+
+			store_held_stock_move(&lock->lock_id, 1, false, &moved);
+		}
+		return false;
 	}
 	for (i = 0; i < res.n; i++)
+	{
+		res.unit_prices[i] = res.ledger[i]->unit_price;
 		units += res.wanted[i];
+	}
 
 	if (late)
 		*late = res;
 	else
-		stock_write_reservation(lock->lock_id, &res);
+		store_reservation_insert(lock->lock_id, parts, n_parts);
 
 	if (event_wanted(EV_STOCK_RESERVED))
 	{
@@ -192,7 +391,9 @@ stock_lock_late(StockReservation *res)
 	store_ledger_rows(res->skus, res->n, true, rows);
 	for (i = 0; i < res->n; i++)
 	{
-		if (!rows[i].found || rows[i].on_hand - rows[i].reserved < res->wanted[i] ||
+		/* a sku striped meanwhile is decided again too */
+		if (!rows[i].found || !rows[i].locked ||
+			rows[i].on_hand - rows[i].reserved < res->wanted[i] ||
 			rows[i].unit_price != res->unit_prices[i])
 			return false;
 		res->ledger[i] = &rows[i];

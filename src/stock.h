@@ -47,7 +47,7 @@ typedef struct StockReservation
 } StockReservation;
 
 extern void stock_load_cart(int64 lock_id, CartStock *out, bool lock_rows);
-extern bool stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortfall,
+extern bool stock_reserve(const LockRow *lock, CartStock *cart, StockShortfall *shortfall,
 						  StockReservation *late);
 extern bool stock_lock_late(StockReservation *res);
 extern void stock_write_reservation(int64 lock_id, const StockReservation *res);

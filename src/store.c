@@ -21,14 +21,18 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
+#include "utils/varlena.h"
 
 #include "direct.h"
 #include "store.h"
@@ -225,7 +229,7 @@ store_lock_read(int64 lock_id, const char *session_id, LockRow *row)
 	{
 		MemoryContext caller = CurrentMemoryContext;
 		Datum		values[1] = {Int64GetDatum(lock_id)};
-		int			guc_level = checkout_spi_connect();
+		int			spi_state = checkout_spi_connect();
 
 		if (stmt_exec(&read, values, NULL, true) > 0)
 		{
@@ -241,7 +245,7 @@ store_lock_read(int64 lock_id, const char *session_id, LockRow *row)
 			MemoryContextSwitchTo(spi);
 			found = true;
 		}
-		checkout_spi_finish(guc_level);
+		checkout_spi_finish(spi_state);
 	}
 	return found && (session_id == NULL || strcmp(row->session_id, session_id) == 0);
 }
@@ -615,26 +619,118 @@ store_first_unknown_line(int64 lock_id, char **line_id, char **sku)
 	return true;
 }
 
+/*
+ * Stock takes its rows in one order everywhere: by sku, and within a sku
+ * by stripe (its inventory row, where an unstriped sku's units are, counts
+ * as stripe 0).  Changing how a sku is striped (checkout_stripe) takes a
+ * SHARE ROW EXCLUSIVE lock on checkout.inventory_stripes, so every call that
+ * moves stock first takes ROW EXCLUSIVE on it, before its snapshot: the
+ * call sees a sku's striping as it is, and it cannot change under the call.
+ * A schema not yet updated to 0.3.0 has no stripes.
+ */
+void
+store_stock_begin(void)
+{
+	if (direct_table_exists(DT_STRIPES))
+		LockRelationOid(direct_table_relid(DT_STRIPES), RowExclusiveLock);
+}
+
+/*
+ * Whether any sku is striped (a backend's answer, until checkout_stripe
+ * changes a sku's striping: it invalidates checkout.inventory_stripes'
+ * relcache entry).  Looked at under store_stock_begin's lock.
+ */
+bool
+store_striping_in_use(void)
+{
+	static Statement any = {
+		.sql = "SELECT 1 FROM checkout.inventory_stripes LIMIT 1",
+	};
+
+	if (!direct_table_exists(DT_STRIPES))
+		return false;
+	if (direct_stripes_in_use() < 0)
+		direct_stripes_in_use_set(stmt_exec(&any, NULL, NULL, false) > 0);
+	return direct_stripes_in_use() > 0;
+}
+
 static void
 ledger_row_from_slot(KeyScan *ks, TupleTableSlot *slot, LedgerRow *row, bool locked)
 {
 	bool		isnull;
 
 	row->found = true;
+	row->locked = locked;
 	row->on_hand = DatumGetInt64(slot_column(ks, slot, INV_ON_HAND, &isnull));
 	row->reserved = DatumGetInt64(slot_column(ks, slot, INV_RESERVED, &isnull));
 	row->unit_price = DatumGetInt64(slot_column(ks, slot, INV_UNIT_PRICE, &isnull));
 	row->version = version_of(slot, locked);
 }
 
-/*
- * The inventory rows of n skus (in sku order, each once), locked FOR NO KEY
- * UPDATE in that order (lock_rows), or read as the statement's snapshot sees
- * them (a late reservation locks them last).  NO KEY keeps the foreign-key
- * checks of checkout.reservations from blocking.
- */
-void
-store_ledger_rows(char *const *skus, int n, bool lock_rows, LedgerRow *rows)
+static void
+stripe_row_from_slot(KeyScan *ks, TupleTableSlot *slot, StripeRow *row, bool locked)
+{
+	bool		isnull;
+
+	row->stripe = DatumGetInt32(slot_column(ks, slot, ST_STRIPE, &isnull));
+	row->on_hand = DatumGetInt64(slot_column(ks, slot, ST_ON_HAND, &isnull));
+	row->reserved = DatumGetInt64(slot_column(ks, slot, ST_RESERVED, &isnull));
+	row->version = version_of(slot, locked);
+}
+
+/* The sku's stripes as the statement's snapshot sees them, in stripe order (none: unstriped). */
+static int
+read_stripes(const char *sku, StripeRow **rows)
+{
+	static Statement read = {
+		.sql = "SELECT stripe, on_hand, reserved FROM checkout.inventory_stripes "
+		"WHERE sku = $1 ORDER BY stripe",
+		.nargs = 1, .argtypes = {TEXTOID}, .generic = true,
+		.columns = {"stripe", "on_hand", "reserved"},
+	};
+	KeyScan		ks;
+	int			cap = 8;
+	int			n = 0;
+
+	*rows = palloc(sizeof(StripeRow) * cap);
+	if (key_open(&ks, DT_STRIPES, ACL_SELECT, true))
+	{
+		key_scan(&ks, CStringGetTextDatum(sku));
+		while (key_next(&ks))
+		{
+			CHECK_FOR_INTERRUPTS();
+			if (n == cap)
+			{
+				cap *= 2;
+				*rows = repalloc(*rows, sizeof(StripeRow) * cap);
+			}
+			stripe_row_from_slot(&ks, ks.found, &(*rows)[n++], false);
+		}
+		key_close(&ks);
+	}
+	else
+	{
+		Datum		values[1] = {CStringGetTextDatum(sku)};
+		SPITupleTable *tt;
+		int			i;
+
+		n = stmt_exec(&read, values, NULL, false);
+		tt = SPI_tuptable;
+		*rows = repalloc(*rows, sizeof(StripeRow) * Max(n, 1));
+		for (i = 0; i < n; i++)
+		{
+			(*rows)[i].stripe = (int32) stmt_int8(&read, tt, i, 0);
+			(*rows)[i].on_hand = stmt_int8(&read, tt, i, 1);
+			(*rows)[i].reserved = stmt_int8(&read, tt, i, 2);
+			(*rows)[i].version = NULL;
+		}
+	}
+	return n;
+}
+
+/* An unstriped sku's inventory row, locked (FOR NO KEY UPDATE) or read, by a statement. */
+static void
+ledger_row_by_statement(const char *sku, bool lock_row, LedgerRow *row)
 {
 	static Statement read[2] = {
 		{.sql = "SELECT on_hand, reserved, unit_price FROM checkout.inventory WHERE sku = $1",
@@ -645,48 +741,169 @@ store_ledger_rows(char *const *skus, int n, bool lock_rows, LedgerRow *rows)
 			.nargs = 1, .argtypes = {TEXTOID}, .generic = true,
 		.columns = {"on_hand", "reserved", "unit_price"}},
 	};
+	Statement  *st = &read[lock_row];
+	Datum		values[1] = {CStringGetTextDatum(sku)};
+
+	row->version = NULL;
+	row->locked = false;
+	row->found = stmt_exec(st, values, NULL, false) > 0;
+	if (!row->found)
+		return;
+	row->locked = lock_row;
+	row->on_hand = stmt_int8(st, SPI_tuptable, 0, 0);
+	row->reserved = stmt_int8(st, SPI_tuptable, 0, 1);
+	row->unit_price = stmt_int8(st, SPI_tuptable, 0, 2);
+}
+
+/*
+ * The inventory rows of n skus (in sku order, each once), and the stripes
+ * of a striped sku as read.  With lock_rows, the rows of unstriped skus are
+ * locked (FOR NO KEY UPDATE) as they come, up to the first striped sku: the
+ * rows after it are only read, for the caller to lock in sku order once it
+ * has taken that sku's stripes (store_ledger_row_lock, store_stripe_lock).
+ * A striped sku's inventory row is never locked: its buyers take stripes.
+ * NO KEY keeps the foreign-key checks of checkout.reservations from blocking.
+ */
+void
+store_ledger_rows(char *const *skus, int n, bool lock_rows, LedgerRow *rows)
+{
+	bool		striping;
 	KeyScan		ks;
 	int			i;
 
-	if (key_open(&ks, DT_INVENTORY, lock_rows ? ACL_SELECT | ACL_UPDATE : ACL_SELECT, true))
+	store_stock_begin();
+	striping = store_striping_in_use();
+	for (i = 0; i < n; i++)
+	{
+		rows[i].n_stripes = 0;
+		rows[i].stripes = NULL;
+		if (striping)
+			rows[i].n_stripes = read_stripes(skus[i], &rows[i].stripes);
+	}
+	if (!key_open(&ks, DT_INVENTORY, lock_rows ? ACL_SELECT | ACL_UPDATE : ACL_SELECT, true))
+	{
+		for (i = 0; i < n; i++)
+		{
+			CHECK_FOR_INTERRUPTS();
+			if (rows[i].n_stripes > 0)
+				lock_rows = false;
+			ledger_row_by_statement(skus[i], lock_rows, &rows[i]);
+		}
+	}
+	else
 	{
 		for (i = 0; i < n; i++)
 		{
 			bool		isnull;
 
 			CHECK_FOR_INTERRUPTS();
-			rows[i].found = false;
+			rows[i].found = rows[i].locked = false;
 			rows[i].version = NULL;
+			if (rows[i].n_stripes > 0)
+				lock_rows = false;
 			if (!key_find(&ks, CStringGetTextDatum(skus[i])))
 				continue;
 			if (!lock_rows)
-			{
 				ledger_row_from_slot(&ks, ks.found, &rows[i], false);
-				continue;
-			}
 			/* the version locked may be newer than the one found: still this sku? */
-			if (key_lock(&ks, LockTupleNoKeyExclusive) &&
-				strcmp(TextDatumGetCString(slot_column(&ks, ks.locked, INV_SKU, &isnull)),
-					   skus[i]) == 0)
+			else if (key_lock(&ks, LockTupleNoKeyExclusive) &&
+					 strcmp(TextDatumGetCString(slot_column(&ks, ks.locked, INV_SKU, &isnull)),
+							skus[i]) == 0)
 				ledger_row_from_slot(&ks, ks.locked, &rows[i], true);
 		}
 		key_close(&ks);
-		return;
 	}
+	/* a striped sku's stock is its stripes' */
 	for (i = 0; i < n; i++)
 	{
-		Statement  *st = &read[lock_rows];
-		Datum		values[1] = {CStringGetTextDatum(skus[i])};
+		int			k;
+
+		if (rows[i].n_stripes == 0 || !rows[i].found)
+			continue;
+		rows[i].on_hand = rows[i].reserved = 0;
+		for (k = 0; k < rows[i].n_stripes; k++)
+		{
+			rows[i].on_hand += rows[i].stripes[k].on_hand;
+			rows[i].reserved += rows[i].stripes[k].reserved;
+		}
+	}
+}
+
+/* Locks one unstriped sku's inventory row (a row store_ledger_rows only read); false when gone. */
+bool
+store_ledger_row_lock(const char *sku, LedgerRow *row)
+{
+	int			n_stripes = row->n_stripes;
+	StripeRow  *stripes = row->stripes;
+	char	   *skus[1] = {(char *) sku};
+	KeyScan		ks;
+
+	Assert(n_stripes == 0);
+	if (!key_open(&ks, DT_INVENTORY, ACL_SELECT | ACL_UPDATE, true))
+		ledger_row_by_statement(sku, true, row);
+	else
+	{
+		bool		isnull;
+
+		row->found = row->locked = false;
+		if (key_find(&ks, CStringGetTextDatum(skus[0])) &&
+			key_lock(&ks, LockTupleNoKeyExclusive) &&
+			strcmp(TextDatumGetCString(slot_column(&ks, ks.locked, INV_SKU, &isnull)), sku) == 0)
+			ledger_row_from_slot(&ks, ks.locked, row, true);
+		key_close(&ks);
+	}
+	row->n_stripes = n_stripes;
+	row->stripes = stripes;
+	return row->found;
+}
+
+/*
+ * Locks stripes of a sku (numbers in ascending order), waiting for their
+ * holders; rows[i] gets stripe numbers[i] as locked.  False when one does
+ * not exist (it cannot vanish under store_stock_begin's lock).
+ */
+bool
+store_stripes_lock(const char *sku, const int32 *numbers, int n, StripeRow *rows)
+{
+	static Statement lock = {
+		.sql = "SELECT on_hand, reserved FROM checkout.inventory_stripes "
+		"WHERE sku = $1 AND stripe = $2 FOR NO KEY UPDATE",
+		.nargs = 2, .argtypes = {TEXTOID, INT4OID}, .generic = true,
+		.columns = {"on_hand", "reserved"},
+	};
+	KeyScan		ks;
+	bool		all = true;
+	int			i;
+
+	if (key_open(&ks, DT_STRIPES, ACL_SELECT | ACL_UPDATE, true))
+	{
+		for (i = 0; i < n && all; i++)
+		{
+			Datum		key[2] = {CStringGetTextDatum(sku), Int32GetDatum(numbers[i])};
+
+			CHECK_FOR_INTERRUPTS();
+			all = key_find_prefix(&ks, key, 2) && key_lock(&ks, LockTupleNoKeyExclusive);
+			if (all)
+				stripe_row_from_slot(&ks, ks.locked, &rows[i], true);
+		}
+		key_close(&ks);
+		return all;
+	}
+	for (i = 0; i < n && all; i++)
+	{
+		Datum		values[2] = {CStringGetTextDatum(sku), Int32GetDatum(numbers[i])};
 
 		CHECK_FOR_INTERRUPTS();
-		rows[i].version = NULL;
-		rows[i].found = stmt_exec(st, values, NULL, false) > 0;
-		if (!rows[i].found)
-			continue;
-		rows[i].on_hand = stmt_int8(st, SPI_tuptable, 0, 0);
-		rows[i].reserved = stmt_int8(st, SPI_tuptable, 0, 1);
-		rows[i].unit_price = stmt_int8(st, SPI_tuptable, 0, 2);
+		all = stmt_exec(&lock, values, NULL, false) > 0;
+		if (all)
+		{
+			rows[i].stripe = numbers[i];
+			rows[i].on_hand = stmt_int8(&lock, SPI_tuptable, 0, 0);
+			rows[i].reserved = stmt_int8(&lock, SPI_tuptable, 0, 1);
+			rows[i].version = NULL;
+		}
 	}
+	return all;
 }
 
 /*
@@ -699,134 +916,242 @@ ledger_row_moved(const char *sku)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INTERNAL_ERROR),
-			 errmsg("checkout: the inventory row of sku %s moved under its row lock",
+			 errmsg("checkout: the stock row of sku %s moved under its row lock",
 					quote_user_text(sku))));
 }
 
-/* Whether every ledger row was locked by the direct path (its version is known). */
-static bool
-ledger_locked_directly(LedgerRow *const *ledger, int n)
-{
-	int			i;
-
-	for (i = 0; i < n; i++)
-		if (ledger[i]->version == NULL || !ledger[i]->version->locked)
-			return false;
-	return true;
-}
-
 /*
- * Row writes of reservations and the ledger, begun together; false, with
- * neither begun, when the direct path may not serve both.
+ * Row writes of the stock tables, begun when first needed and ended
+ * together; false from stock_write when the direct path may not serve one
+ * of them (nothing was begun for it).
  */
-static bool
-stock_writes_begin(RowWrite *held, AclMode held_need, RowWrite *ledger)
+typedef struct StockWrites
 {
-	if (!row_write_begin(held, DT_RESERVATIONS, held_need))
-		return false;
-	if (!row_write_begin(ledger, DT_INVENTORY, ACL_UPDATE))
-	{
-		row_write_end(held);
-		return false;
-	}
-	return true;
+	RowWrite	held;			/* checkout.reservations */
+	RowWrite	ledger;			/* checkout.inventory */
+	RowWrite	stripes;		/* checkout.inventory_stripes */
+	bool		begun[3];
+} StockWrites;
+
+static RowWrite *
+stock_write(StockWrites *sw, int which, AclMode need)
+{
+	static const DirectTable tables[3] = {DT_RESERVATIONS, DT_INVENTORY, DT_STRIPES};
+	RowWrite   *w = which == 0 ? &sw->held : which == 1 ? &sw->ledger : &sw->stripes;
+
+	if (!sw->begun[which])
+		sw->begun[which] = row_write_begin(w, tables[which], need);
+	return sw->begun[which] ? w : NULL;
 }
 
 static void
-stock_writes_end(RowWrite *held, RowWrite *ledger)
+stock_writes_end(StockWrites *sw)
 {
-	row_write_end(ledger);
-	row_write_end(held);
+	if (sw->begun[2])
+		row_write_end(&sw->stripes);
+	if (sw->begun[1])
+		row_write_end(&sw->ledger);
+	if (sw->begun[0])
+		row_write_end(&sw->held);
+}
+
+/* Whether the direct path may write every table the parts touch. */
+static bool
+stock_writes_direct(StockWrites *sw, const ReservedPart *parts, int n, AclMode held_need)
+{
+	int			i;
+
+	memset(sw, 0, sizeof(*sw));
+	if (!stock_write(sw, 0, held_need))
+		return false;
+	for (i = 0; i < n; i++)
+		if (parts[i].version == NULL ||
+			!stock_write(sw, parts[i].stripe == 0 ? 1 : 2, ACL_UPDATE))
+		{
+			stock_writes_end(sw);
+			return false;
+		}
+	return true;
 }
 
 /*
- * The reservation of quantities[i] of skus[i] (sku order), whose ledger rows
- * the caller holds locked: the reservations' rows inserted and each ledger
- * row's `reserved` raised.
+ * Reserves quantity of each part's stripe of its sku (0: the inventory
+ * row), whose row the caller holds locked: the reservations' rows inserted
+ * and each row's `reserved` raised.  Each part's version is the row's
+ * latest afterwards (NULL after a statement).
  */
 void
-store_reservation_insert(int64 lock_id, char *const *skus, const int64 *quantities,
-						 LedgerRow *const *ledger, int n)
+store_reservation_insert(int64 lock_id, ReservedPart *parts, int n)
 {
+	/* no stripe column: the statement serves a 0.2.0 schema too */
 	static Statement reserve = {
-		.sql = "WITH held AS (INSERT INTO checkout.reservations (lock_id, sku, quantity) "
-		"              VALUES ($1, $2, $3)) "
-		"UPDATE checkout.inventory SET reserved = reserved + $3 WHERE sku = $2",
-		.nargs = 3,
-		.argtypes = {INT8OID, TEXTOID, INT8OID},
-		.generic = true,
+		.sql = "INSERT INTO checkout.reservations (lock_id, sku, quantity) VALUES ($1, $2, $3)",
+		.nargs = 3, .argtypes = {INT8OID, TEXTOID, INT8OID}, .generic = true,
 	};
-	static const int held_columns[3] = {RS_LOCK_ID, RS_SKU, RS_QUANTITY};
-	static const int reserved_column[1] = {INV_RESERVED};
-	RowWrite	held;
-	RowWrite	rows;
+	static Statement reserve_stripe = {
+		.sql = "INSERT INTO checkout.reservations (lock_id, sku, quantity, stripe) "
+		"VALUES ($1, $2, $3, $4)",
+		.nargs = 4, .argtypes = {INT8OID, TEXTOID, INT8OID, INT4OID}, .generic = true,
+	};
+	static Statement raise_row = {
+		.sql = "UPDATE checkout.inventory SET reserved = reserved + $2 WHERE sku = $1",
+		.nargs = 2, .argtypes = {TEXTOID, INT8OID}, .generic = true,
+	};
+	static Statement raise_stripe = {
+		.sql = "UPDATE checkout.inventory_stripes SET reserved = reserved + $3 "
+		"WHERE sku = $1 AND stripe = $2",
+		.nargs = 3, .argtypes = {TEXTOID, INT4OID, INT8OID}, .generic = true,
+	};
+	static const int held_columns[4] = {RS_LOCK_ID, RS_SKU, RS_QUANTITY, RS_STRIPE};
+	static const int ledger_reserved[1] = {INV_RESERVED};
+	static const int stripe_reserved[1] = {ST_RESERVED};
+	StockWrites sw;
 	int			i;
 
-	if (ledger_locked_directly(ledger, n) && stock_writes_begin(&held, ACL_INSERT, &rows))
+	if (stock_writes_direct(&sw, parts, n, ACL_INSERT))
 	{
 		for (i = 0; i < n; i++)
 		{
-			Datum		values[3];
-			bool		isnull[3] = {false, false, false};
+			Datum		values[4];
+			bool		isnull[4] = {false, false, false, false};
 
 			CHECK_FOR_INTERRUPTS();
 			values[0] = Int64GetDatum(lock_id);
-			values[1] = CStringGetTextDatum(skus[i]);
-			values[2] = Int64GetDatum(quantities[i]);
-			row_insert(&held, held_columns, values, isnull, 3);
-			row_add(&rows, &ledger[i]->version->tid, reserved_column, &quantities[i], 1);
+			values[1] = CStringGetTextDatum(parts[i].sku);
+			values[2] = Int64GetDatum(parts[i].quantity);
+			values[3] = Int32GetDatum(parts[i].stripe);
+			row_insert(&sw.held, held_columns, values, isnull, 4);
+			if (parts[i].stripe == 0)
+				row_add(&sw.ledger, &parts[i].version->tid, ledger_reserved, &parts[i].quantity, 1);
+			else
+				row_add(&sw.stripes, &parts[i].version->tid, stripe_reserved, &parts[i].quantity, 1);
 		}
-		stock_writes_end(&held, &rows);
+		stock_writes_end(&sw);
 		return;
 	}
 	for (i = 0; i < n; i++)
 	{
-		Datum		values[3];
+		Datum		held[4];
+		Datum		raise[3];
+		bool		striped = parts[i].stripe != 0;
 
 		CHECK_FOR_INTERRUPTS();
-		values[0] = Int64GetDatum(lock_id);
-		values[1] = CStringGetTextDatum(skus[i]);
-		values[2] = Int64GetDatum(quantities[i]);
-		if (stmt_exec(&reserve, values, NULL, false) != 1)
-			ledger_row_moved(skus[i]);
+		held[0] = Int64GetDatum(lock_id);
+		held[1] = raise[0] = CStringGetTextDatum(parts[i].sku);
+		held[2] = Int64GetDatum(parts[i].quantity);
+		held[3] = raise[1] = Int32GetDatum(parts[i].stripe);
+		raise[striped ? 2 : 1] = Int64GetDatum(parts[i].quantity);
+		stmt_exec(striped ? &reserve_stripe : &reserve, held, NULL, false);
+		if (stmt_exec(striped ? &raise_stripe : &raise_row, raise, NULL, false) != 1)
+			ledger_row_moved(parts[i].sku);
 		/* the version the caller held is no longer the row's latest */
-		ledger[i]->version = NULL;
+		parts[i].version = NULL;
 	}
 }
 
-static void
-moved_alloc(MovedStock *m, int n)
+/* One reservation row of a lock, as read to be released or sold. */
+typedef struct HeldPart
 {
-	m->n = n;
-	m->lock_ids = palloc(sizeof(int64) * Max(n, 1));
-	m->skus = palloc(sizeof(char *) * Max(n, 1));
-	m->quantities = palloc(sizeof(int64) * Max(n, 1));
+	char	   *sku;
+	int32		stripe;
+	int64		quantity;
+	ItemPointerData tid;
+} HeldPart;
+
+/* sku order: the column's collation, as every ORDER BY sku of the statements */
+static int
+sku_cmp(const char *a, const char *b)
+{
+	return varstr_cmp(a, strlen(a), b, strlen(b), DEFAULT_COLLATION_OID);
+}
+
+/* order[] sorted by (ids[i], held[i].sku): what moved, grouped per lock and sku */
+static const int64 *sort_ids;
+static const HeldPart *sort_held;
+
+static int
+cmp_held_by_lock(const void *a, const void *b)
+{
+	int			x = *(const int *) a;
+	int			y = *(const int *) b;
+
+	if (sort_ids[x] != sort_ids[y])
+		return sort_ids[x] < sort_ids[y] ? -1 : 1;
+	return sku_cmp(sort_held[x].sku, sort_held[y].sku);
+}
+
+static void
+sort_held_by_lock(int *order, const int64 *ids, const HeldPart *held, int n)
+{
+	sort_ids = ids;
+	sort_held = held;
+	qsort(order, n, sizeof(int), cmp_held_by_lock);
+}
+
+static int
+cmp_held_by_row(const void *a, const void *b)
+{
+	const HeldPart *x = (const HeldPart *) a;
+	const HeldPart *y = (const HeldPart *) b;
+	int			c = sku_cmp(x->sku, y->sku);
+
+	return c != 0 ? c : (x->stripe > y->stripe) - (x->stripe < y->stripe);
+}
+
+/*
+ * The quantities per stock row of the parts held: the inventory rows'
+ * (stripe 0) or the stripes'; returns how many rows.
+ */
+static int
+sum_held_per_row(const HeldPart *held, int n, bool stripes_only, char **skus, int32 *stripes,
+				 int64 *quantities)
+{
+	HeldPart   *sorted = palloc(sizeof(HeldPart) * Max(n, 1));
+	int			m = 0;
+	int			i;
+
+	memcpy(sorted, held, sizeof(HeldPart) * n);
+	qsort(sorted, n, sizeof(HeldPart), cmp_held_by_row);
+	for (i = 0; i < n; i++)
+	{
+		if ((sorted[i].stripe != 0) != stripes_only)
+			continue;
+		if (m > 0 && stripes[m - 1] == sorted[i].stripe && strcmp(skus[m - 1], sorted[i].sku) == 0)
+		{
+			quantities[m - 1] += sorted[i].quantity;
+			continue;
+		}
+		skus[m] = sorted[i].sku;
+		stripes[m] = sorted[i].stripe;
+		quantities[m] = sorted[i].quantity;
+		m++;
+	}
+	return m;
 }
 
 /*
  * One lock's held stock moved by the direct path: its reservations read in
- * sku order (the primary key's), every ledger row locked in that order,
- * then each reservation deleted and its ledger row updated.  False, with
- * nothing done, when the direct path may not serve.  The reservations are
- * read under the lock's row lock, which every writer of them holds.
+ * (sku, stripe) order (the primary key's), every stock row locked in that
+ * order, then each reservation deleted and its row updated.  False, with
+ * nothing written, when the direct path may not serve.  The reservations
+ * are read under the lock's row lock, which every writer of them holds.
  */
 static bool
-move_one_lock(int64 lock_id, bool sell, MovedStock *moved)
+move_one_lock(int64 lock_id, bool sell, HeldPart **out, int *n_out)
 {
 	static const int ledger_columns[2] = {INV_RESERVED, INV_ON_HAND};
+	static const int stripe_columns[2] = {ST_RESERVED, ST_ON_HAND};
 	KeyScan		ks;
-	RowWrite	held;
-	RowWrite	rows;
-	ItemPointerData *held_tids;
-	LedgerRow  *ledger;
+	HeldPart   *held;
+	ReservedPart *parts;
+	StockWrites sw;
 	int			cap = 4;
 	int			n = 0;
 	int			i;
 
 	if (!key_open(&ks, DT_RESERVATIONS, ACL_SELECT, true))
 		return false;
-	moved_alloc(moved, cap);
-	held_tids = palloc(sizeof(ItemPointerData) * cap);
+	held = palloc(sizeof(HeldPart) * cap);
 	key_scan(&ks, Int64GetDatum(lock_id));
 	while (key_next(&ks))
 	{
@@ -836,103 +1161,491 @@ move_one_lock(int64 lock_id, bool sell, MovedStock *moved)
 		if (n == cap)
 		{
 			cap *= 2;
-			moved->lock_ids = repalloc(moved->lock_ids, sizeof(int64) * cap);
-			moved->skus = repalloc(moved->skus, sizeof(char *) * cap);
-			moved->quantities = repalloc(moved->quantities, sizeof(int64) * cap);
-			held_tids = repalloc(held_tids, sizeof(ItemPointerData) * cap);
+			held = repalloc(held, sizeof(HeldPart) * cap);
 		}
-		held_tids[n] = *slot_tid(ks.found);
-		moved->lock_ids[n] = lock_id;
-		moved->skus[n] = TextDatumGetCString(slot_column(&ks, ks.found, RS_SKU, &isnull));
-		moved->quantities[n] = DatumGetInt64(slot_column(&ks, ks.found, RS_QUANTITY, &isnull));
+		held[n].tid = *slot_tid(ks.found);
+		held[n].sku = TextDatumGetCString(slot_column(&ks, ks.found, RS_SKU, &isnull));
+		held[n].quantity = DatumGetInt64(slot_column(&ks, ks.found, RS_QUANTITY, &isnull));
+		held[n].stripe = DatumGetInt32(slot_column(&ks, ks.found, RS_STRIPE, &isnull));
 		n++;
 	}
 	key_close(&ks);
-	moved->n = n;
 
-	ledger = palloc(sizeof(LedgerRow) * Max(n, 1));
-	store_ledger_rows(moved->skus, n, true, ledger);
-	for (i = 0; i < n; i++)
-		/* a reservation's sku is in the inventory (foreign key) */
-		if (!ledger[i].found)
-			ledger_row_moved(moved->skus[i]);
-	for (i = 0; i < n; i++)
-		if (ledger[i].version == NULL)
-			return false;		/* locked by a statement: move by statements too */
-
-	if (!stock_writes_begin(&held, ACL_DELETE, &rows))
-		return false;
+	/* lock every row first, in (sku, stripe) order, then move */
+	parts = palloc(sizeof(ReservedPart) * Max(n, 1));
 	for (i = 0; i < n; i++)
 	{
-		int64		deltas[2] = {-moved->quantities[i], -moved->quantities[i]};
+		CHECK_FOR_INTERRUPTS();
+		parts[i].sku = held[i].sku;
+		parts[i].stripe = held[i].stripe;
+		parts[i].quantity = held[i].quantity;
+		if (held[i].stripe == 0)
+		{
+			LedgerRow	row = {0};
+
+			/* a reservation's sku is in the inventory (foreign key) */
+			if (!store_ledger_row_lock(held[i].sku, &row))
+				ledger_row_moved(held[i].sku);
+			parts[i].version = row.version;
+		}
+		else
+		{
+			StripeRow	row;
+
+			if (!store_stripes_lock(held[i].sku, &held[i].stripe, 1, &row))
+				ledger_row_moved(held[i].sku);
+			parts[i].version = row.version;
+		}
+	}
+	if (!stock_writes_direct(&sw, parts, n, ACL_DELETE))
+		return false;			/* the rows stay locked; statements move them */
+	for (i = 0; i < n; i++)
+	{
+		int64		deltas[2] = {-held[i].quantity, -held[i].quantity};
 
 		CHECK_FOR_INTERRUPTS();
-		row_delete(&held, &held_tids[i]);
-		row_add(&rows, &ledger[i].version->tid, ledger_columns, deltas, sell ? 2 : 1);
+		row_delete(&sw.held, &held[i].tid);
+		if (held[i].stripe == 0)
+			row_add(&sw.ledger, &parts[i].version->tid, ledger_columns, deltas, sell ? 2 : 1);
+		else
+			row_add(&sw.stripes, &parts[i].version->tid, stripe_columns, deltas, sell ? 2 : 1);
 	}
-	stock_writes_end(&held, &rows);
+	stock_writes_end(&sw);
+	*out = held;
+	*n_out = n;
 	return true;
 }
 
-/* Locks, in sku order, the ledger rows of everything the locks hold. */
-static Statement lock_set = {
-	.sql = "SELECT i.sku FROM checkout.inventory i "
-	"WHERE i.sku IN (SELECT r.sku FROM checkout.reservations r WHERE r.lock_id = ANY ($1)) "
-	"ORDER BY i.sku FOR NO KEY UPDATE",
-	.nargs = 1, .argtypes = {INT8ARRAYOID},
-};
-
+/*
+ * Locks, in (sku, stripe) order, the stock rows of everything the locks
+ * hold: a set of locks and a checkout sharing skus never deadlock.
+ */
 void
 store_held_stock_lock(const int64 *lock_ids, int n)
 {
+	static Statement held_rows = {
+		.sql = "SELECT DISTINCT r.sku, r.stripe FROM checkout.reservations r "
+		"WHERE r.lock_id = ANY ($1) ORDER BY r.sku, r.stripe",
+		.nargs = 1, .argtypes = {INT8ARRAYOID}, .columns = {"sku", "stripe"},
+	};
+	/* a schema not yet updated: every reservation is of an inventory row */
+	static Statement lock_ledger = {
+		.sql = "SELECT i.sku FROM checkout.inventory i "
+		"WHERE i.sku IN (SELECT r.sku FROM checkout.reservations r WHERE r.lock_id = ANY ($1)) "
+		"ORDER BY i.sku FOR NO KEY UPDATE",
+		.nargs = 1, .argtypes = {INT8ARRAYOID},
+	};
 	Datum		values[1] = {int8_array(lock_ids, n)};
+	SPITupleTable *tt;
+	int			rows;
+	int			i;
 
-	stmt_exec(&lock_set, values, NULL, false);
+	store_stock_begin();
+	if (!direct_table_exists(DT_STRIPES))
+	{
+		stmt_exec(&lock_ledger, values, NULL, false);
+		return;
+	}
+	rows = stmt_exec(&held_rows, values, NULL, false);
+	tt = SPI_tuptable;
+	for (i = 0; i < rows; i++)
+	{
+		char	   *sku = stmt_text(&held_rows, tt, i, 0);
+		int32		stripe = (int32) stmt_int4(&held_rows, tt, i, 1);
+
+		CHECK_FOR_INTERRUPTS();
+		if (stripe == 0)
+		{
+			LedgerRow	row = {0};
+
+			if (!store_ledger_row_lock(sku, &row))
+				ledger_row_moved(sku);
+		}
+		else
+		{
+			StripeRow	row;
+
+			if (!store_stripes_lock(sku, &stripe, 1, &row))
+				ledger_row_moved(sku);
+		}
+	}
+}
+
+static void
+moved_alloc(MovedStock *m, int n)
+{
+	m->n = 0;
+	m->lock_ids = palloc(sizeof(int64) * Max(n, 1));
+	m->skus = palloc(sizeof(char *) * Max(n, 1));
+	m->quantities = palloc(sizeof(int64) * Max(n, 1));
+}
+
+/* Adds what moved of a lock's sku, summing the stripes of one (lock, sku). */
+static void
+moved_add(MovedStock *m, int64 lock_id, char *sku, int64 quantity)
+{
+	if (m->n > 0 && m->lock_ids[m->n - 1] == lock_id && strcmp(m->skus[m->n - 1], sku) == 0)
+	{
+		m->quantities[m->n - 1] += quantity;
+		return;
+	}
+	m->lock_ids[m->n] = lock_id;
+	m->skus[m->n] = sku;
+	m->quantities[m->n] = quantity;
+	m->n++;
 }
 
 /*
  * Releases (sell = false) or sells (sell = true) everything the locks hold,
- * taking the ledger rows in sku order first, so that a set of locks and a
- * checkout sharing skus never deadlock.  One ledger update per sku: a sweep
- * of thousands of locks on a hot sku touches its row once.  moved gets what
- * moved, ordered by lock_id and sku.
+ * taking the stock rows in (sku, stripe) order first, so that a set of locks
+ * and a checkout sharing skus never deadlock.  One update per stock row: a
+ * sweep of thousands of locks on a hot sku touches its row once.  moved gets
+ * what moved, per lock and sku, ordered by lock_id and sku.
  */
 void
 store_held_stock_move(const int64 *lock_ids, int n, bool sell, MovedStock *moved)
 {
-#define MOVE_SET_SQL(set_clause) \
-	"WITH gone AS (DELETE FROM checkout.reservations r WHERE r.lock_id = ANY ($1) " \
-	"              RETURNING r.lock_id, r.sku, r.quantity), " \
-	"per_sku AS (SELECT sku, pg_catalog.sum(quantity)::bigint AS q FROM gone GROUP BY sku), " \
-	"moved AS (UPDATE checkout.inventory i SET " set_clause " FROM per_sku p WHERE i.sku = p.sku) " \
-	"SELECT lock_id, sku, quantity FROM gone ORDER BY lock_id, sku"
-	static Statement release = {
-		.sql = MOVE_SET_SQL("reserved = i.reserved - p.q"),
-		.nargs = 1, .argtypes = {INT8ARRAYOID}, .columns = {"lock_id", "sku", "quantity"},
+	/* separate statements, not one with data-modifying CTEs: a rule on a table forbids those */
+	static Statement take = {
+		.sql = "DELETE FROM checkout.reservations r WHERE r.lock_id = ANY ($1) "
+		"RETURNING r.lock_id, r.sku, r.stripe, r.quantity",
+		.nargs = 1, .argtypes = {INT8ARRAYOID}, .columns = {"lock_id", "sku", "stripe", "quantity"},
 	};
-	static Statement sale = {
-		.sql = MOVE_SET_SQL("on_hand = i.on_hand - p.q, reserved = i.reserved - p.q"),
-		.nargs = 1, .argtypes = {INT8ARRAYOID}, .columns = {"lock_id", "sku", "quantity"},
+	static Statement take_unstriped = {
+		.sql = "DELETE FROM checkout.reservations r WHERE r.lock_id = ANY ($1) "
+		"RETURNING r.lock_id, r.sku, 0 AS stripe, r.quantity",
+		.nargs = 1, .argtypes = {INT8ARRAYOID}, .columns = {"lock_id", "sku", "stripe", "quantity"},
 	};
-#undef MOVE_SET_SQL
-	Statement  *st = sell ? &sale : &release;
-	Datum		values[1];
+	static Statement release_rows = {
+		.sql = "UPDATE checkout.inventory i SET reserved = i.reserved - m.q "
+		"FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::int8[])) AS m(sku, q) "
+		"WHERE i.sku = m.sku",
+		.nargs = 2, .argtypes = {TEXTARRAYOID, INT8ARRAYOID},
+	};
+	static Statement sell_rows = {
+		.sql = "UPDATE checkout.inventory i SET on_hand = i.on_hand - m.q, reserved = i.reserved - m.q "
+		"FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::int8[])) AS m(sku, q) "
+		"WHERE i.sku = m.sku",
+		.nargs = 2, .argtypes = {TEXTARRAYOID, INT8ARRAYOID},
+	};
+	static Statement release_stripes = {
+		.sql = "UPDATE checkout.inventory_stripes t SET reserved = t.reserved - m.q "
+		"FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::int4[]), "
+		"                pg_catalog.unnest($3::int8[])) AS m(sku, stripe, q) "
+		"WHERE t.sku = m.sku AND t.stripe = m.stripe",
+		.nargs = 3, .argtypes = {TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID},
+	};
+	static Statement sell_stripes = {
+		.sql = "UPDATE checkout.inventory_stripes t SET on_hand = t.on_hand - m.q, "
+		"reserved = t.reserved - m.q "
+		"FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::int4[]), "
+		"                pg_catalog.unnest($3::int8[])) AS m(sku, stripe, q) "
+		"WHERE t.sku = m.sku AND t.stripe = m.stripe",
+		.nargs = 3, .argtypes = {TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID},
+	};
+	Statement  *st = direct_table_exists(DT_STRIPES) ? &take : &take_unstriped;
+	HeldPart   *held;
+	int			n_held;
+	Datum		values[3];
 	SPITupleTable *tt;
+	int			rows;
 	int			i;
 
-	if (n == 1 && move_one_lock(lock_ids[0], sell, moved))
+	store_stock_begin();
+	if (n == 1 && move_one_lock(lock_ids[0], sell, &held, &n_held))
+	{
+		moved_alloc(moved, n_held);
+		for (i = 0; i < n_held; i++)
+			moved_add(moved, lock_ids[0], held[i].sku, held[i].quantity);
 		return;
+	}
+	store_held_stock_lock(lock_ids, n);
 	values[0] = int8_array(lock_ids, n);
-	stmt_exec(&lock_set, values, NULL, false);
-	moved_alloc(moved, stmt_exec(st, values, NULL, false));
+	rows = stmt_exec(st, values, NULL, false);
 	tt = SPI_tuptable;
-	for (i = 0; i < moved->n; i++)
+	held = palloc(sizeof(HeldPart) * Max(rows, 1));
+	for (i = 0; i < rows; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
-		moved->lock_ids[i] = stmt_int8(st, tt, i, 0);
-		moved->skus[i] = stmt_text(st, tt, i, 1);
-		moved->quantities[i] = stmt_int8(st, tt, i, 2);
+		ItemPointerSetInvalid(&held[i].tid);
+		held[i].sku = stmt_text(st, tt, i, 1);
+		held[i].stripe = (int32) stmt_int4(st, tt, i, 2);
+		held[i].quantity = stmt_int8(st, tt, i, 3);
 	}
+	/* what moved, per lock and sku, for the events */
+	{
+		int64	   *ids = palloc(sizeof(int64) * Max(rows, 1));
+		int		   *order = palloc(sizeof(int) * Max(rows, 1));
+
+		for (i = 0; i < rows; i++)
+		{
+			ids[i] = stmt_int8(st, tt, i, 0);
+			order[i] = i;
+		}
+		sort_held_by_lock(order, ids, held, rows);
+		moved_alloc(moved, rows);
+		for (i = 0; i < rows; i++)
+			moved_add(moved, ids[order[i]], held[order[i]].sku, held[order[i]].quantity);
+	}
+	/* one update per stock row: the inventory rows, then the stripes */
+	for (i = 0; i < 2; i++)
+	{
+		char	  **skus = palloc(sizeof(char *) * Max(rows, 1));
+		int32	   *stripes = palloc(sizeof(int32) * Max(rows, 1));
+		int64	   *quantities = palloc(sizeof(int64) * Max(rows, 1));
+		int			m = sum_held_per_row(held, rows, i == 1, skus, stripes, quantities);
+
+		if (m == 0)
+			continue;
+		values[0] = text_array(skus, m);
+		if (i == 0)
+		{
+			values[1] = int8_array(quantities, m);
+			stmt_exec(sell ? &sell_rows : &release_rows, values, NULL, false);
+		}
+		else
+		{
+			values[1] = int4_array(stripes, m);
+			values[2] = int8_array(quantities, m);
+			stmt_exec(sell ? &sell_stripes : &release_stripes, values, NULL, false);
+		}
+	}
+}
+/* ---- striping (checkout_stripe, checkout_rebalance, restocks) ---- */
+
+/*
+ * Takes the stock lock that changing a sku's striping needs: SHARE ROW
+ * EXCLUSIVE on checkout.inventory_stripes waits for every call moving stock
+ * and keeps new ones out until the transaction ends (store_stock_begin).
+ */
+void
+store_striping_exclusive(void)
+{
+	if (!direct_table_exists(DT_STRIPES))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("striped stock needs the 0.3.0 schema"),
+				 errhint("Run ALTER EXTENSION checkout UPDATE.")));
+	LockRelationOid(direct_table_relid(DT_STRIPES), ShareRowExclusiveLock);
+}
+
+/* Backends look at whether any sku is striped again (store_striping_in_use). */
+void
+store_striping_changed(void)
+{
+	CacheInvalidateRelcacheByRelid(direct_table_relid(DT_STRIPES));
+}
+
+/*
+ * The sku's inventory row, locked FOR UPDATE NOWAIT (striping) or FOR NO
+ * KEY UPDATE (rebalance, waiting); false when the sku is not in the
+ * inventory.  NOWAIT: a restock holding the row wants the stock lock that
+ * striping holds.
+ */
+bool
+store_sku_lock(const char *sku, bool for_striping, int64 *on_hand, int64 *reserved)
+{
+	static Statement lock[2] = {
+		{.sql = "SELECT on_hand, reserved FROM checkout.inventory WHERE sku = $1 FOR NO KEY UPDATE",
+			.nargs = 1, .argtypes = {TEXTOID}, .generic = true, .columns = {"on_hand", "reserved"}},
+		{.sql = "SELECT on_hand, reserved FROM checkout.inventory WHERE sku = $1 FOR UPDATE NOWAIT",
+			.nargs = 1, .argtypes = {TEXTOID}, .generic = true, .columns = {"on_hand", "reserved"}},
+	};
+	Statement  *st = &lock[for_striping];
+	Datum		values[1] = {CStringGetTextDatum(sku)};
+
+	if (stmt_exec(st, values, NULL, false) == 0)
+		return false;
+	*on_hand = stmt_int8(st, SPI_tuptable, 0, 0);
+	*reserved = stmt_int8(st, SPI_tuptable, 0, 1);
+	return true;
+}
+
+/* The sku's stripes locked in stripe order (none: unstriped). */
+int
+store_stripes_lock_all(const char *sku, StripeRow **rows)
+{
+	static Statement lock = {
+		.sql = "SELECT stripe, on_hand, reserved FROM checkout.inventory_stripes "
+		"WHERE sku = $1 ORDER BY stripe FOR NO KEY UPDATE",
+		.nargs = 1, .argtypes = {TEXTOID}, .generic = true,
+		.columns = {"stripe", "on_hand", "reserved"},
+	};
+	Datum		values[1] = {CStringGetTextDatum(sku)};
+	int			n = stmt_exec(&lock, values, NULL, false);
+	SPITupleTable *tt = SPI_tuptable;
+	int			i;
+
+	*rows = palloc(sizeof(StripeRow) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		(*rows)[i].stripe = stmt_int4(&lock, tt, i, 0);
+		(*rows)[i].on_hand = stmt_int8(&lock, tt, i, 1);
+		(*rows)[i].reserved = stmt_int8(&lock, tt, i, 2);
+		(*rows)[i].version = NULL;
+	}
+	return n;
+}
+
+/* The skus that are striped, in sku order. */
+int
+store_striped_skus(char ***skus)
+{
+	static Statement striped = {
+		.sql = "SELECT DISTINCT sku FROM checkout.inventory_stripes ORDER BY sku",
+		.columns = {"sku"},
+	};
+	int			n;
+	int			i;
+
+	if (!direct_table_exists(DT_STRIPES))
+		return 0;
+	n = stmt_exec(&striped, NULL, NULL, false);
+	*skus = palloc(sizeof(char *) * Max(n, 1));
+	for (i = 0; i < n; i++)
+		(*skus)[i] = stmt_text(&striped, SPI_tuptable, i, 0);
+	return n;
+}
+
+/* Sets the on_hand of the sku's stripes (rows[i].stripe gets rows[i].on_hand). */
+void
+store_stripes_set_on_hand(const char *sku, const StripeRow *rows, int n)
+{
+	static Statement set = {
+		.sql = "UPDATE checkout.inventory_stripes t SET on_hand = m.on_hand "
+		"FROM ROWS FROM (pg_catalog.unnest($2::int4[]), pg_catalog.unnest($3::int8[])) AS m(stripe, on_hand) "
+		"WHERE t.sku = $1 AND t.stripe = m.stripe AND t.on_hand <> m.on_hand",
+		.nargs = 3, .argtypes = {TEXTOID, INT4ARRAYOID, INT8ARRAYOID},
+	};
+	int32	   *stripes = palloc(sizeof(int32) * Max(n, 1));
+	int64	   *on_hand = palloc(sizeof(int64) * Max(n, 1));
+	Datum		values[3];
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		stripes[i] = rows[i].stripe;
+		on_hand[i] = rows[i].on_hand;
+	}
+	values[0] = CStringGetTextDatum(sku);
+	values[1] = int4_array(stripes, n);
+	values[2] = int8_array(on_hand, n);
+	stmt_exec(&set, values, NULL, false);
+}
+
+/*
+ * Sets the sku's inventory row's totals (a fold, or the units of a sku made
+ * unstriped), as the extension's own write: the restock trigger lets it be.
+ */
+static bool own_totals_write = false;
+
+void
+store_sku_set_totals(const char *sku, int64 on_hand, int64 reserved)
+{
+	static Statement set = {
+		.sql = "UPDATE checkout.inventory SET on_hand = $2, reserved = $3 "
+		"WHERE sku = $1 AND (on_hand <> $2 OR reserved <> $3)",
+		.nargs = 3, .argtypes = {TEXTOID, INT8OID, INT8OID}, .generic = true,
+	};
+	Datum		values[3] = {CStringGetTextDatum(sku), Int64GetDatum(on_hand), Int64GetDatum(reserved)};
+
+	own_totals_write = true;
+	PG_TRY();
+	{
+		stmt_exec(&set, values, NULL, false);
+	}
+	PG_FINALLY();
+	{
+		own_totals_write = false;
+	}
+	PG_END_TRY();
+}
+
+/* Whether the inventory row being updated is the extension's own totals write. */
+bool
+store_own_totals_write(void)
+{
+	return own_totals_write;
+}
+
+/*
+ * Lays the sku's units out anew: n stripes holding on_hand[i] units with
+ * reserved[i] of them reserved (n = 0: no stripes, the inventory row holds
+ * them), and every reservation of the sku gathered per lock into the stripe
+ * stripe_of_lock gives it (0 for none).  The caller holds the striping lock
+ * and the sku's inventory row.
+ */
+void
+store_stripes_replace(const char *sku, int n, const int64 *on_hand, const int64 *reserved)
+{
+	static Statement drop = {
+		.sql = "DELETE FROM checkout.inventory_stripes WHERE sku = $1",
+		.nargs = 1, .argtypes = {TEXTOID},
+	};
+	static Statement add = {
+		.sql = "INSERT INTO checkout.inventory_stripes (sku, stripe, on_hand, reserved) "
+		"SELECT $1, t.n::integer, t.on_hand, t.reserved "
+		"FROM ROWS FROM (pg_catalog.unnest($2::int8[]), pg_catalog.unnest($3::int8[])) "
+		"     WITH ORDINALITY AS t(on_hand, reserved, n)",
+		.nargs = 3, .argtypes = {TEXTOID, INT8ARRAYOID, INT8ARRAYOID},
+	};
+	Datum		values[3] = {CStringGetTextDatum(sku), (Datum) 0, (Datum) 0};
+
+	stmt_exec(&drop, values, NULL, false);
+	if (n == 0)
+		return;
+	values[1] = int8_array(on_hand, n);
+	values[2] = int8_array(reserved, n);
+	stmt_exec(&add, values, NULL, false);
+}
+
+/*
+ * Gathers every reservation of the sku per lock into one row, in the
+ * stripe `stripes` gives the lock (lock_id % stripes + 1; 0 when stripes is
+ * 1); returns how many units each stripe then holds (reserved[k] for
+ * stripe k + 1, or reserved[0] for the inventory row).
+ */
+void
+store_reservations_restripe(const char *sku, int stripes, int64 *reserved)
+{
+	static Statement take = {
+		.sql = "DELETE FROM checkout.reservations WHERE sku = $1 "
+		"RETURNING lock_id, quantity, reserved_at",
+		.nargs = 1, .argtypes = {TEXTOID}, .columns = {"lock_id", "quantity", "reserved_at"},
+	};
+	static Statement put = {
+		.sql = "INSERT INTO checkout.reservations (lock_id, sku, quantity, reserved_at, stripe) "
+		"SELECT t.lock_id, $1, pg_catalog.sum(t.quantity)::bigint, pg_catalog.min(t.reserved_at), "
+		"       CASE WHEN $2 = 1 THEN 0 ELSE (t.lock_id % $2)::integer + 1 END "
+		"FROM ROWS FROM (pg_catalog.unnest($3::int8[]), pg_catalog.unnest($4::int8[]), "
+		"                pg_catalog.unnest($5::timestamptz[])) AS t(lock_id, quantity, reserved_at) "
+		"GROUP BY t.lock_id",
+		.nargs = 5, .argtypes = {TEXTOID, INT4OID, INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID},
+	};
+	Datum		values[5] = {CStringGetTextDatum(sku), Int32GetDatum(stripes)};
+	SPITupleTable *tt;
+	int			rows = stmt_exec(&take, values, NULL, false);
+	int64	   *lock_ids = palloc(sizeof(int64) * Max(rows, 1));
+	int64	   *quantities = palloc(sizeof(int64) * Max(rows, 1));
+	Datum	   *times = palloc(sizeof(Datum) * Max(rows, 1));
+	int			i;
+
+	tt = SPI_tuptable;
+	memset(reserved, 0, sizeof(int64) * Max(stripes, 1));
+	for (i = 0; i < rows; i++)
+	{
+		lock_ids[i] = stmt_int8(&take, tt, i, 0);
+		quantities[i] = stmt_int8(&take, tt, i, 1);
+		times[i] = TimestampTzGetDatum(stmt_timestamptz(&take, tt, i, 2));
+		reserved[stripes == 1 ? 0 : lock_ids[i] % stripes] += quantities[i];
+	}
+	if (rows == 0)
+		return;
+	values[2] = int8_array(lock_ids, rows);
+	values[3] = int8_array(quantities, rows);
+	values[4] = PointerGetDatum(construct_array(times, rows, TIMESTAMPTZOID, sizeof(TimestampTz),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	stmt_exec(&put, values, NULL, false);
 }
 
 /* ---- price snapshots ---- */
@@ -1175,6 +1888,8 @@ checkout_table_access(PG_FUNCTION_ARGS)
 		bool		nulls[3] = {false, false, false};
 		char	   *why_not;
 
+		if (!direct_table_exists((DirectTable) t))
+			continue;			/* a table of a later version */
 		values[0] = CStringGetTextDatum(direct_table_name((DirectTable) t));
 		values[1] = BoolGetDatum(direct_usable((DirectTable) t, 0, &why_not));
 		if (why_not)

@@ -43,21 +43,60 @@ typedef struct CartLine
 	int64		cart_price;
 } CartLine;
 
-/* An inventory row, as locked (its latest version) or as read. */
+/* A stripe of a striped sku's units. */
+typedef struct StripeRow
+{
+	int32		stripe;
+	int64		on_hand;
+	int64		reserved;
+	struct RowVersion *version; /* the version read or locked (store.c's) */
+} StripeRow;
+
+/*
+ * A sku's inventory row, as locked (its latest version) or as read; for a
+ * striped sku, on_hand and reserved are its stripes' sums as read.
+ */
 typedef struct LedgerRow
 {
 	bool		found;			/* the sku is in the inventory */
+	bool		locked;			/* this call holds the inventory row locked */
 	int64		on_hand;
 	int64		reserved;
 	int64		unit_price;
 	struct RowVersion *version; /* the version locked or read (store.c's) */
+	int			n_stripes;		/* 0: unstriped, its units are its inventory row's */
+	StripeRow  *stripes;		/* as read, in stripe order */
 } LedgerRow;
+
+/* A reservation's share of one stock row of a sku: a stripe, or (0) its inventory row. */
+typedef struct ReservedPart
+{
+	char	   *sku;
+	int32		stripe;
+	int64		quantity;
+	struct RowVersion *version; /* of the row, as this call holds it locked */
+} ReservedPart;
 
 extern int	store_cart_lines(int64 lock_id, CartLine **lines);
 extern bool store_first_unknown_line(int64 lock_id, char **line_id, char **sku);
+extern void store_stock_begin(void);
+extern bool store_striping_in_use(void);
 extern void store_ledger_rows(char *const *skus, int n, bool lock_rows, LedgerRow *rows);
-extern void store_reservation_insert(int64 lock_id, char *const *skus, const int64 *quantities,
-									 LedgerRow *const *ledger, int n);
+extern bool store_ledger_row_lock(const char *sku, LedgerRow *row);
+extern bool store_stripes_lock(const char *sku, const int32 *numbers, int n, StripeRow *rows);
+extern void store_reservation_insert(int64 lock_id, ReservedPart *parts, int n);
+
+/* striping: checkout_stripe, checkout_rebalance, restocks (stripes.c) */
+extern void store_striping_exclusive(void);
+extern void store_striping_changed(void);
+extern bool store_sku_lock(const char *sku, bool for_striping, int64 *on_hand, int64 *reserved);
+extern int	store_stripes_lock_all(const char *sku, StripeRow **rows);
+extern int	store_striped_skus(char ***skus);
+extern void store_stripes_set_on_hand(const char *sku, const StripeRow *rows, int n);
+extern void store_sku_set_totals(const char *sku, int64 on_hand, int64 reserved);
+extern bool store_own_totals_write(void);
+extern void store_stripes_replace(const char *sku, int n, const int64 *on_hand, const int64 *reserved);
+extern void store_reservations_restripe(const char *sku, int stripes, int64 *reserved);
 
 /* What a release or a sale moved: per row, a lock's sku and quantity, a lock's rows together. */
 typedef struct MovedStock

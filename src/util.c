@@ -10,6 +10,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
@@ -162,32 +163,78 @@ duration_seconds_text(TimestampTz from, TimestampTz to)
 /* ---- SPI statements ---- */
 
 /*
- * Connects to SPI with search_path set to pg_catalog, pg_temp until
- * checkout_spi_finish(), as a SET clause on the function would: the
- * statements name every table with its schema, and their operators and
- * functions must come from pg_catalog whatever the caller's search_path.
- * It is a setting like any other, so a user's trigger function with a SET
- * search_path of its own sees its own path.  The plan cache sees the same
- * path on every call and never re-plans for it.  Returns the setting's nest
- * level, for checkout_spi_finish; an error unwinds it with the
- * (sub)transaction.
+ * Statements run with search_path set to pg_catalog, pg_temp, as a SET
+ * clause on the function would set it: they name every table with its
+ * schema, and their operators and functions must come from pg_catalog
+ * whatever the caller's search_path.  It is a setting like any other, so a
+ * user's trigger function with a SET search_path of its own sees its own
+ * path, and the plan cache sees the same path on every call and never
+ * re-plans for it.
+ *
+ * The setting is made at the first statement of an API call, not at its
+ * start: a call that reads and writes its rows directly (store.c) runs no
+ * statement and pays nothing for it.  The outermost call that made it
+ * restores it when it finishes; the end of the (sub)transaction it was made
+ * in, by an error or not, undoes it, which the callbacks below notice.
+ */
+static int	pinned_level = 0;	/* the setting's GUC nest level, 0: not made */
+static SubTransactionId pinned_in;
+
+static void
+pin_search_path(void)
+{
+	pinned_level = NewGUCNestLevel();
+	pinned_in = GetCurrentSubTransactionId();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+static void
+pin_xact_end(XactEvent event, void *arg)
+{
+	pinned_level = 0;
+}
+
+/*
+ * A subtransaction's end undoes a setting made in it (GUC_ACTION_SAVE), be
+ * it committed or rolled back: the next statement makes it again.
+ */
+static void
+pin_subxact_end(SubXactEvent event, SubTransactionId mySubid, SubTransactionId parentSubid,
+				void *arg)
+{
+	if ((event == SUBXACT_EVENT_ABORT_SUB || event == SUBXACT_EVENT_COMMIT_SUB) &&
+		pinned_level != 0 && pinned_in == mySubid)
+		pinned_level = 0;
+}
+
+/*
+ * Connects to SPI for an API call; returns what checkout_spi_finish needs
+ * to know: whether the search_path setting was made before this call.
  */
 int
 checkout_spi_connect(void)
 {
-	int			nest_level;
+	static bool registered = false;
 
+	if (!registered)
+	{
+		RegisterXactCallback(pin_xact_end, NULL);
+		RegisterSubXactCallback(pin_subxact_end, NULL);
+		registered = true;
+	}
 	SPI_connect();
-	nest_level = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	return nest_level;
+	return pinned_level;
 }
 
 void
-checkout_spi_finish(int nest_level)
+checkout_spi_finish(int pinned_before)
 {
-	AtEOXact_GUC(true, nest_level);
+	if (pinned_level != 0 && pinned_before == 0)
+	{
+		AtEOXact_GUC(true, pinned_level);
+		pinned_level = 0;
+	}
 	SPI_finish();
 }
 
@@ -225,6 +272,8 @@ stmt_exec(Statement *st, Datum *values, const char *nulls, bool read_only)
 {
 	int			rc;
 
+	if (pinned_level == 0)
+		pin_search_path();
 	if (st->plan == NULL)
 		stmt_prepare(st);
 	rc = SPI_execute_plan(st->plan, values, nulls, read_only, 0);
@@ -275,6 +324,15 @@ stmt_bool(Statement *st, SPITupleTable *tt, int row, int col)
 	return !isnull && DatumGetBool(d);
 }
 
+int32
+stmt_int4(Statement *st, SPITupleTable *tt, int row, int col)
+{
+	bool		isnull;
+	Datum		d = stmt_datum(st, tt, row, col, &isnull);
+
+	return isnull ? 0 : DatumGetInt32(d);
+}
+
 TimestampTz
 stmt_timestamptz(Statement *st, SPITupleTable *tt, int row, int col)
 {
@@ -294,6 +352,17 @@ int8_array(const int64 *values, int n)
 		elems[i] = Int64GetDatum(values[i]);
 	return PointerGetDatum(construct_array(elems, n, INT8OID, sizeof(int64),
 										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+Datum
+int4_array(const int32 *values, int n)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+	int			i;
+
+	for (i = 0; i < n; i++)
+		elems[i] = Int32GetDatum(values[i]);
+	return PointerGetDatum(construct_array(elems, n, INT4OID, sizeof(int32), true, TYPALIGN_INT));
 }
 
 Datum

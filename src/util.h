@@ -28,7 +28,7 @@ extern char *duration_seconds_text(TimestampTz from, TimestampTz to);
 /* ---- SPI statements ---- */
 
 extern int	checkout_spi_connect(void);
-extern void checkout_spi_finish(int nest_level);
+extern void checkout_spi_finish(int spi_state);
 
 /*
  * A statement prepared once per backend and kept.  Output columns the caller
@@ -54,10 +54,12 @@ extern bool stmt_isnull(Statement *st, SPITupleTable *tt, int row, int col);
 extern Datum stmt_datum(Statement *st, SPITupleTable *tt, int row, int col, bool *isnull);
 extern char *stmt_text(Statement *st, SPITupleTable *tt, int row, int col);	/* NULL for SQL NULL */
 extern int64 stmt_int8(Statement *st, SPITupleTable *tt, int row, int col);	/* 0 for SQL NULL */
+extern int32 stmt_int4(Statement *st, SPITupleTable *tt, int row, int col);	/* 0 for SQL NULL */
 extern bool stmt_bool(Statement *st, SPITupleTable *tt, int row, int col);	/* false for NULL */
 extern TimestampTz stmt_timestamptz(Statement *st, SPITupleTable *tt, int row, int col);
 
 extern Datum int8_array(const int64 *values, int n);
+extern Datum int4_array(const int32 *values, int n);
 extern int64 *lock_ids_of(LockRow *const *locks, int n);
 extern LockRow **locks_sorted_by_id(LockRow *const *locks, int n);
 extern LockRow *locks_find(LockRow **sorted, int n, int64 lock_id);

@@ -54,6 +54,8 @@
 
 #include "events.h"
 #include "expiry.h"
+#include "store.h"
+#include "stripes.h"
 #include "util.h"
 #include "worker.h"
 
@@ -323,14 +325,14 @@ static bool
 in_transaction(bool (*fn) (void *), void *arg)
 {
 	bool		result;
-	int			guc_level;
+	int			spi_state;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	guc_level = checkout_spi_connect();
+	spi_state = checkout_spi_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	result = fn(arg);
-	checkout_spi_finish(guc_level);
+	checkout_spi_finish(spi_state);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_stat(false);
@@ -367,6 +369,16 @@ prune_batch(void *arg)
 {
 	*(int64 *) arg = checkout_prune_events(PRUNE_BATCH);
 	return true;
+}
+
+/* Rebalances the striped skus; false when none is striped. */
+static bool
+rebalance_stripes(void *arg)
+{
+	char	  **skus;
+
+	(void) checkout_rebalance_all();
+	return store_striped_skus(&skus) > 0;
 }
 
 static bool
@@ -461,6 +473,8 @@ checkout_sweeper_main(Datum arg)
 	Oid			dboid = DatumGetObjectId(arg);
 	SweeperArgs args;
 	TimestampTz last_sweep = 0;
+	TimestampTz last_rebalance = 0;
+	bool		striping = false;	/* a sku was striped at the last rebalance */
 	bool		ready = false;
 	bool		paused = false;
 
@@ -479,6 +493,7 @@ checkout_sweeper_main(Datum arg)
 		TimestampTz now = GetCurrentTimestamp();
 		TimestampTz wake_at;
 		TimestampTz interval_due;
+		TimestampTz rebalance_due;
 		long		sleep_ms;
 
 		check_interrupts_and_reload();
@@ -519,13 +534,29 @@ checkout_sweeper_main(Datum arg)
 			continue;
 		}
 
+		/*
+		 * Striped skus are rebalanced every checkout.rebalance_interval; a
+		 * database without one is looked at again with each sweep.
+		 */
+		rebalance_due = checkout_rebalance_interval_ms <= 0 ? DT_NOEND
+			: TimestampTzPlusMilliseconds(last_rebalance, striping ? checkout_rebalance_interval_ms
+										  : checkout_cleanup_interval_s * 1000L);
+		if (ready && !paused && rebalance_due <= now)
+		{
+			pgstat_report_activity(STATE_RUNNING, "checkout rebalance");
+			striping = in_transaction(rebalance_stripes, NULL);
+			pgstat_report_activity(STATE_IDLE, NULL);
+			last_rebalance = now;
+			continue;
+		}
+
 		if (paused)
 			sleep_ms = checkout_cleanup_interval_s * 1000L;	/* a reload sets the latch */
 		else if (!ready)
 			sleep_ms = Min(RETRY_MS, checkout_cleanup_interval_s * 1000L);
 		else
 		{
-			TimestampTz until = Min(wake_at, interval_due);
+			TimestampTz until = Min(Min(wake_at, interval_due), rebalance_due);
 
 			sleep_ms = TimestampDifferenceMilliseconds(now, until);
 			/* deadlines are microseconds; do not wake a hair early and spin */

@@ -1,0 +1,12 @@
+/*
+ * stripes.h — striped stock: how a sku is striped, rebalanced and restocked
+ * (stripes.c).
+ */
+#ifndef CHECKOUT_STRIPES_H
+#define CHECKOUT_STRIPES_H
+
+#include "checkout.h"
+
+extern int	checkout_rebalance_all(void);
+
+#endif							/* CHECKOUT_STRIPES_H */
