@@ -27,7 +27,7 @@ CHECKOUT_PACKAGES=(postgresql-15 postgresql-server-dev-15 libipc-run-perl postgr
                    libtap-parser-sourcehandler-pgtap-perl sqlsmith make gcc
                    php-cli php-pgsql php-laravel-framework
                    prometheus-postgres-exporter prometheus libyaml-libyaml-perl
-                   postgresql-15-auto-failover pgbouncer)
+                   postgresql-15-auto-failover pgbouncer postgresql-15-pgaudit)
 
 CLUSTER_DIR=
 CLUSTER_LOG=
