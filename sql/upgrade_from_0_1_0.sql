@@ -27,7 +27,7 @@ SELECT 'abandoned', lock_id FROM checkout_advance((checkout_start('up-5', 'su',
 SELECT name, state, phase FROM live JOIN checkout.locks USING (lock_id) ORDER BY lock_id;
 SELECT sku, on_hand, reserved FROM checkout.inventory ORDER BY sku;
 
-ALTER EXTENSION checkout UPDATE;
+ALTER EXTENSION checkout UPDATE TO '0.2.0';
 SELECT extversion FROM pg_extension WHERE extname = 'checkout';
 -- the 0.2.0 index set replaced 0.1.0's
 SELECT indexname FROM pg_indexes WHERE schemaname = 'checkout' AND tablename = 'locks' ORDER BY 1;
@@ -59,6 +59,6 @@ SELECT state, phase FROM checkout_advance((checkout_start('up-6', 'su',
     '[{"line_id":"1","sku":"UP-A","quantity":1,"unit_price":500}]')).lock_id, 'su',
     '{"reference":"auth-6","amount":500,"metadata":{"gateway_id":"pi_6"}}', until => 'payment_authorization');
 SELECT phase, metadata FROM checkout.payment_metadata;
--- leave a fresh 0.2.0 install for the tests that follow
+-- leave a fresh install of the current version for the tests that follow
 DROP EXTENSION checkout;
 CREATE EXTENSION checkout;

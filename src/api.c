@@ -19,6 +19,7 @@
 #include "expiry.h"
 #include "lifecycle.h"
 #include "phases.h"
+#include "store.h"
 #include "util.h"
 #include "worker.h"
 
@@ -32,13 +33,13 @@ PG_FUNCTION_INFO_V1(checkout_release);
 
 /* The checkout.status row of the lock, in the current memory context. */
 static Datum
-status_datum(FunctionCallInfo fcinfo, const LockRow *row)
+status_datum(FunctionCallInfo fcinfo, const LockRow *row, const CallReport *report)
 {
 	TupleDesc	desc;
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "checkout: function must return checkout.status");
-	return HeapTupleGetDatum(lock_status_tuple(row, BlessTupleDesc(desc)));
+	return HeapTupleGetDatum(lock_status_tuple(row, report, BlessTupleDesc(desc)));
 }
 
 /*
@@ -46,16 +47,17 @@ status_datum(FunctionCallInfo fcinfo, const LockRow *row)
  * in the caller's memory context and disconnects from SPI.
  */
 static Datum
-finish_call(FunctionCallInfo fcinfo, MemoryContext callcxt, const LockRow *row)
+finish_call(FunctionCallInfo fcinfo, MemoryContext callcxt, int guc_level, const LockRow *row,
+			const CallReport *report)
 {
 	Datum		result;
 	MemoryContext spicxt;
 
 	events_flush();
 	spicxt = MemoryContextSwitchTo(callcxt);
-	result = status_datum(fcinfo, row);
+	result = status_datum(fcinfo, row, report);
 	MemoryContextSwitchTo(spicxt);
-	checkout_spi_finish();
+	checkout_spi_finish(guc_level);
 	return result;
 }
 
@@ -72,12 +74,16 @@ session_arg(FunctionCallInfo fcinfo, int argno)
 	return require_text_arg(fcinfo, argno, "session_id", CHECKOUT_MAX_IDENTIFIER);
 }
 
-/* The session's lock, row-locked; KC002 for an unknown lock or another session's. */
+/*
+ * The session's lock, row-locked, and the start of the call's report on it;
+ * KC002 for an unknown lock or another session's.
+ */
 static void
-session_lock(int64 lock_id, const char *session_id, LockRow *row)
+session_lock(int64 lock_id, const char *session_id, LockRow *row, CallReport *report)
 {
-	if (!lock_fetch(lock_id, session_id, row))
+	if (!store_lock_fetch(lock_id, session_id, row))
 		raise_lock_not_found(lock_id);
+	call_report_begin(report, row);
 }
 
 /* ---- checkout_start ---- */
@@ -88,10 +94,10 @@ session_lock(int64 lock_id, const char *session_id, LockRow *row)
  * lock (when checkout.prevent_concurrent is on), false when the cart is free.
  */
 static bool
-claim_cart(const char *cart_id, const char *session_id, LockRow *mine)
+claim_cart(const char *cart_id, const char *session_id, LockRow *mine, CallReport *report)
 {
 	LockRow    *rows;
-	int			n = lock_fetch_cart(cart_id, &rows);
+	int			n = store_locks_of_cart(cart_id, &rows);
 	bool		other = false;
 	bool		found = false;
 	int			i;
@@ -104,7 +110,10 @@ claim_cart(const char *cart_id, const char *session_id, LockRow *mine)
 		if (strcmp(rows[i].session_id, session_id) == 0)
 		{
 			if (!found)
+			{
 				*mine = rows[i];
+				call_report_begin(report, mine);
+			}
 			found = true;
 		}
 		else
@@ -124,6 +133,7 @@ claim_cart(const char *cart_id, const char *session_id, LockRow *mine)
 Datum
 checkout_start(PG_FUNCTION_ARGS)
 {
+	int			guc_level;
 	MemoryContext callcxt = CurrentMemoryContext;
 	char	   *cart_id = require_text_arg(fcinfo, 0, "cart_id", CHECKOUT_MAX_IDENTIFIER);
 	char	   *session_id = session_arg(fcinfo, 1);
@@ -131,6 +141,7 @@ checkout_start(PG_FUNCTION_ARGS)
 	double		ttl_secs = Min((double) checkout_ttl_s, (double) checkout_max_ttl_s);
 	CartLines	cart;
 	LockRow		row;
+	CallReport	report;
 	bool		have = false;
 	int			attempt;
 
@@ -141,7 +152,7 @@ checkout_start(PG_FUNCTION_ARGS)
 		idem_key = require_text_arg(fcinfo, 4, "idempotency_key", CHECKOUT_MAX_IDENTIFIER);
 	parse_cart_lines(PG_GETARG_JSONB_P(2), &cart);
 
-	checkout_spi_connect();
+	guc_level = checkout_spi_connect();
 
 	/*
 	 * The common case is one INSERT.  When it inserts nothing the cart has an
@@ -150,7 +161,7 @@ checkout_start(PG_FUNCTION_ARGS)
 	 */
 	for (attempt = 0; attempt < 3 && !have; attempt++)
 	{
-		if (idem_key && lock_fetch_by_key(session_id, idem_key, &row))
+		if (idem_key && store_lock_fetch_by_key(session_id, idem_key, &row))
 		{
 			if (strcmp(row.cart_id, cart_id) != 0)
 				ereport(ERROR,
@@ -158,18 +169,21 @@ checkout_start(PG_FUNCTION_ARGS)
 						 errmsg("idempotency key %s was already used for cart %s",
 								quote_user_text(idem_key), quote_user_text(row.cart_id)),
 						 errhint("Use a new idempotency key for each checkout.")));
+			call_report_begin(&report, &row);
 			expire_if_overdue(&row);
 			have = true;
 			break;
 		}
 		/* without prevent_concurrent nothing conflicts: re-entry is found first */
-		if ((attempt > 0 || !checkout_prevent_concurrent) && claim_cart(cart_id, session_id, &row))
+		if ((attempt > 0 || !checkout_prevent_concurrent) && claim_cart(cart_id, session_id, &row, &report))
 		{
 			have = true;
 			break;
 		}
 		if (lock_create(cart_id, session_id, idem_key, ttl_secs, &cart, &row))
 		{
+			call_report_begin(&report, &row);
+			report.created = true;
 			checkout_worker_wake(row.expires_at);
 			have = true;
 		}
@@ -179,7 +193,7 @@ checkout_start(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_CHECKOUT_IN_PROGRESS),
 				 errmsg("checkout already in progress for cart %s", quote_user_text(cart_id)),
 				 errdetail("Concurrent checkouts kept claiming the cart.")));
-	PG_RETURN_DATUM(finish_call(fcinfo, callcxt, &row));
+	PG_RETURN_DATUM(finish_call(fcinfo, callcxt, guc_level, &row, &report));
 }
 
 /* ---- checkout_advance ---- */
@@ -215,7 +229,7 @@ advance_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase target,
 				break;			/* stop early before a phase that needs payload */
 			ereport(ERROR,
 					(errcode(ERRCODE_CHECKOUT_PAYLOAD_REQUIRED),
-					 errmsg("phase %s requires a payload", def->name),
+					 errmsg("phase %s requires a payload", phase_name(def->phase)),
 					 errdetail("Checkout lock " INT64_FORMAT ".", row->lock_id),
 					 errhint("Pass {\"reference\": text, \"amount\": bigint}.")));
 		}
@@ -230,7 +244,7 @@ advance_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase target,
 			row->phase = PHASE_LAST;
 			lock_mark_completed(row);
 			if (!def->run(&ctx))
-				elog(ERROR, "checkout phase %s cannot fail", def->name);
+				elog(ERROR, "checkout phase %s cannot fail", phase_name(def->phase));
 			phase_completed_event(row, PHASE_LAST);
 			lock_completed_event(row, false);
 			return true;
@@ -247,7 +261,7 @@ advance_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase target,
 		if (def->payload == PAYLOAD_PAYMENT)
 			ctx.payment = NULL; /* one payment payload serves one phase */
 	}
-	lock_save(row);
+	store_lock_save(row);
 	return late == NULL || stock_lock_late(late);
 }
 
@@ -270,8 +284,7 @@ run_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase until)
 	 */
 	if (row->phase < PHASE_INVENTORY_RESERVATION &&
 		target >= PHASE_INVENTORY_RESERVATION && target <= PHASE_PRICE_LOCK &&
-		!events_held() && !table_runs_user_code("price_snapshots") &&
-		!table_runs_user_code("locks"))
+		!events_held() && !store_lock_writes_run_user_code())
 	{
 		LockRow		before = *row;
 		StockReservation late;
@@ -286,8 +299,8 @@ run_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase until)
 		}
 		events_discard();
 		if (row->phase >= PHASE_INVENTORY_RESERVATION && target >= PHASE_PRICE_LOCK)
-			price_snapshots_forget(row->lock_id);
-		before.tid = row->tid;	/* the version written meanwhile is the latest */
+			store_snapshots_delete(row->lock_id);
+		before.version = row->version;	/* the version written meanwhile is the latest */
 		*row = before;			/* its row is written again */
 	}
 	(void) advance_phases(row, payload, target, until, NULL);
@@ -296,12 +309,14 @@ run_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase until)
 Datum
 checkout_advance(PG_FUNCTION_ARGS)
 {
+	int			guc_level;
 	MemoryContext callcxt = CurrentMemoryContext;
 	int64		lock_id = lock_id_arg(fcinfo);
 	char	   *session_id = session_arg(fcinfo, 1);
 	CheckoutPhase until = PHASE_NONE;
 	AdvancePayload payload;
 	LockRow		row;
+	CallReport	report;
 
 	memset(&payload, 0, sizeof(payload));
 	if (!PG_ARGISNULL(2))
@@ -309,8 +324,8 @@ checkout_advance(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(3))
 		until = phase_from_name(DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(3))));
 
-	checkout_spi_connect();
-	session_lock(lock_id, session_id, &row);
+	guc_level = checkout_spi_connect();
+	session_lock(lock_id, session_id, &row, &report);
 	/* a retry of an already completed `until` is answered with the status */
 	if (!expire_if_overdue(&row) && (until == PHASE_NONE || row.phase < until))
 	{
@@ -318,7 +333,7 @@ checkout_advance(PG_FUNCTION_ARGS)
 			raise_not_active(&row);
 		run_phases(&row, &payload, until);
 	}
-	PG_RETURN_DATUM(finish_call(fcinfo, callcxt, &row));
+	PG_RETURN_DATUM(finish_call(fcinfo, callcxt, guc_level, &row, &report));
 }
 
 /* ---- checkout_status: read-only, so it works on a hot standby ---- */
@@ -330,10 +345,9 @@ checkout_status(PG_FUNCTION_ARGS)
 	char	   *session_id = session_arg(fcinfo, 1);
 	LockRow		row;
 
-	/* no SPI: the row is read through its primary key (lock_read) */
-	if (!lock_read(lock_id, session_id, &row))
+	if (!store_lock_read(lock_id, session_id, &row))
 		raise_lock_not_found(lock_id);
-	PG_RETURN_DATUM(status_datum(fcinfo, &row));
+	PG_RETURN_DATUM(status_datum(fcinfo, &row, NULL));
 }
 
 /* ---- checkout_extend ---- */
@@ -341,24 +355,26 @@ checkout_status(PG_FUNCTION_ARGS)
 Datum
 checkout_extend(PG_FUNCTION_ARGS)
 {
+	int			guc_level;
 	MemoryContext callcxt = CurrentMemoryContext;
 	int64		lock_id = lock_id_arg(fcinfo);
 	char	   *session_id = session_arg(fcinfo, 1);
 	double		by_secs;
 	LockRow		row;
+	CallReport	report;
 
 	require_arg(fcinfo, 2, "by");
 	by_secs = interval_arg_seconds(fcinfo, 2, "by");
 
-	checkout_spi_connect();
-	session_lock(lock_id, session_id, &row);
+	guc_level = checkout_spi_connect();
+	session_lock(lock_id, session_id, &row, &report);
 	if (!expire_if_overdue(&row))
 	{
 		if (row.state != LOCK_ACTIVE)
 			raise_not_active(&row);
 		lock_extend(&row, by_secs);
 	}
-	PG_RETURN_DATUM(finish_call(fcinfo, callcxt, &row));
+	PG_RETURN_DATUM(finish_call(fcinfo, callcxt, guc_level, &row, &report));
 }
 
 /* ---- checkout_cancel / checkout_fail / checkout_release ---- */
@@ -371,19 +387,21 @@ static Datum
 end_session_lock(FunctionCallInfo fcinfo, int64 lock_id, const char *session_id, LockState state,
 				 CheckoutPhase failed_phase, const char *error_code, const char *error_message)
 {
+	int			guc_level;
 	MemoryContext callcxt = CurrentMemoryContext;
 	LockRow		row;
 	LockRow    *rows[1] = {&row};
+	CallReport	report;
 
-	checkout_spi_connect();
-	session_lock(lock_id, session_id, &row);
+	guc_level = checkout_spi_connect();
+	session_lock(lock_id, session_id, &row, &report);
 	if (!expire_if_overdue(&row))
 	{
 		if (row.state != LOCK_ACTIVE)
 			raise_not_active(&row);
 		locks_end(rows, 1, state, failed_phase, error_code, error_message);
 	}
-	return finish_call(fcinfo, callcxt, &row);
+	return finish_call(fcinfo, callcxt, guc_level, &row, &report);
 }
 
 Datum
@@ -410,6 +428,7 @@ checkout_fail(PG_FUNCTION_ARGS)
 Datum
 checkout_release(PG_FUNCTION_ARGS)
 {
+	int			guc_level;
 	MemoryContext callcxt = CurrentMemoryContext;
 	int64		lock_id = lock_id_arg(fcinfo);
 	char	   *reason = require_text_arg(fcinfo, 1, "reason", CHECKOUT_MAX_REASON);
@@ -418,14 +437,16 @@ checkout_release(PG_FUNCTION_ARGS)
 								   GetUserNameFromId(GetOuterUserId(), false), reason);
 	LockRow		row;
 	LockRow    *rows[1] = {&row};
+	CallReport	report;
 
-	checkout_spi_connect();
-	if (!lock_fetch(lock_id, NULL, &row))
+	guc_level = checkout_spi_connect();
+	if (!store_lock_fetch(lock_id, NULL, &row))
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECKOUT_LOCK_NOT_FOUND),
 				 errmsg("checkout lock " INT64_FORMAT " not found", lock_id)));
 	if (row.state != LOCK_ACTIVE)
 		raise_not_active(&row);
+	call_report_begin(&report, &row);
 	locks_end(rows, 1, LOCK_CANCELLED, PHASE_NONE, NULL, message);
-	PG_RETURN_DATUM(finish_call(fcinfo, callcxt, &row));
+	PG_RETURN_DATUM(finish_call(fcinfo, callcxt, guc_level, &row, &report));
 }

@@ -29,6 +29,7 @@ int			checkout_event_retention_s = 7 * 24 * 60 * 60;
 double		checkout_price_drift_tolerance = 1.0;
 bool		checkout_prevent_concurrent = true;
 bool		checkout_cart_protection = true;
+bool		checkout_direct_access = true;
 bool		checkout_logging = true;
 int			checkout_log_event_mask = 0;	/* set by assign_log_events */
 int			checkout_log_destination = LOG_DEST_SERVER_LOG;
@@ -121,6 +122,11 @@ _PG_init(void)
 							 "Make checkout.protect_cart() reject cart changes while the cart is locked.",
 							 NULL,
 							 &checkout_cart_protection, true,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("checkout.direct_access",
+							 "Read and write the extension's tables without planned statements where that equals SQL.",
+							 "Off: every read and write goes through SQL statements.",
+							 &checkout_direct_access, true,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomBoolVariable("checkout.logging",
 							 "Log checkout events.",

@@ -1,8 +1,7 @@
 /*
  * checkout.h — what every module of the checkout extension shares: the
- * SQLSTATEs, the settings, and the two enums of the data model (phases and
- * lock states) with the in-memory lock row.  No functions live here; each
- * module has its own header.
+ * SQLSTATEs and the settings.  The data model is in model.h; no functions
+ * live here.
  *
  * Module chain (each file calls only those to its left):
  *
@@ -18,8 +17,6 @@
 
 #include "postgres.h"
 
-#include "storage/itemptr.h"
-#include "utils/timestamp.h"
 
 /* ---- SQLSTATEs of class KC (DESIGN.md) ---- */
 #define ERRCODE_CHECKOUT_IN_PROGRESS	MAKE_SQLSTATE('K','C','0','0','1')
@@ -52,66 +49,12 @@ extern int	checkout_event_retention_s;
 extern double checkout_price_drift_tolerance;
 extern bool checkout_prevent_concurrent;
 extern bool checkout_cart_protection;
+extern bool checkout_direct_access;
 extern bool checkout_logging;
 extern int	checkout_log_event_mask;	/* EVC_* bits, from checkout.log_events */
 extern int	checkout_log_destination;	/* LOG_DEST_* */
 extern int	checkout_notify_event_mask; /* NTF_* bits (events.c), from checkout.notify_events */
 extern char *checkout_payment_gateway;
 extern char *checkout_notify_channel;
-
-/* ---- phases: values match the order of enum checkout.phase ---- */
-typedef enum CheckoutPhase
-{
-	PHASE_PENDING = -1,			/* as failed_phase: the phase after the last completed */
-	PHASE_NONE = 0,
-	PHASE_CART_VALIDATION,
-	PHASE_INVENTORY_RESERVATION,
-	PHASE_PRICE_LOCK,
-	PHASE_PAYMENT_AUTHORIZATION,
-	PHASE_ORDER_CREATION,
-	PHASE_PAYMENT_CAPTURE,
-	PHASE_STOCK_COMMIT
-} CheckoutPhase;
-
-#define PHASE_LAST PHASE_STOCK_COMMIT
-
-/* ---- lock states: values match the order of enum checkout.lock_state ---- */
-typedef enum LockState
-{
-	LOCK_ACTIVE,
-	LOCK_COMPLETED,
-	LOCK_FAILED,
-	LOCK_EXPIRED,
-	LOCK_CANCELLED
-} LockState;
-
-/*
- * A row of checkout.locks as a call sees and changes it.  Phase runners fill
- * in what their phase records; lifecycle.c is the only code that writes the
- * row back (lock_save), once per call.
- */
-typedef struct LockRow
-{
-	int64		lock_id;
-	char	   *cart_id;
-	char	   *session_id;
-	LockState	state;
-	CheckoutPhase phase;		/* last completed, PHASE_NONE right after start */
-	TimestampTz created_at;
-	TimestampTz expires_at;
-	TimestampTz finished_at;	/* 0 while active */
-	bool		has_total;
-	int64		total;
-	char	   *order_ref;		/* NULL until order_creation */
-	char	   *auth_reference; /* NULL until payment_authorization */
-	int64		auth_amount;
-	char	   *capture_reference;	/* NULL until payment_capture */
-	int64		capture_amount;
-	CheckoutPhase failed_phase; /* PHASE_NONE unless failed or expired */
-	char	   *error_code;
-	char	   *error_message;
-	/* the version this call holds locked (lock_fetch) and writes over; or invalid */
-	ItemPointerData tid;
-} LockRow;
 
 #endif							/* CHECKOUT_H */

@@ -20,6 +20,7 @@
 #include "lifecycle.h"
 #include "phases.h"
 #include "stock.h"
+#include "store.h"
 #include "util.h"
 
 PG_FUNCTION_INFO_V1(checkout_cleanup_expired);
@@ -73,7 +74,7 @@ checkout_expire_due(int batch)
 {
 	LockRow    *rows;
 	LockRow   **ptrs;
-	int			n = lock_fetch_due(batch, &rows);
+	int			n = store_locks_due(batch, &rows);
 	int			i;
 
 	if (n == 0)
@@ -89,7 +90,7 @@ checkout_expire_due(int batch)
 bool
 checkout_next_due(TimestampTz *next_due)
 {
-	return lock_next_due(next_due);
+	return store_next_due(next_due);
 }
 
 Datum
@@ -97,6 +98,7 @@ checkout_cleanup_expired(PG_FUNCTION_ARGS)
 {
 	int			batch;
 	int			n;
+	int			guc_level;
 
 	require_arg(fcinfo, 0, "batch");
 	batch = PG_GETARG_INT32(0);
@@ -104,8 +106,8 @@ checkout_cleanup_expired(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("batch must be at least 1")));
-	checkout_spi_connect();
+	guc_level = checkout_spi_connect();
 	n = checkout_expire_due(batch);
-	checkout_spi_finish();
+	checkout_spi_finish(guc_level);
 	PG_RETURN_INT32(n);
 }

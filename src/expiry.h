@@ -7,6 +7,7 @@
 #define CHECKOUT_EXPIRY_H
 
 #include "checkout.h"
+#include "model.h"
 
 extern bool expire_if_overdue(LockRow *row);
 extern void expire_locks(LockRow *const *rows, int n);

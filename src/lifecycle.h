@@ -1,35 +1,25 @@
 /*
- * lifecycle.h — a lock's life: reading and writing its row, and the only
- * code that moves it out of `active` (completed, failed, expired, cancelled).
+ * lifecycle.h — a lock's life: its creation, and the only code that moves it
+ * out of `active` (completed, failed, expired, cancelled).
  */
 #ifndef CHECKOUT_LIFECYCLE_H
 #define CHECKOUT_LIFECYCLE_H
 
 #include "checkout.h"
+#include "model.h"
 
 #include "access/htup.h"
 #include "access/tupdesc.h"
 
 #include "cart.h"
 
-extern const char *lock_state_name(LockState state);
-
-/* ---- reading ---- */
-extern bool lock_fetch(int64 lock_id, const char *session_id, LockRow *row);
-extern bool lock_read(int64 lock_id, const char *session_id, LockRow *row);
-extern bool lock_fetch_by_key(const char *session_id, const char *idempotency_key, LockRow *row);
-extern int	lock_fetch_cart(const char *cart_id, LockRow **rows);
-extern int	lock_fetch_due(int batch, LockRow **rows);
-extern bool lock_next_due(TimestampTz *next_due);
 extern bool lock_overdue(const LockRow *row);
 extern LockState lock_effective_state(const LockRow *row);
 extern void raise_lock_not_found(int64 lock_id);
 extern void raise_not_active(const LockRow *row);
 
-/* ---- writing ---- */
 extern bool lock_create(const char *cart_id, const char *session_id, const char *idempotency_key,
 						double ttl_secs, const CartLines *cart, LockRow *row);
-extern void lock_save(LockRow *row);
 extern void lock_extend(LockRow *row, double by_secs);
 
 /* ---- ending ---- */
@@ -39,6 +29,21 @@ extern void locks_complete(LockRow *const *rows, int n, bool rolled_forward);
 extern void locks_end(LockRow *const *rows, int n, LockState state, CheckoutPhase failed_phase,
 					  const char *error_code, const char *error_message);
 
-extern HeapTuple lock_status_tuple(const LockRow *row, TupleDesc desc);
+/*
+ * What one API call did to the lock it returns (the status row's last
+ * fields): a retry gets the same row otherwise.
+ */
+typedef struct CallReport
+{
+	bool		created;		/* checkout_start made the lock */
+	CheckoutPhase phase_before; /* the lock's phase when the call found it */
+	bool		was_active;		/* and whether it was active then */
+} CallReport;
+
+/* checkout.status: ten fields in 0.2.0, thirteen from 0.3.0 */
+#define STATUS_FIELDS 13
+
+extern void call_report_begin(CallReport *report, const LockRow *row);
+extern HeapTuple lock_status_tuple(const LockRow *row, const CallReport *report, TupleDesc desc);
 
 #endif							/* CHECKOUT_LIFECYCLE_H */

@@ -26,8 +26,8 @@
 
 #include "events.h"
 #include "phases.h"
-#include "rowwrite.h"
 #include "stock.h"
+#include "store.h"
 #include "util.h"
 
 static bool run_cart_validation(PhaseContext *ctx);
@@ -43,23 +43,17 @@ static void compensate_order(LockRow *const *locks, int n);
 static void compensate_capture(LockRow *const *locks, int n);
 
 static const PhaseDef phase_table[] = {
-	{PHASE_NONE, NULL, PAYLOAD_NONE, NULL, NULL},
-	{PHASE_CART_VALIDATION, "cart_validation", PAYLOAD_NONE,
-	run_cart_validation, NULL},
-	{PHASE_INVENTORY_RESERVATION, "inventory_reservation", PAYLOAD_NONE,
-	run_inventory_reservation, compensate_reservation},
+	{PHASE_NONE, PAYLOAD_NONE, NULL, NULL},
+	{PHASE_CART_VALIDATION, PAYLOAD_NONE, run_cart_validation, NULL},
+	{PHASE_INVENTORY_RESERVATION, PAYLOAD_NONE, run_inventory_reservation, compensate_reservation},
 	/* price snapshots stay as the audit trail: nothing to undo */
-	{PHASE_PRICE_LOCK, "price_lock", PAYLOAD_NONE,
-	run_price_lock, NULL},
-	{PHASE_PAYMENT_AUTHORIZATION, "payment_authorization", PAYLOAD_PAYMENT,
-	run_payment_authorization, compensate_authorization},
-	{PHASE_ORDER_CREATION, "order_creation", PAYLOAD_OPTIONAL,
-	run_order_creation, compensate_order},
-	{PHASE_PAYMENT_CAPTURE, "payment_capture", PAYLOAD_PAYMENT,
-	run_payment_capture, compensate_capture},
+	{PHASE_PRICE_LOCK, PAYLOAD_NONE, run_price_lock, NULL},
+	{PHASE_PAYMENT_AUTHORIZATION, PAYLOAD_PAYMENT, run_payment_authorization,
+	compensate_authorization},
+	{PHASE_ORDER_CREATION, PAYLOAD_OPTIONAL, run_order_creation, compensate_order},
+	{PHASE_PAYMENT_CAPTURE, PAYLOAD_PAYMENT, run_payment_capture, compensate_capture},
 	/* after stock_commit the lock is completed: never rolled back */
-	{PHASE_STOCK_COMMIT, "stock_commit", PAYLOAD_NONE,
-	run_stock_commit, NULL},
+	{PHASE_STOCK_COMMIT, PAYLOAD_NONE, run_stock_commit, NULL},
 };
 
 StaticAssertDecl(lengthof(phase_table) == PHASE_LAST + 1, "one phase_table entry per phase");
@@ -69,24 +63,6 @@ phase_def(CheckoutPhase phase)
 {
 	Assert(phase > PHASE_NONE && phase <= PHASE_LAST);
 	return &phase_table[phase];
-}
-
-const char *
-phase_name(CheckoutPhase phase)
-{
-	return phase_def(phase)->name;
-}
-
-CheckoutPhase
-phase_from_name(const char *name)
-{
-	int			p;
-
-	for (p = PHASE_NONE + 1; p <= PHASE_LAST; p++)
-		if (strcmp(phase_table[p].name, name) == 0)
-			return (CheckoutPhase) p;
-	elog(ERROR, "unknown checkout phase \"%s\"", name);
-	pg_unreachable();
 }
 
 void
@@ -162,7 +138,7 @@ run_cart_validation(PhaseContext *ctx)
 
 	if (all_skus_known(ctx))
 		return true;
-	if (!stock_first_unknown_line(ctx->lock->lock_id, &line_id, &sku))
+	if (!store_first_unknown_line(ctx->lock->lock_id, &line_id, &sku))
 		elog(ERROR, "checkout lock " INT64_FORMAT " has no cart lines", ctx->lock->lock_id);
 	return business_failure(ctx, CHECKOUT_INVALID_CART, "unknown sku %s on line %s",
 							quote_user_text(sku), quote_user_text(line_id));
@@ -232,78 +208,21 @@ line_drift(int64 cart_price, int64 price, Datum tolerance, LineDrift *d)
 	d->drifted = DatumGetBool(DirectFunctionCall2(numeric_ne, d->percent, zero));
 }
 
-/*
- * The price snapshots of the cart's lines: written without a statement
- * (rowwrite.c) unless the table runs code a user added.
- */
+/* The price snapshots of the cart's lines, with their drift. */
 static void
 price_snapshots_write(int64 lock_id, const CartStock *cart, const LineDrift *drifts)
 {
-	static Statement snapshot = {
-		.sql = "INSERT INTO checkout.price_snapshots "
-		"  (lock_id, line_id, sku, quantity, cart_price, locked_price, drift_percent) "
-		"SELECT $1, t.line_id, t.sku, t.q, t.cart_price, t.price, t.drift "
-		"FROM ROWS FROM (pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[]), "
-		"                pg_catalog.unnest($4::int8[]), pg_catalog.unnest($5::int8[]), "
-		"                pg_catalog.unnest($6::int8[]), pg_catalog.unnest($7::numeric[])) "
-		"     AS t(line_id, sku, q, cart_price, price, drift)",
-		.nargs = 7,
-		.argtypes = {INT8OID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
-		NUMERICARRAYOID},
-		.generic = true,
-	};
-	RowWrite	w;
+	Datum	   *percents = palloc(sizeof(Datum) * Max(cart->n_found, 1));
+	bool	   *unbounded = palloc(sizeof(bool) * Max(cart->n_found, 1));
 	int			i;
 
-	if (row_write_begin(&w, "price_snapshots"))
+	for (i = 0; i < cart->n_found; i++)
 	{
-		const char *names[7] = {"lock_id", "line_id", "sku", "quantity", "cart_price",
-		"locked_price", "drift_percent"};
-		int			columns[7];
-
-		for (i = 0; i < 7; i++)
-			columns[i] = row_attnum(&w, names[i]);
-		for (i = 0; i < cart->n_found; i++)
-		{
-			Datum		values[7];
-			bool		isnull[7] = {false, false, false, false, false, false, false};
-
-			CHECK_FOR_INTERRUPTS();
-			values[0] = Int64GetDatum(lock_id);
-			values[1] = CStringGetTextDatum(cart->line_ids[i]);
-			values[2] = CStringGetTextDatum(cart->skus[i]);
-			values[3] = Int64GetDatum(cart->quantities[i]);
-			values[4] = Int64GetDatum(cart->cart_prices[i]);
-			values[5] = Int64GetDatum(cart->unit_prices[i]);
-			values[6] = drifts[i].percent;
-			isnull[6] = drifts[i].unbounded;
-			row_insert(&w, columns, values, isnull, 7);
-		}
-		row_write_end(&w);
+		percents[i] = drifts[i].percent;
+		unbounded[i] = drifts[i].unbounded;
 	}
-	else
-	{
-		Datum		values[7];
-		Datum	   *percents = palloc(sizeof(Datum) * Max(cart->n_found, 1));
-		bool	   *unbounded = palloc(sizeof(bool) * Max(cart->n_found, 1));
-		int			dims[1] = {cart->n_found};
-		int			lbs[1] = {1};
-
-		for (i = 0; i < cart->n_found; i++)
-		{
-			percents[i] = drifts[i].percent;
-			unbounded[i] = drifts[i].unbounded;
-		}
-		values[0] = Int64GetDatum(lock_id);
-		values[1] = text_array(cart->line_ids, cart->n_found);
-		values[2] = text_array(cart->skus, cart->n_found);
-		values[3] = int8_array(cart->quantities, cart->n_found);
-		values[4] = int8_array(cart->cart_prices, cart->n_found);
-		values[5] = int8_array(cart->unit_prices, cart->n_found);
-		values[6] = PointerGetDatum(construct_md_array(percents, unbounded, 1, dims, lbs,
-													   NUMERICOID, -1, false, TYPALIGN_INT));
-		stmt_exec(&snapshot, values, NULL, false);
-	}
+	store_snapshots_insert(lock_id, cart->n_found, cart->line_ids, cart->skus, cart->quantities,
+						   cart->cart_prices, cart->unit_prices, percents, unbounded);
 }
 
 /*
@@ -402,31 +321,7 @@ run_price_lock(PhaseContext *ctx)
 	return true;
 }
 
-/*
- * Takes back the price snapshots of a late reservation that must decide
- * again.  A lock has snapshots only from its price_lock phase, and a late
- * reservation runs only before it, so all of the lock's are this call's.
- */
-void
-price_snapshots_forget(int64 lock_id)
-{
-	static Statement forget = {
-		.sql = "DELETE FROM checkout.price_snapshots WHERE lock_id = $1",
-		.nargs = 1,
-		.argtypes = {INT8OID},
-		.generic = true,
-	};
-	Datum		values[1] = {Int64GetDatum(lock_id)};
-
-	stmt_exec(&forget, values, NULL, false);
-}
-
 /* ---- payments ---- */
-
-enum
-{
-	CO_COMPENSATION_ID, CO_LOCK_ID
-};
 
 /*
  * Records voids or refunds the application must make at its gateway, one per
@@ -437,34 +332,19 @@ static void
 record_compensations(LockRow *const *locks, char *const *references, const int64 *amounts,
 					 int n, const char *kind, EventKind event, const char *step)
 {
-	static Statement insert = {
-		.sql = "INSERT INTO checkout.compensations (lock_id, kind, reference, amount) "
-		"SELECT t.lock_id, $2, t.reference, t.amount "
-		"FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::int8[])) AS t(lock_id, reference, amount) "
-		"RETURNING compensation_id, lock_id",
-		.nargs = 4,
-		.argtypes = {INT8ARRAYOID, TEXTOID, TEXTARRAYOID, INT8ARRAYOID},
-		.generic = true,
-		.columns = {"compensation_id", "lock_id"},
-	};
-	Datum		values[4];
-	SPITupleTable *tt;
+	int64	   *compensation_ids;
+	int64	   *for_lock_ids;
+	int			rows = store_compensations_insert(lock_ids_of(locks, n), kind, references, amounts,
+												  n, &compensation_ids, &for_lock_ids);
 	LockRow   **sorted;
-	int			rows;
 	int			i;
 
-	values[0] = lock_id_array(locks, n);
-	values[1] = CStringGetTextDatum(kind);
-	values[2] = text_array(references, n);
-	values[3] = int8_array(amounts, n);
-	rows = stmt_exec(&insert, values, NULL, false);
-	tt = SPI_tuptable;
 	if (!event_wanted(event))
 		return;
 	sorted = locks_sorted_by_id(locks, n);
 	for (i = 0; i < rows; i++)
 	{
-		LockRow    *lock = locks_find(sorted, n, stmt_int8(&insert, tt, i, CO_LOCK_ID));
+		LockRow    *lock = locks_find(sorted, n, for_lock_ids[i]);
 		int			k;
 		CheckoutEvent ev;
 
@@ -474,7 +354,7 @@ record_compensations(LockRow *const *locks, char *const *references, const int64
 		event_begin(&ev, event, lock->lock_id, lock->cart_id);
 		if (step)
 			event_add_text(&ev, "step", step);
-		event_notify_compensation(&ev, kind, stmt_int8(&insert, tt, i, CO_COMPENSATION_ID));
+		event_notify_compensation(&ev, kind, compensation_ids[i]);
 		event_add_text(&ev, "reference", references[k]);
 		event_add_int(&ev, "amount", amounts[k]);
 		event_emit(&ev);
@@ -503,21 +383,8 @@ refuse_payment(PhaseContext *ctx, const char *kind, const char *what, int64 expe
 static void
 store_payment_metadata(PhaseContext *ctx, CheckoutPhase phase)
 {
-	static Statement insert = {
-		.sql = "INSERT INTO checkout.payment_metadata (lock_id, phase, metadata) "
-		"VALUES ($1, $2::checkout.phase, $3::pg_catalog.jsonb)",
-		.nargs = 3,
-		.argtypes = {INT8OID, TEXTOID, TEXTOID},
-		.generic = true,
-	};
-	Datum		values[3];
-
-	if (ctx->payment->metadata == NULL)
-		return;
-	values[0] = Int64GetDatum(ctx->lock->lock_id);
-	values[1] = CStringGetTextDatum(phase_name(phase));
-	values[2] = CStringGetTextDatum(ctx->payment->metadata);
-	stmt_exec(&insert, values, NULL, false);
+	if (ctx->payment->metadata != NULL)
+		store_payment_metadata_insert(ctx->lock->lock_id, phase, ctx->payment->metadata);
 }
 
 static bool
@@ -595,74 +462,14 @@ raise_order_ref_taken(const char *order_ref)
 			 errhint("Pass a unique order_ref, or none to let checkout create the order.")));
 }
 
-/*
- * The order written without a statement (rowwrite.c); false, with nothing
- * written, when the table runs code a user added.  ON CONFLICT's answer is
- * read first: an order_ref in use is KC020, as the statement says it; only
- * the same text inserted by a concurrent transaction at that moment (another
- * checkout's own order_ref equal to this generated one) would be 23505.
- */
-static bool
-order_insert_direct(const LockRow *lock, const char *order_ref, bool own)
-{
-	const char *names[5] = {"order_ref", "lock_id", "cart_id", "total", "source"};
-	KeyAccess	ka;
-	RowWrite	w;
-	int			columns[5];
-	Datum		values[5];
-	bool		isnull[5] = {false, false, false, false, false};
-	bool		taken;
-	int			i;
-
-	key_open(&ka, "orders", AccessShareLock);
-	taken = key_find(&ka, key_attnum(&ka, "order_ref"), F_TEXTEQ, CStringGetTextDatum(order_ref));
-	key_close(&ka);
-	if (taken)
-		raise_order_ref_taken(order_ref);
-	if (!row_write_begin(&w, "orders"))
-		return false;
-	for (i = 0; i < 5; i++)
-		columns[i] = row_attnum(&w, names[i]);
-	values[0] = CStringGetTextDatum(order_ref);
-	values[1] = Int64GetDatum(lock->lock_id);
-	values[2] = CStringGetTextDatum(lock->cart_id);
-	values[3] = Int64GetDatum(lock->total);
-	values[4] = CStringGetTextDatum(own ? "application" : "checkout");
-	row_insert(&w, columns, values, isnull, 5);
-	row_write_end(&w);
-	return true;
-}
-
 static bool
 run_order_creation(PhaseContext *ctx)
 {
-	static Statement insert = {
-		.sql = "INSERT INTO checkout.orders (order_ref, lock_id, cart_id, total, source) "
-		"VALUES ($2, $1, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING order_ref",
-		.nargs = 5,
-		.argtypes = {INT8OID, TEXTOID, TEXTOID, INT8OID, TEXTOID},
-		.generic = true,
-	};
 	LockRow    *lock = ctx->lock;
 	bool		own = ctx->order_ref != NULL;
 	char	   *order_ref = own ? ctx->order_ref : psprintf("CO-" INT64_FORMAT, lock->lock_id);
-	Datum		values[5];
 
-	/*
-	 * The application's own order_ref goes by the statement, whose ON
-	 * CONFLICT answers KC020 also to a concurrent insert of the same one
-	 */
-	if (!own && order_insert_direct(lock, order_ref, own))
-	{
-		lock->order_ref = order_ref;
-		return true;
-	}
-	values[0] = Int64GetDatum(lock->lock_id);
-	values[1] = CStringGetTextDatum(order_ref);
-	values[2] = CStringGetTextDatum(lock->cart_id);
-	values[3] = Int64GetDatum(lock->total);
-	values[4] = CStringGetTextDatum(own ? "application" : "checkout");
-	if (stmt_exec(&insert, values, NULL, false) == 0)
+	if (!store_order_insert(lock->lock_id, lock->cart_id, lock->total, order_ref, own))
 		raise_order_ref_taken(order_ref);
 	lock->order_ref = order_ref;
 	return true;
@@ -671,34 +478,23 @@ run_order_creation(PhaseContext *ctx)
 static void
 compensate_order(LockRow *const *locks, int n)
 {
-	static Statement cancel = {
-		.sql = "UPDATE checkout.orders o SET status = 'cancelled', cancelled_at = pg_catalog.now() "
-		"WHERE o.lock_id = ANY ($1) AND o.status = 'created' "
-		"RETURNING o.lock_id, o.order_ref",
-		.nargs = 1,
-		.argtypes = {INT8ARRAYOID},
-		.columns = {"lock_id", "order_ref"},
-	};
-	Datum		values[1] = {lock_id_array(locks, n)};
-	SPITupleTable *tt;
+	int64	   *lock_ids;
+	char	  **order_refs;
+	int			rows = store_orders_cancel(lock_ids_of(locks, n), n, &lock_ids, &order_refs);
 	LockRow   **sorted;
-	int			rows;
 	int			i;
 
-	rows = stmt_exec(&cancel, values, NULL, false);
-	tt = SPI_tuptable;
 	if (rows == 0 || !event_wanted(EV_ROLLBACK_STEP))
 		return;
 	sorted = locks_sorted_by_id(locks, n);
 	for (i = 0; i < rows; i++)
 	{
-		int64		lock_id = stmt_int8(&cancel, tt, i, 0);
-		LockRow    *lock = locks_find(sorted, n, lock_id);
+		LockRow    *lock = locks_find(sorted, n, lock_ids[i]);
 		CheckoutEvent ev;
 
-		event_begin(&ev, EV_ROLLBACK_STEP, lock_id, lock ? lock->cart_id : NULL);
+		event_begin(&ev, EV_ROLLBACK_STEP, lock_ids[i], lock ? lock->cart_id : NULL);
 		event_add_text(&ev, "step", "order_cancelled");
-		event_add_text(&ev, "order_ref", stmt_text(&cancel, tt, i, 1));
+		event_add_text(&ev, "order_ref", order_refs[i]);
 		event_emit(&ev);
 	}
 }

@@ -6,6 +6,7 @@
 #define CHECKOUT_PHASES_H
 
 #include "checkout.h"
+#include "model.h"
 
 #include "cart.h"
 #include "stock.h"
@@ -41,16 +42,12 @@ typedef struct PhaseContext
 typedef struct PhaseDef
 {
 	CheckoutPhase phase;
-	const char *name;
 	PayloadNeed payload;
 	bool		(*run) (PhaseContext *ctx);
 	void		(*compensate) (LockRow *const *locks, int n);
 } PhaseDef;
 
 extern const PhaseDef *phase_def(CheckoutPhase phase);
-extern const char *phase_name(CheckoutPhase phase);
-extern CheckoutPhase phase_from_name(const char *name);
 extern void phase_completed_event(const LockRow *lock, CheckoutPhase phase);
-extern void price_snapshots_forget(int64 lock_id);
 
 #endif							/* CHECKOUT_PHASES_H */

@@ -8,11 +8,11 @@
  */
 #include "postgres.h"
 
-#include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
 
+#include "store.h"
 #include "util.h"
 
 PG_FUNCTION_INFO_V1(checkout_protect_cart);
@@ -20,20 +20,11 @@ PG_FUNCTION_INFO_V1(checkout_protect_cart);
 static void
 reject_if_locked(Relation rel, HeapTuple tuple, int attnum)
 {
-	static Statement live_lock = {
-		.sql = "SELECT 1 FROM checkout.locks "
-		"WHERE cart_id = $1 AND state = 'active' AND expires_at > pg_catalog.now() LIMIT 1",
-		.nargs = 1,
-		.argtypes = {TEXTOID},
-		.generic = true,
-	};
 	char	   *cart_id = SPI_getvalue(tuple, RelationGetDescr(rel), attnum);
-	Datum		values[1];
 
 	if (cart_id == NULL)
 		return;
-	values[0] = CStringGetTextDatum(cart_id);
-	if (stmt_exec(&live_lock, values, NULL, true) > 0)
+	if (store_cart_has_live_lock(cart_id))
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECKOUT_CART_LOCKED),
 				 errmsg("cart %s is locked by a checkout in progress", quote_user_text(cart_id)),
@@ -50,6 +41,7 @@ checkout_protect_cart(PG_FUNCTION_ARGS)
 	Relation	rel;
 	int			attnum;
 	HeapTuple	result;
+	int			guc_level;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -78,11 +70,11 @@ checkout_protect_cart(PG_FUNCTION_ARGS)
 	if (!checkout_cart_protection)
 		return PointerGetDatum(result);
 
-	checkout_spi_connect();
+	guc_level = checkout_spi_connect();
 	/* an UPDATE may move a line between carts: both must be free */
 	reject_if_locked(rel, trigdata->tg_trigtuple, attnum);
 	if (TRIGGER_FIRED_BY_UPDATE(event))
 		reject_if_locked(rel, trigdata->tg_newtuple, attnum);
-	checkout_spi_finish();
+	checkout_spi_finish(guc_level);
 	return PointerGetDatum(result);
 }

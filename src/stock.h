@@ -1,13 +1,13 @@
 /*
- * stock.h — the only code that changes checkout.inventory and
- * checkout.reservations.
+ * stock.h — the stock policy: reservations, releases and sales (their rows
+ * go through store.c).
  */
 #ifndef CHECKOUT_STOCK_H
 #define CHECKOUT_STOCK_H
 
 #include "checkout.h"
-
-#include "storage/itemptr.h"
+#include "model.h"
+#include "store.h"
 
 /*
  * A lock's cart lines joined to the inventory, with the inventory rows
@@ -26,7 +26,7 @@ typedef struct CartStock
 	int64	   *cart_prices;
 	int64	   *available;		/* on_hand - reserved of the line's sku */
 	int64	   *unit_prices;	/* the sku's current price */
-	ItemPointerData *tids;		/* the inventory row's ctid, as locked (or as read) */
+	LedgerRow **ledger;			/* the sku's inventory row, as locked (or as read) */
 } CartStock;
 
 typedef struct StockShortfall
@@ -43,11 +43,10 @@ typedef struct StockReservation
 	char	  **skus;
 	int64	   *wanted;
 	int64	   *unit_prices;	/* as read: a changed price means decide again */
-	ItemPointerData *tids;
+	LedgerRow **ledger;			/* the skus' inventory rows, locked when written */
 } StockReservation;
 
 extern void stock_load_cart(int64 lock_id, CartStock *out, bool lock_rows);
-extern bool stock_first_unknown_line(int64 lock_id, char **line_id, char **sku);
 extern bool stock_reserve(const LockRow *lock, const CartStock *cart, StockShortfall *shortfall,
 						  StockReservation *late);
 extern bool stock_lock_late(StockReservation *res);

@@ -10,13 +10,6 @@
  */
 #include "postgres.h"
 
-#include "access/genam.h"
-#include "access/stratnum.h"
-#include "access/table.h"
-#include "access/tableam.h"
-#include "access/xact.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
@@ -24,10 +17,8 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/guc.h"
 #include "utils/json.h"
-#include "utils/lsyscache.h"
-#include "utils/rel.h"
-#include "utils/snapmgr.h"
 
 #include "util.h"
 
@@ -171,31 +162,32 @@ duration_seconds_text(TimestampTz from, TimestampTz to)
 /* ---- SPI statements ---- */
 
 /*
- * Connects to SPI with pg_catalog as the only schema searched (not even
- * pg_temp) until checkout_spi_finish(): the statements name every table
- * with its schema, and their operators and functions must come from
- * pg_catalog whatever the caller's search_path.  This is what a
- * `SET search_path` clause would give these SECURITY DEFINER functions, at a
- * fraction of its cost per call (no GUC save and restore); the plan cache
- * sees the same path on every call and never re-plans for it.  An error
- * unwinds the override with the transaction.
+ * Connects to SPI with search_path set to pg_catalog, pg_temp until
+ * checkout_spi_finish(), as a SET clause on the function would: the
+ * statements name every table with its schema, and their operators and
+ * functions must come from pg_catalog whatever the caller's search_path.
+ * It is a setting like any other, so a user's trigger function with a SET
+ * search_path of its own sees its own path.  The plan cache sees the same
+ * path on every call and never re-plans for it.  Returns the setting's nest
+ * level, for checkout_spi_finish; an error unwinds it with the
+ * (sub)transaction.
  */
-void
+int
 checkout_spi_connect(void)
 {
-	OverrideSearchPath path = {0};
+	int			nest_level;
 
 	SPI_connect();
-	path.schemas = list_make1_oid(PG_CATALOG_NAMESPACE);
-	path.addCatalog = false;
-	path.addTemp = false;
-	PushOverrideSearchPath(&path);
+	nest_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nest_level;
 }
 
 void
-checkout_spi_finish(void)
+checkout_spi_finish(int nest_level)
 {
-	PopOverrideSearchPath();
+	AtEOXact_GUC(true, nest_level);
 	SPI_finish();
 }
 
@@ -292,203 +284,6 @@ stmt_timestamptz(Statement *st, SPITupleTable *tt, int row, int col)
 	return isnull ? 0 : DatumGetTimestampTz(d);
 }
 
-/* ---- reading and locking rows by key, without the executor ---- */
-
-/* One of the extension's tables (checkout.<table>), opened with lockmode. */
-Relation
-checkout_table_open(const char *table, LOCKMODE lockmode)
-{
-	Oid			relid = get_relname_relid(table, get_namespace_oid("checkout", false));
-
-	if (!OidIsValid(relid))
-		elog(ERROR, "checkout: table checkout.%s does not exist", table);
-	return table_open(relid, lockmode);
-}
-
-/*
- * Whether writing the table can run code a user added to it: a trigger of
- * their own (a foreign key's are internal) or a rule.
- */
-bool
-relation_runs_user_code(Relation rel)
-{
-	int			i;
-
-	if (rel->rd_rules != NULL)
-		return true;
-	for (i = 0; rel->trigdesc && i < rel->trigdesc->numtriggers; i++)
-		if (!rel->trigdesc->triggers[i].tgisinternal)
-			return true;
-	return false;
-}
-
-static void
-key_open_table(KeyAccess *ka, const char *table, LOCKMODE lockmode)
-{
-	ka->rel = checkout_table_open(table, lockmode);
-	ka->slot = NULL;
-	ka->found = NULL;
-	ka->own_snapshot = false;
-}
-
-/* For a call that writes: a statement snapshot, seeing what the call wrote before it. */
-void
-key_open(KeyAccess *ka, const char *table, LOCKMODE lockmode)
-{
-	key_open_table(ka, table, lockmode);
-	CommandCounterIncrement();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	ka->own_snapshot = true;
-}
-
-/* relation_runs_user_code of the extension's table checkout.<table>. */
-bool
-table_runs_user_code(const char *table)
-{
-	Relation	rel = checkout_table_open(table, AccessShareLock);
-	bool		found = relation_runs_user_code(rel);
-
-	table_close(rel, NoLock);
-	return found;
-}
-
-/* For a read-only call: under the calling query's snapshot, as a STABLE function reads. */
-void
-key_open_read(KeyAccess *ka, const char *table)
-{
-	key_open_table(ka, table, AccessShareLock);
-}
-
-/* The table lock stays till the end of the transaction, as the executor's does. */
-void
-key_close(KeyAccess *ka)
-{
-	if (ka->own_snapshot)
-		PopActiveSnapshot();
-	if (ka->slot)
-		ExecDropSingleTupleTableSlot(ka->slot);
-	table_close(ka->rel, NoLock);
-}
-
-/* A column of one of the extension's tables, by name; an error when it has none. */
-int
-table_attnum(Relation rel, const char *column)
-{
-	int			attnum = SPI_fnumber(RelationGetDescr(rel), column);
-
-	if (attnum <= 0)
-		elog(ERROR, "checkout: checkout.%s has no column \"%s\"",
-			 RelationGetRelationName(rel), column);
-	return attnum;
-}
-
-int
-key_attnum(KeyAccess *ka, const char *column)
-{
-	return table_attnum(ka->rel, column);
-}
-
-/*
- * The columns of a version of one of ka's rows, indexed by attnum - 1, for
- * the NOT NULL columns a caller reads: deformed in one pass, where each
- * heap_getattr past a text column would walk the tuple from its start.
- */
-Datum *
-key_deform(KeyAccess *ka, HeapTuple tuple)
-{
-	TupleDesc	desc = RelationGetDescr(ka->rel);
-	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
-	bool	   *isnull = palloc(sizeof(bool) * desc->natts);
-
-	heap_deform_tuple(tuple, desc, values, isnull);
-	return values;
-}
-
-/*
- * Scans the primary key for the rows whose column attnum (the key's first)
- * equals value, in the key's order, as the statement's snapshot sees them.
- */
-void
-key_scan(KeyAccess *ka, int attnum, RegProcedure eqproc, Datum value)
-{
-	/* compared as the index orders the column: under the column's collation */
-	ScanKeyEntryInitialize(&ka->key, 0, attnum, BTEqualStrategyNumber, InvalidOid,
-						   TupleDescAttr(RelationGetDescr(ka->rel), attnum - 1)->attcollation,
-						   eqproc, value);
-	ka->scan = systable_beginscan(ka->rel, RelationGetPrimaryKeyIndex(ka->rel), true,
-								  GetActiveSnapshot(), 1, &ka->key);
-}
-
-/* The scan's next row into ka->found (a copy); false at the end. */
-bool
-key_next(KeyAccess *ka)
-{
-	HeapTuple	tuple = systable_getnext(ka->scan);
-
-	ka->found = HeapTupleIsValid(tuple) ? heap_copytuple(tuple) : NULL;
-	return ka->found != NULL;
-}
-
-void
-key_scan_end(KeyAccess *ka)
-{
-	systable_endscan(ka->scan);
-	ka->scan = NULL;
-}
-
-/* The row whose primary key's first column (attnum) equals value, into ka->found. */
-bool
-key_find(KeyAccess *ka, int attnum, RegProcedure eqproc, Datum value)
-{
-	bool		found;
-
-	key_scan(ka, attnum, eqproc, value);
-	found = key_next(ka);
-	key_scan_end(ka);
-	return found;
-}
-
-/*
- * Locks the latest version of the row key_find found, waiting for a
- * concurrent writer, and leaves that version in ka->slot.  False when the row was
- * deleted meanwhile; under REPEATABLE READ or SERIALIZABLE a concurrent
- * change is a serialization failure, as it is for SELECT ... FOR UPDATE.
- */
-bool
-key_lock(KeyAccess *ka, LockTupleMode mode)
-{
-	ItemPointerData tid = ka->found->t_self;
-	TM_FailureData tmfd;
-	TM_Result	result;
-
-	/* what the executor says of FOR UPDATE in a read-only transaction (25006) */
-	PreventCommandIfReadOnly("SELECT FOR UPDATE");
-	Assert(ka->own_snapshot);
-	if (ka->slot == NULL)
-		ka->slot = table_slot_create(ka->rel, NULL);
-
-	result = table_tuple_lock(ka->rel, &tid, GetActiveSnapshot(), ka->slot,
-							  GetCurrentCommandId(true), mode, LockWaitBlock,
-							  IsolationUsesXactSnapshot() ? 0 : TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
-							  &tmfd);
-	switch (result)
-	{
-		case TM_Ok:
-			return true;
-		case TM_Updated:
-		case TM_Deleted:
-			if (IsolationUsesXactSnapshot())
-				ereport(ERROR,
-						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-						 errmsg("could not serialize access due to concurrent update")));
-			return false;
-		default:
-			elog(ERROR, "checkout: unexpected result %d locking a row of checkout.%s",
-				 (int) result, RelationGetRelationName(ka->rel));
-	}
-	pg_unreachable();
-}
-
 Datum
 int8_array(const int64 *values, int n)
 {
@@ -512,15 +307,15 @@ text_array(char *const *values, int n)
 	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
-Datum
-lock_id_array(LockRow *const *locks, int n)
+int64 *
+lock_ids_of(LockRow *const *locks, int n)
 {
 	int64	   *ids = palloc(sizeof(int64) * Max(n, 1));
 	int			i;
 
 	for (i = 0; i < n; i++)
 		ids[i] = locks[i]->lock_id;
-	return int8_array(ids, n);
+	return ids;
 }
 
 static int

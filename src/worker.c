@@ -54,6 +54,7 @@
 
 #include "events.h"
 #include "expiry.h"
+#include "util.h"
 #include "worker.h"
 
 #define MAX_SWEEPERS 32
@@ -322,13 +323,14 @@ static bool
 in_transaction(bool (*fn) (void *), void *arg)
 {
 	bool		result;
+	int			guc_level;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	SPI_connect();
+	guc_level = checkout_spi_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	result = fn(arg);
-	SPI_finish();
+	checkout_spi_finish(guc_level);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_stat(false);

@@ -10,7 +10,7 @@
 -- (make test preloads it).
 \ir ../fixtures/checkout_test.sql
 BEGIN;
-SELECT plan(68);
+SELECT plan(70);
 
 CREATE TEMP TABLE documented_settings (name text, default_value text, context text, since text, needs_preload bool);
 INSERT INTO documented_settings VALUES
@@ -28,7 +28,8 @@ INSERT INTO documented_settings VALUES
   ('checkout.notify_channel',        'checkout_events', 'superuser', '0.1.0', false),
   ('checkout.database',              'postgres',   'postmaster', '0.1.0', true),
   ('checkout.max_lines',             '1000',       'superuser',  '0.2.0', false),
-  ('checkout.notify_events',         'void_required,refund_required,expired', 'superuser', '0.2.0', false);
+  ('checkout.notify_events',         'void_required,refund_required,expired', 'superuser', '0.2.0', false),
+  ('checkout.direct_access',         'on',         'superuser',  '0.3.0', false);
 -- the settings this server should define
 CREATE TEMP VIEW expected_settings AS
 SELECT d.* FROM documented_settings d
@@ -45,7 +46,7 @@ SELECT set_eq(
   ARRAY['checkout_start(text,text,jsonb,interval,text)', 'checkout_advance(bigint,text,jsonb,checkout.phase)',
         'checkout_status(bigint,text)', 'checkout_extend(bigint,text,interval)', 'checkout_cancel(bigint,text)',
         'checkout_fail(bigint,text,text)', 'checkout_cleanup_expired(integer)', 'checkout_release(bigint,text)',
-        'checkout_monitor(integer)', 'checkout_verify()', 'checkout.protect_cart()'],
+        'checkout_monitor(integer)', 'checkout_verify()', 'checkout.protect_cart()', 'checkout.table_access()'],
   'the extension has exactly the documented functions');
 SELECT is(pg_get_function_arguments(to_regprocedure(f)) || ' -> ' || pg_get_function_result(to_regprocedure(f)), sig,
           f || ': ' || sig)
@@ -66,7 +67,8 @@ FROM (VALUES
    'duration_p95 interval, duration_max interval, price_drift_warnings bigint, active_locks bigint, overdue_locks bigint, '
    'oldest_active_age interval, units_reserved bigint)'),
   ('checkout_verify()', ' -> TABLE(invariant text, subject text, detail text)'),
-  ('checkout.protect_cart()', ' -> trigger')
+  ('checkout.protect_cart()', ' -> trigger'),
+  ('checkout.table_access()', ' -> TABLE(table_name text, direct boolean, reason text)')
 ) t(f, sig);
 SELECT is((SELECT count(*)::int FROM pg_proc p
            JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
@@ -84,7 +86,8 @@ SELECT enum_has_labels('checkout', 'phase', ARRAY['cart_validation', 'inventory_
 SELECT is((SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum)
            FROM pg_attribute WHERE attrelid = 'checkout.status'::regclass AND attnum > 0 AND NOT attisdropped),
   'lock_id bigint, cart_id text, state checkout.lock_state, phase checkout.phase, expires_at timestamp with time zone, '
-  'total bigint, order_ref text, failed_phase checkout.phase, error_code text, error_message text',
+  'total bigint, order_ref text, failed_phase checkout.phase, error_code text, error_message text, '
+  'created boolean, phases_run checkout.phase[], ended boolean',
   'checkout.status: its fields and types, in order');
 
 -- tables and views

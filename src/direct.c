@@ -1,0 +1,1008 @@
+/*
+ * direct.c — rows of the extension's tables read by primary key, locked
+ * and written without planned statements, the way logical replication
+ * applies a change (ExecSimpleRelationInsert/Update/Delete): index entries,
+ * NOT NULL and CHECK constraints, foreign-key triggers and the WAL are done
+ * as a statement does them.  What it leaves out is the plan: no plan cache
+ * lookup, no executor start of a plan tree, no projection.
+ *
+ * That is only the same as SQL for a table whose definition is exactly the
+ * one the extension created, so before it serves a table this file checks
+ * (once per relcache invalidation of the table, never per call):
+ *   - its columns: the extension's names, types (no domains), typmods,
+ *     collations and NOT NULL flags, nothing generated, nothing added;
+ *   - its constraints: the extension's, by name, kind and, for a CHECK, by
+ *     expression; its primary key on the extension's columns with the
+ *     default operator class, which the key reads rely on;
+ *   - nothing a statement would apply and this path would not: no trigger
+ *     of a user's, no rule, no row security or policy, no inheritance child,
+ *     not a partition, the heap access method.
+ * and per access, as the executor does per statement: the privilege the
+ * access needs, held by the current user (the functions' owner) on the
+ * table as a whole.  With checkout.direct_access off, or an executor
+ * permission hook loaded (pgaudit, sepgsql: they must see every access), it
+ * serves nothing.  Where it does not serve, store.c uses SQL.
+ *
+ * What is cached is keyed by the table's OID and dropped by a relcache
+ * invalidation of that OID (a function's redefinition drops the planned
+ * CHECK expressions too): the shape verdict, the columns' attnums, the
+ * primary key, and each CHECK constraint planned once (parse and plan are
+ * most of what ExecRelCheck costs per statement).  A row write builds its
+ * ExprStates from a copy of the planned expressions in its own EState, so
+ * nothing it evaluates outlives it or depends on a cache entry that an
+ * invalidation may free.
+ *
+ * Key reads go through the primary key's index directly (index_beginscan),
+ * so ignore_system_indexes, which any role may set at connection, does not
+ * turn them into sequential scans.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/relscan.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_constraint.h"
+#include "catalog/pg_policy.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "commands/trigger.h"
+#include "common/int.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
+#include "rewrite/rewriteHandler.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/ruleutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#include "checkout.h"
+#include "direct.h"
+
+/* ---- the extension's definition of each table ---- */
+
+typedef struct ColumnShape
+{
+	const char *name;
+	Oid			type;			/* a built-in type, or */
+	const char *enum_type;		/* an enum of schema checkout */
+	bool		not_null;
+} ColumnShape;
+
+typedef struct ConstraintShape
+{
+	const char *name;
+	char		type;			/* pg_constraint.contype */
+	const char *check;			/* a CHECK's expression, deparsed */
+} ConstraintShape;
+
+typedef struct TableShape
+{
+	const char *name;
+	const ColumnShape *columns;
+	int			n_columns;
+	const ConstraintShape *constraints;
+	int			n_constraints;
+	int			key[2];			/* the primary key's columns */
+	int			n_key;
+	AclMode		uses;			/* the privileges the direct path needs */
+} TableShape;
+
+#define TEXT_COLUMN(n, nn) {n, TEXTOID, NULL, nn}
+#define INT8_COLUMN(n, nn) {n, INT8OID, NULL, nn}
+#define TIME_COLUMN(n, nn) {n, TIMESTAMPTZOID, NULL, nn}
+
+static const ColumnShape inventory_columns[INV_NCOLUMNS] = {
+	[INV_SKU] = TEXT_COLUMN("sku", true),
+	[INV_ON_HAND] = INT8_COLUMN("on_hand", true),
+	[INV_RESERVED] = INT8_COLUMN("reserved", true),
+	[INV_UNIT_PRICE] = INT8_COLUMN("unit_price", true),
+};
+static const ConstraintShape inventory_constraints[] = {
+	{"inventory_pkey", CONSTRAINT_PRIMARY, NULL},
+	{"inventory_reserved_within_on_hand", CONSTRAINT_CHECK,
+	"((reserved >= (0)::bigint) AND (reserved <= on_hand))"},
+	{"inventory_unit_price_not_negative", CONSTRAINT_CHECK, "(unit_price >= (0)::bigint)"},
+};
+
+static const ColumnShape locks_columns[LK_NCOLUMNS] = {
+	[LK_LOCK_ID] = INT8_COLUMN("lock_id", true),
+	[LK_CART_ID] = TEXT_COLUMN("cart_id", true),
+	[LK_SESSION_ID] = TEXT_COLUMN("session_id", true),
+	[LK_STATE] = {"state", InvalidOid, "lock_state", true},
+	[LK_PHASE] = {"phase", InvalidOid, "phase", false},
+	[LK_EXCLUSIVE] = {"exclusive", BOOLOID, NULL, true},
+	[LK_IDEMPOTENCY_KEY] = TEXT_COLUMN("idempotency_key", false),
+	[LK_GATEWAY] = TEXT_COLUMN("gateway", false),
+	[LK_CREATED_AT] = TIME_COLUMN("created_at", true),
+	[LK_EXPIRES_AT] = TIME_COLUMN("expires_at", true),
+	[LK_FINISHED_AT] = TIME_COLUMN("finished_at", false),
+	[LK_TOTAL] = INT8_COLUMN("total", false),
+	[LK_ORDER_REF] = TEXT_COLUMN("order_ref", false),
+	[LK_AUTH_REFERENCE] = TEXT_COLUMN("auth_reference", false),
+	[LK_AUTH_AMOUNT] = INT8_COLUMN("auth_amount", false),
+	[LK_CAPTURE_REFERENCE] = TEXT_COLUMN("capture_reference", false),
+	[LK_CAPTURE_AMOUNT] = INT8_COLUMN("capture_amount", false),
+	[LK_FAILED_PHASE] = {"failed_phase", InvalidOid, "phase", false},
+	[LK_ERROR_CODE] = TEXT_COLUMN("error_code", false),
+	[LK_ERROR_MESSAGE] = TEXT_COLUMN("error_message", false),
+};
+static const ConstraintShape locks_constraints[] = {
+	{"locks_pkey", CONSTRAINT_PRIMARY, NULL},
+	{"locks_expires_after_creation", CONSTRAINT_CHECK, "(expires_at > created_at)"},
+	{"locks_finished_when_terminal", CONSTRAINT_CHECK,
+	"((state = 'active'::checkout.lock_state) = (finished_at IS NULL))"},
+};
+
+static const ColumnShape lock_lines_columns[LL_NCOLUMNS] = {
+	[LL_LOCK_ID] = INT8_COLUMN("lock_id", true),
+	[LL_LINE_NO] = {"line_no", INT4OID, NULL, true},
+	[LL_LINE_ID] = TEXT_COLUMN("line_id", true),
+	[LL_SKU] = TEXT_COLUMN("sku", true),
+	[LL_QUANTITY] = INT8_COLUMN("quantity", true),
+	[LL_CART_PRICE] = INT8_COLUMN("cart_price", true),
+};
+static const ConstraintShape lock_lines_constraints[] = {
+	{"lock_lines_pkey", CONSTRAINT_PRIMARY, NULL},
+	{"lock_lines_lock_id_line_no_key", CONSTRAINT_UNIQUE, NULL},
+	{"lock_lines_lock_id_fkey", CONSTRAINT_FOREIGN, NULL},
+	{"lock_lines_quantity_check", CONSTRAINT_CHECK, "(quantity >= (1)::bigint)"},
+	{"lock_lines_cart_price_check", CONSTRAINT_CHECK, "(cart_price >= (0)::bigint)"},
+};
+
+static const ColumnShape reservations_columns[RS_NCOLUMNS] = {
+	[RS_LOCK_ID] = INT8_COLUMN("lock_id", true),
+	[RS_SKU] = TEXT_COLUMN("sku", true),
+	[RS_QUANTITY] = INT8_COLUMN("quantity", true),
+	[RS_RESERVED_AT] = TIME_COLUMN("reserved_at", true),
+};
+static const ConstraintShape reservations_constraints[] = {
+	{"reservations_pkey", CONSTRAINT_PRIMARY, NULL},
+	{"reservations_lock_id_fkey", CONSTRAINT_FOREIGN, NULL},
+	{"reservations_sku_fkey", CONSTRAINT_FOREIGN, NULL},
+	{"reservations_quantity_check", CONSTRAINT_CHECK, "(quantity > (0)::bigint)"},
+};
+
+static const ColumnShape price_snapshots_columns[PS_NCOLUMNS] = {
+	[PS_LOCK_ID] = INT8_COLUMN("lock_id", true),
+	[PS_LINE_ID] = TEXT_COLUMN("line_id", true),
+	[PS_SKU] = TEXT_COLUMN("sku", true),
+	[PS_QUANTITY] = INT8_COLUMN("quantity", true),
+	[PS_CART_PRICE] = INT8_COLUMN("cart_price", true),
+	[PS_LOCKED_PRICE] = INT8_COLUMN("locked_price", true),
+	[PS_DRIFT_PERCENT] = {"drift_percent", NUMERICOID, NULL, false},
+	[PS_TAKEN_AT] = TIME_COLUMN("taken_at", true),
+};
+static const ConstraintShape price_snapshots_constraints[] = {
+	{"price_snapshots_pkey", CONSTRAINT_PRIMARY, NULL},
+	{"price_snapshots_lock_id_fkey", CONSTRAINT_FOREIGN, NULL},
+};
+
+static const ColumnShape orders_columns[OR_NCOLUMNS] = {
+	[OR_ORDER_REF] = TEXT_COLUMN("order_ref", true),
+	[OR_LOCK_ID] = INT8_COLUMN("lock_id", true),
+	[OR_CART_ID] = TEXT_COLUMN("cart_id", true),
+	[OR_TOTAL] = INT8_COLUMN("total", true),
+	[OR_SOURCE] = TEXT_COLUMN("source", true),
+	[OR_STATUS] = TEXT_COLUMN("status", true),
+	[OR_CREATED_AT] = TIME_COLUMN("created_at", true),
+	[OR_CANCELLED_AT] = TIME_COLUMN("cancelled_at", false),
+};
+static const ConstraintShape orders_constraints[] = {
+	{"orders_pkey", CONSTRAINT_PRIMARY, NULL},
+	{"orders_lock_id_key", CONSTRAINT_UNIQUE, NULL},
+	{"orders_lock_id_fkey", CONSTRAINT_FOREIGN, NULL},
+	{"orders_source_check", CONSTRAINT_CHECK,
+	"(source = ANY ('{checkout,application}'::text[]))"},
+	{"orders_status_check", CONSTRAINT_CHECK, "(status = ANY ('{created,cancelled}'::text[]))"},
+};
+
+static const TableShape table_shapes[DT_COUNT] = {
+	[DT_INVENTORY] = {"inventory", inventory_columns, INV_NCOLUMNS,
+		inventory_constraints, lengthof(inventory_constraints),
+	{INV_SKU}, 1, ACL_SELECT | ACL_UPDATE},
+	[DT_LOCKS] = {"locks", locks_columns, LK_NCOLUMNS,
+		locks_constraints, lengthof(locks_constraints),
+	{LK_LOCK_ID}, 1, ACL_SELECT | ACL_UPDATE},
+	[DT_LOCK_LINES] = {"lock_lines", lock_lines_columns, LL_NCOLUMNS,
+		lock_lines_constraints, lengthof(lock_lines_constraints),
+	{LL_LOCK_ID, LL_LINE_ID}, 2, ACL_SELECT | ACL_INSERT},
+	[DT_RESERVATIONS] = {"reservations", reservations_columns, RS_NCOLUMNS,
+		reservations_constraints, lengthof(reservations_constraints),
+	{RS_LOCK_ID, RS_SKU}, 2, ACL_SELECT | ACL_INSERT | ACL_DELETE},
+	[DT_PRICE_SNAPSHOTS] = {"price_snapshots", price_snapshots_columns, PS_NCOLUMNS,
+		price_snapshots_constraints, lengthof(price_snapshots_constraints),
+	{PS_LOCK_ID, PS_LINE_ID}, 2, ACL_INSERT},
+	[DT_ORDERS] = {"orders", orders_columns, OR_NCOLUMNS,
+		orders_constraints, lengthof(orders_constraints),
+	{OR_ORDER_REF}, 1, ACL_SELECT | ACL_INSERT},
+};
+
+const char *
+direct_table_name(DirectTable table)
+{
+	return table_shapes[table].name;
+}
+
+/* ---- what is known of each table, dropped by invalidations ---- */
+
+typedef struct TableState
+{
+	Oid			relid;			/* InvalidOid: look it up by name */
+	bool		known;			/* shape checked since the last invalidation */
+	char	   *differs;		/* NULL: the extension's definition; else why not */
+	bool		user_code;		/* a write runs a user's trigger or rule */
+	AttrNumber	attnums[DIRECT_MAX_COLUMNS];
+	Oid			pkey;
+	MemoryContext cxt;			/* differs lives here */
+	bool		checks_planned;
+	int			n_checks;
+	Expr	  **checks;			/* TupleConstr.check[i]'s expression, planned */
+	MemoryContext checks_cxt;	/* they live here */
+} TableState;
+
+static TableState tables[DT_COUNT];
+
+/* A row write evaluates copies of the planned checks: they may go at any time. */
+static void
+forget_checks(TableState *ts)
+{
+	ts->checks_planned = false;
+	ts->checks = NULL;
+	ts->n_checks = 0;
+	if (ts->checks_cxt)
+		MemoryContextDelete(ts->checks_cxt);
+	ts->checks_cxt = NULL;
+}
+
+static void
+forget_table(TableState *ts)
+{
+	ts->relid = InvalidOid;
+	ts->known = false;
+	ts->differs = NULL;
+	forget_checks(ts);
+	if (ts->cxt)
+		MemoryContextDelete(ts->cxt);
+	ts->cxt = NULL;
+}
+
+static void
+relcache_invalidated(Datum arg, Oid relid)
+{
+	int			t;
+
+	for (t = 0; t < DT_COUNT; t++)
+		if (relid == InvalidOid || tables[t].relid == relid)
+			forget_table(&tables[t]);
+}
+
+/* A function redefined: a CHECK calling it must be planned again. */
+static void
+function_invalidated(Datum arg, int cacheid, uint32 hashvalue)
+{
+	int			t;
+
+	for (t = 0; t < DT_COUNT; t++)
+		forget_checks(&tables[t]);
+}
+
+static void
+register_callbacks(void)
+{
+	static bool registered = false;
+
+	if (registered)
+		return;
+	CacheRegisterRelcacheCallback(relcache_invalidated, (Datum) 0);
+	CacheRegisterSyscacheCallback(PROCOID, function_invalidated, (Datum) 0);
+	registered = true;
+}
+
+/* ---- the shape check ---- */
+
+static Oid
+column_type(const ColumnShape *col)
+{
+	Oid			nsp;
+
+	if (col->enum_type == NULL)
+		return col->type;
+	nsp = get_namespace_oid("checkout", false);
+	return GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+						   CStringGetDatum(col->enum_type), ObjectIdGetDatum(nsp));
+}
+
+/* A CHECK constraint's expression as text, names resolved in pg_catalog only. */
+static char *
+check_text(Relation rel, const char *ccbin)
+{
+	int			nest = NewGUCNestLevel();
+	char	   *text;
+
+	(void) set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	text = deparse_expression(stringToNode(ccbin),
+							  deparse_context_for(RelationGetRelationName(rel),
+												  RelationGetRelid(rel)),
+							  false, false);
+	AtEOXact_GUC(true, nest);
+	return text;
+}
+
+static bool
+has_policies(Oid relid)
+{
+	Relation	catalog = table_open(PolicyRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	bool		found;
+
+	ScanKeyInit(&key, Anum_pg_policy_polrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(catalog, PolicyPolrelidPolnameIndexId, true, NULL, 1, &key);
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	table_close(catalog, AccessShareLock);
+	return found;
+}
+
+static char *
+columns_difference(const TableShape *def, Relation rel, AttrNumber *attnums)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			i;
+	int			c;
+
+	for (c = 0; c < def->n_columns; c++)
+		attnums[c] = InvalidAttrNumber;
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const ColumnShape *col = NULL;
+		Oid			type;
+
+		if (att->attisdropped)
+			continue;
+		for (c = 0; c < def->n_columns && col == NULL; c++)
+			if (strcmp(NameStr(att->attname), def->columns[c].name) == 0)
+				col = &def->columns[c];
+		if (col == NULL)
+			return psprintf("column %s is not the extension's",
+							quote_identifier(NameStr(att->attname)));
+		type = column_type(col);
+		if (att->atttypid != type || att->atttypmod != -1)
+			return psprintf("column %s has type %s, not %s",
+							quote_identifier(col->name),
+							format_type_with_typemod(att->atttypid, att->atttypmod),
+							format_type_be(type));
+		if (att->attgenerated != '\0')
+			return psprintf("column %s is generated", quote_identifier(col->name));
+		if (att->attcollation != (type_is_collatable(type) ? DEFAULT_COLLATION_OID : InvalidOid))
+			return psprintf("column %s has another collation", quote_identifier(col->name));
+		if (att->attnotnull != col->not_null)
+			return psprintf("column %s is %s", quote_identifier(col->name),
+							att->attnotnull ? "NOT NULL" : "nullable");
+		attnums[col - def->columns] = att->attnum;
+	}
+	for (c = 0; c < def->n_columns; c++)
+		if (attnums[c] == InvalidAttrNumber)
+			return psprintf("column %s is missing", quote_identifier(def->columns[c].name));
+	return NULL;
+}
+
+static char *
+constraints_difference(const TableShape *def, Relation rel)
+{
+	Relation	catalog = table_open(ConstraintRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	int			matched = 0;
+	char	   *differs = NULL;
+
+	ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(RelationGetRelid(rel)));
+	scan = systable_beginscan(catalog, ConstraintRelidTypidNameIndexId, true, NULL, 1, &key);
+	while (differs == NULL && HeapTupleIsValid(tuple = systable_getnext(scan)))
+	{
+		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tuple);
+		const ConstraintShape *expected = NULL;
+		int			i;
+
+		for (i = 0; i < def->n_constraints && expected == NULL; i++)
+			if (strcmp(NameStr(con->conname), def->constraints[i].name) == 0 &&
+				con->contype == def->constraints[i].type)
+				expected = &def->constraints[i];
+		if (expected != NULL && expected->check != NULL)
+		{
+			bool		isnull;
+			Datum		bin = heap_getattr(tuple, Anum_pg_constraint_conbin,
+										   RelationGetDescr(catalog), &isnull);
+
+			if (isnull || !con->convalidated ||
+				strcmp(check_text(rel, TextDatumGetCString(bin)), expected->check) != 0)
+				expected = NULL;
+		}
+		if (expected == NULL)
+			differs = psprintf("constraint %s is not the extension's",
+							   quote_identifier(NameStr(con->conname)));
+		else
+			matched++;
+	}
+	systable_endscan(scan);
+	table_close(catalog, AccessShareLock);
+	if (differs == NULL && matched != def->n_constraints)
+		differs = pstrdup("a constraint of the extension's is missing");
+	return differs;
+}
+
+/* The primary key the key reads use: the extension's columns, default btree operator classes. */
+static char *
+primary_key_difference(const TableShape *def, Relation rel, const AttrNumber *attnums, Oid *pkey)
+{
+	Relation	index;
+	char	   *differs = NULL;
+	int			k;
+
+	*pkey = RelationGetPrimaryKeyIndex(rel);
+	if (!OidIsValid(*pkey))
+		return pstrdup("it has no primary key");
+	index = index_open(*pkey, AccessShareLock);
+	if (index->rd_rel->relam != BTREE_AM_OID ||
+		index->rd_index->indnkeyatts != def->n_key || index->rd_indexprs != NIL)
+		differs = pstrdup("its primary key is not the extension's");
+	for (k = 0; differs == NULL && k < def->n_key; k++)
+	{
+		AttrNumber	attnum = attnums[def->key[k]];
+		Oid			type = TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid;
+		Oid			opclass = GetDefaultOpClass(type, BTREE_AM_OID);
+
+		if (index->rd_index->indkey.values[k] != attnum ||
+			!OidIsValid(opclass) || index->rd_opfamily[k] != get_opclass_family(opclass) ||
+			index->rd_indcollation[k] != TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attcollation)
+			differs = pstrdup("its primary key is not the extension's");
+	}
+	index_close(index, AccessShareLock);
+	return differs;
+}
+
+/* NULL when the table is exactly as the extension made it; otherwise what differs. */
+static char *
+shape_difference(const TableShape *def, Relation rel, AttrNumber *attnums, Oid *pkey)
+{
+	Form_pg_class cls = rel->rd_rel;
+	char	   *differs;
+	int			i;
+
+	if (cls->relkind != RELKIND_RELATION || cls->relam != HEAP_TABLE_AM_OID)
+		return pstrdup("it is not a heap table");
+	if (cls->relispartition)
+		return pstrdup("it is a partition");
+	if (cls->relhassubclass)
+		return pstrdup("it has inheritance children");
+	if (cls->relrowsecurity || cls->relforcerowsecurity)
+		return pstrdup("row security is enabled");
+	if (has_policies(RelationGetRelid(rel)))
+		return pstrdup("it has row security policies");
+	if (rel->rd_rules != NULL)
+		return pstrdup("it has a rule");
+	for (i = 0; rel->trigdesc && i < rel->trigdesc->numtriggers; i++)
+		if (!rel->trigdesc->triggers[i].tgisinternal)
+			return psprintf("trigger %s is a user's",
+							quote_identifier(rel->trigdesc->triggers[i].tgname));
+	if ((differs = columns_difference(def, rel, attnums)) != NULL ||
+		(differs = constraints_difference(def, rel)) != NULL ||
+		(differs = primary_key_difference(def, rel, attnums, pkey)) != NULL)
+		return differs;
+	return NULL;
+}
+
+/* Whether writing the table runs a user's code: a trigger of theirs (a foreign key's are internal), a rule. */
+static bool
+relation_runs_user_code(Relation rel)
+{
+	int			i;
+
+	if (rel->rd_rules != NULL)
+		return true;
+	for (i = 0; rel->trigdesc && i < rel->trigdesc->numtriggers; i++)
+		if (!rel->trigdesc->triggers[i].tgisinternal)
+			return true;
+	return false;
+}
+
+static Oid
+table_relid(DirectTable table)
+{
+	Oid			relid = get_relname_relid(table_shapes[table].name,
+										  get_namespace_oid("checkout", false));
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "checkout: table checkout.%s does not exist", table_shapes[table].name);
+	return relid;
+}
+
+/*
+ * The table, opened with lockmode, and what is known of it: checked once
+ * after each invalidation, with the table locked so that it cannot change
+ * meanwhile.
+ */
+static Relation
+table_open_known(DirectTable table, LOCKMODE lockmode)
+{
+	TableState *ts = &tables[table];
+	Relation	rel = NULL;
+	int			tries;
+
+	register_callbacks();
+	for (tries = 0; rel == NULL; tries++)
+	{
+		Oid			relid = OidIsValid(ts->relid) ? ts->relid : table_relid(table);
+
+		rel = try_table_open(relid, lockmode);
+		/* invalidations were taken in on locking: is relid still checkout.<table>? */
+		if (!OidIsValid(ts->relid) && rel != NULL)
+			ts->relid = table_relid(table);
+		if (rel != NULL && ts->relid != relid)
+		{
+			table_close(rel, lockmode);
+			rel = NULL;
+		}
+		if (rel == NULL && tries > 3)
+			elog(ERROR, "checkout: table checkout.%s keeps changing", table_shapes[table].name);
+		if (rel == NULL)
+			ts->relid = InvalidOid;
+	}
+	if (!ts->known)
+	{
+		MemoryContext cxt = AllocSetContextCreate(CacheMemoryContext, "checkout table state",
+												  ALLOCSET_SMALL_SIZES);
+		MemoryContext old;
+		char	   *differs = shape_difference(&table_shapes[table], rel, ts->attnums, &ts->pkey);
+
+		old = MemoryContextSwitchTo(cxt);
+		ts->differs = differs ? pstrdup(differs) : NULL;
+		MemoryContextSwitchTo(old);
+		ts->user_code = relation_runs_user_code(rel);
+		if (ts->cxt)
+			MemoryContextDelete(ts->cxt);
+		ts->cxt = cxt;
+		forget_checks(ts);
+		ts->known = true;
+	}
+	return rel;
+}
+
+/* Why the direct path may not serve this access now; NULL when it may. */
+static char *
+refusal(DirectTable table, Relation rel, AclMode need)
+{
+	TableState *ts = &tables[table];
+	AclMode		held;
+
+	if (!checkout_direct_access)
+		return pstrdup("checkout.direct_access is off");
+	if (ExecutorCheckPerms_hook != NULL)
+		return pstrdup("an executor permission hook is loaded (pgaudit, sepgsql), which must see every access");
+	if (ts->differs != NULL)
+		return pstrdup(ts->differs);
+	held = pg_class_aclmask(RelationGetRelid(rel), GetUserId(), need, ACLMASK_ALL);
+	if ((held & need) != need)
+		return psprintf("%s lacks %s on it", GetUserNameFromId(GetUserId(), false),
+						(need & ~held & ACL_SELECT) ? "SELECT" :
+						(need & ~held & ACL_INSERT) ? "INSERT" :
+						(need & ~held & ACL_UPDATE) ? "UPDATE" : "DELETE");
+	return NULL;
+}
+
+/* The table opened for the direct path; NULL (nothing open) when it may not serve. */
+static Relation
+direct_open(DirectTable table, LOCKMODE lockmode, AclMode need)
+{
+	Relation	rel;
+
+	/* the cheap tests first: nothing to open when the path is off */
+	if (!checkout_direct_access || ExecutorCheckPerms_hook != NULL)
+		return NULL;
+	rel = table_open_known(table, lockmode);
+	if (refusal(table, rel, need) != NULL)
+	{
+		/* the statement that goes instead takes the same lock */
+		table_close(rel, NoLock);
+		return NULL;
+	}
+	return rel;
+}
+
+/*
+ * Whether a write of the table, by either path, runs code a user added to
+ * it (a trigger of theirs, a rule).
+ */
+bool
+direct_runs_user_code(DirectTable table)
+{
+	Relation	rel = table_open_known(table, AccessShareLock);
+	bool		user_code = tables[table].user_code;
+
+	table_close(rel, NoLock);
+	return user_code;
+}
+
+bool
+direct_usable(DirectTable table, AclMode need, char **why_not)
+{
+	Relation	rel = table_open_known(table, AccessShareLock);
+
+	*why_not = refusal(table, rel, need ? need : table_shapes[table].uses);
+	table_close(rel, NoLock);
+	return *why_not == NULL;
+}
+
+/* ---- reading and locking rows by primary key ---- */
+
+bool
+key_open(KeyScan *ks, DirectTable table, AclMode need, bool statement)
+{
+	TableState *ts = &tables[table];
+
+	ks->rel = direct_open(table, (need & ACL_UPDATE) ? RowShareLock : AccessShareLock, need);
+	if (ks->rel == NULL)
+		return false;
+	ks->table = table;
+	ks->own_snapshot = statement;
+	if (statement)
+	{
+		CommandCounterIncrement();
+		PushActiveSnapshot(GetTransactionSnapshot());
+	}
+	ks->index = index_open(ts->pkey, AccessShareLock);
+	ks->found = table_slot_create(ks->rel, NULL);
+	ks->locked = NULL;
+	ks->scan = index_beginscan(ks->rel, ks->index, GetActiveSnapshot(), 1, 0);
+	return true;
+}
+
+/* The table lock stays till the end of the transaction, as the executor's does. */
+void
+key_close(KeyScan *ks)
+{
+	index_endscan(ks->scan);
+	ExecDropSingleTupleTableSlot(ks->found);
+	if (ks->locked)
+		ExecDropSingleTupleTableSlot(ks->locked);
+	index_close(ks->index, NoLock);
+	if (ks->own_snapshot)
+		PopActiveSnapshot();
+	table_close(ks->rel, NoLock);
+}
+
+/* Starts over on the rows whose primary key's first column equals value, in the key's order. */
+void
+key_scan(KeyScan *ks, Datum value)
+{
+	const TableShape *def = &table_shapes[ks->table];
+	Oid			type = def->columns[def->key[0]].type;
+
+	/* compared as the index orders the column: its operator class, its collation */
+	ScanKeyEntryInitialize(&ks->key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   ks->index->rd_indcollation[0],
+						   type == INT8OID ? F_INT8EQ : F_TEXTEQ, value);
+	index_rescan(ks->scan, &ks->key, 1, NULL, 0);
+}
+
+/* The scan's next row into ks->found; false at the end. */
+bool
+key_next(KeyScan *ks)
+{
+	if (!index_getnext_slot(ks->scan, ForwardScanDirection, ks->found))
+		return false;
+	slot_getallattrs(ks->found);
+	return true;
+}
+
+/* The row whose primary key (its first column) equals value, into ks->found. */
+bool
+key_find(KeyScan *ks, Datum value)
+{
+	key_scan(ks, value);
+	return key_next(ks);
+}
+
+/*
+ * Locks the latest version of the row key_next found, waiting for a
+ * concurrent writer, and leaves that version in ks->locked.  False when the
+ * row was deleted meanwhile; under REPEATABLE READ or SERIALIZABLE a
+ * concurrent change is a serialization failure, as for SELECT ... FOR UPDATE.
+ */
+bool
+key_lock(KeyScan *ks, LockTupleMode mode)
+{
+	ItemPointerData tid = ks->found->tts_tid;
+	TM_FailureData tmfd;
+	TM_Result	result;
+
+	/* what the executor says of FOR UPDATE in a read-only transaction (25006) */
+	PreventCommandIfReadOnly("SELECT FOR UPDATE");
+	Assert(ks->own_snapshot);
+	if (ks->locked == NULL)
+		ks->locked = table_slot_create(ks->rel, NULL);
+	result = table_tuple_lock(ks->rel, &tid, GetActiveSnapshot(), ks->locked,
+							  GetCurrentCommandId(true), mode, LockWaitBlock,
+							  IsolationUsesXactSnapshot() ? 0 : TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
+							  &tmfd);
+	switch (result)
+	{
+		case TM_Ok:
+			slot_getallattrs(ks->locked);
+			return true;
+		case TM_Updated:
+		case TM_Deleted:
+			if (IsolationUsesXactSnapshot())
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not serialize access due to concurrent update")));
+			return false;
+		default:
+			elog(ERROR, "checkout: unexpected result %d locking a row of checkout.%s",
+				 (int) result, RelationGetRelationName(ks->rel));
+	}
+	pg_unreachable();
+}
+
+Datum
+slot_column(KeyScan *ks, TupleTableSlot *slot, int column, bool *isnull)
+{
+	AttrNumber	attnum = tables[ks->table].attnums[column];
+
+	*isnull = slot->tts_isnull[attnum - 1];
+	return slot->tts_values[attnum - 1];
+}
+
+ItemPointer
+slot_tid(TupleTableSlot *slot)
+{
+	return &slot->tts_tid;
+}
+
+/* ---- writing rows ---- */
+
+/*
+ * The table's CHECK constraints planned as ExecRelCheck would (parsed and
+ * planned), in TupleConstr order, once per invalidation.  Planned in a
+ * context of the statement's first, so that an error leaves nothing behind,
+ * and kept with the table's state when it succeeds.
+ */
+static void
+plan_checks(TableState *ts, Relation rel)
+{
+	TupleConstr *constr = RelationGetDescr(rel)->constr;
+	int			n = constr ? constr->num_check : 0;
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "checkout CHECK constraints",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	Expr	  **checks = palloc(sizeof(Expr *) * Max(n, 1));
+	int			i;
+
+	for (i = 0; i < n; i++)
+		checks[i] = expression_planner((Expr *) stringToNode(constr->check[i].ccbin));
+	MemoryContextSwitchTo(old);
+	MemoryContextSetParent(cxt, CacheMemoryContext);
+	ts->checks_cxt = cxt;
+	ts->checks = checks;
+	ts->n_checks = n;
+	ts->checks_planned = true;
+}
+
+bool
+row_write_begin(RowWrite *w, DirectTable table, AclMode need)
+{
+	TableState *ts = &tables[table];
+	RangeTblEntry *rte;
+	MemoryContext old;
+	int			i;
+
+	w->rel = direct_open(table, RowExclusiveLock, need);
+	if (w->rel == NULL)
+		return false;
+	w->table = table;
+
+	/* what the row write sees and is seen by: a command of its own */
+	CommandCounterIncrement();
+	w->estate = CreateExecutorState();
+	rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(w->rel);
+	rte->relkind = w->rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	ExecInitRangeTable(w->estate, list_make1(rte));
+	w->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
+
+	if (!ts->checks_planned)
+		plan_checks(ts, w->rel);
+	old = MemoryContextSwitchTo(w->estate->es_query_cxt);
+	w->rri->ri_ConstraintExprs = palloc0(sizeof(ExprState *) * Max(ts->n_checks, 1));
+	for (i = 0; i < ts->n_checks; i++)
+		w->rri->ri_ConstraintExprs[i] = ExecInitExpr(copyObject(ts->checks[i]), NULL);
+	MemoryContextSwitchTo(old);
+
+	w->defaults = NULL;
+	w->default_known = NULL;
+	w->estate->es_output_cid = GetCurrentCommandId(true);
+	w->estate->es_snapshot = GetActiveSnapshot();
+	ExecOpenIndices(w->rri, false);
+	EvalPlanQualInit(&w->epq, w->estate, NULL, NIL, -1);
+	w->old = table_slot_create(w->rel, &w->estate->es_tupleTable);
+	w->new = ExecInitExtraTupleSlot(w->estate, RelationGetDescr(w->rel), &TTSOpsVirtual);
+	AfterTriggerBeginQuery();
+	return true;
+}
+
+static AttrNumber
+write_attnum(RowWrite *w, int column)
+{
+	return tables[w->table].attnums[column];
+}
+
+/* The type of a column of the table written. */
+Oid
+row_column_type(RowWrite *w, int column)
+{
+	return TupleDescAttr(RelationGetDescr(w->rel), write_attnum(w, column) - 1)->atttypid;
+}
+
+/* The version at tid, which this transaction holds locked, into w->old and w->new. */
+static void
+fetch_locked(RowWrite *w, ItemPointer tid)
+{
+	if (!table_tuple_fetch_row_version(w->rel, tid, SnapshotAny, w->old))
+		elog(ERROR, "checkout: a row of checkout.%s vanished under its row lock",
+			 RelationGetRelationName(w->rel));
+	slot_getallattrs(w->old);
+	ExecClearTuple(w->new);
+	memcpy(w->new->tts_values, w->old->tts_values, sizeof(Datum) * w->old->tts_nvalid);
+	memcpy(w->new->tts_isnull, w->old->tts_isnull, sizeof(bool) * w->old->tts_nvalid);
+}
+
+/* Writes w->new over w->old; the new version's tid goes back into tid. */
+static void
+write_over(RowWrite *w, ItemPointer tid)
+{
+	ExecStoreVirtualTuple(w->new);
+	ExecSimpleRelationUpdate(w->rri, w->estate, &w->epq, w->old, w->new);
+	*tid = w->new->tts_tid;
+}
+
+/*
+ * Updates the version at tid (which this transaction holds locked, so it is
+ * the row's latest): n columns set anew, the others kept.
+ */
+void
+row_update(RowWrite *w, ItemPointer tid, const int *columns, const Datum *values,
+		   const bool *isnull, int n)
+{
+	int			i;
+
+	PreventCommandIfReadOnly("UPDATE");
+	fetch_locked(w, tid);
+	for (i = 0; i < n; i++)
+	{
+		w->new->tts_values[write_attnum(w, columns[i]) - 1] = values[i];
+		w->new->tts_isnull[write_attnum(w, columns[i]) - 1] = isnull[i];
+	}
+	write_over(w, tid);
+}
+
+/*
+ * Adds deltas to n bigint NOT NULL columns of the version at tid (held
+ * locked), as SET c = c + delta does: out of range is 22003.
+ */
+void
+row_add(RowWrite *w, ItemPointer tid, const int *columns, const int64 *deltas, int n)
+{
+	int			i;
+
+	PreventCommandIfReadOnly("UPDATE");
+	fetch_locked(w, tid);
+	for (i = 0; i < n; i++)
+	{
+		AttrNumber	attnum = write_attnum(w, columns[i]);
+		int64		sum;
+
+		if (pg_add_s64_overflow(DatumGetInt64(w->new->tts_values[attnum - 1]), deltas[i], &sum))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("bigint out of range")));
+		w->new->tts_values[attnum - 1] = Int64GetDatum(sum);
+	}
+	write_over(w, tid);
+}
+
+/*
+ * Inserts a row: n columns given, the others their defaults (or NULL), as
+ * an INSERT naming those columns would.  A column's default is prepared at
+ * the write's first row that needs it, not at every row.
+ */
+void
+row_insert(RowWrite *w, const int *columns, const Datum *values, const bool *isnull, int n)
+{
+	TupleDesc	desc = RelationGetDescr(w->rel);
+	bool	   *given = palloc0(sizeof(bool) * desc->natts);
+	int			i;
+
+	PreventCommandIfReadOnly("INSERT");
+	if (w->defaults == NULL)
+	{
+		w->defaults = palloc0(sizeof(ExprState *) * desc->natts);
+		w->default_known = palloc0(sizeof(bool) * desc->natts);
+	}
+	ExecClearTuple(w->new);
+	for (i = 0; i < n; i++)
+	{
+		AttrNumber	attnum = write_attnum(w, columns[i]);
+
+		w->new->tts_values[attnum - 1] = values[i];
+		w->new->tts_isnull[attnum - 1] = isnull[i];
+		given[attnum - 1] = true;
+	}
+	for (i = 0; i < desc->natts; i++)
+	{
+		if (given[i])
+			continue;
+		if (!w->default_known[i])
+		{
+			Node	   *def = TupleDescAttr(desc, i)->attisdropped ? NULL
+				: build_column_default(w->rel, i + 1);
+
+			if (def != NULL)
+				w->defaults[i] = ExecPrepareExpr((Expr *) def, w->estate);
+			w->default_known[i] = true;
+		}
+		w->new->tts_isnull[i] = true;
+		if (w->defaults[i] != NULL)
+			w->new->tts_values[i] = ExecEvalExprSwitchContext(w->defaults[i],
+															  GetPerTupleExprContext(w->estate),
+															  &w->new->tts_isnull[i]);
+	}
+	ExecStoreVirtualTuple(w->new);
+	ExecSimpleRelationInsert(w->rri, w->estate, w->new);
+}
+
+/* Deletes the version at tid, which this transaction holds locked. */
+void
+row_delete(RowWrite *w, ItemPointer tid)
+{
+	PreventCommandIfReadOnly("DELETE");
+	fetch_locked(w, tid);
+	ExecSimpleRelationDelete(w->rri, w->estate, &w->epq, w->old);
+}
+
+/* Fires the queued AFTER ROW triggers (foreign-key checks) and lets go. */
+void
+row_write_end(RowWrite *w)
+{
+	AfterTriggerEndQuery(w->estate);
+	/* the relations the triggers opened: another RowWrite's, when nested */
+	ExecCloseResultRelations(w->estate);
+	ExecCloseIndices(w->rri);
+	EvalPlanQualEnd(&w->epq);
+	ExecResetTupleTable(w->estate->es_tupleTable, false);
+	FreeExecutorState(w->estate);
+	table_close(w->rel, NoLock);
+}

@@ -1,0 +1,94 @@
+/*
+ * store.h — every read, row lock and write of the extension's tables, as
+ * calls named in the domain (store.c).  Whether a call goes through SQL or
+ * straight to the rows (direct.c) is store.c's business: callers never know,
+ * and get the same rows, errors and locks either way.
+ *
+ * Every call expects SPI to be connected (checkout_spi_connect), but
+ * store_lock_read, which connects itself when it needs to.
+ */
+#ifndef CHECKOUT_STORE_H
+#define CHECKOUT_STORE_H
+
+#include "checkout.h"
+
+#include "cart.h"
+#include "model.h"
+
+/* ---- locks ---- */
+
+extern bool store_lock_fetch(int64 lock_id, const char *session_id, LockRow *row);
+extern bool store_lock_read(int64 lock_id, const char *session_id, LockRow *row);
+extern bool store_lock_fetch_by_key(const char *session_id, const char *idempotency_key,
+									LockRow *row);
+extern int	store_locks_of_cart(const char *cart_id, LockRow **rows);
+extern int	store_locks_due(int batch, LockRow **rows);
+extern bool store_next_due(TimestampTz *next_due);
+extern bool store_cart_has_live_lock(const char *cart_id);
+extern bool store_lock_insert(const char *cart_id, const char *session_id,
+							  const char *idempotency_key, bool exclusive, const char *gateway,
+							  double ttl_secs, LockRow *row);
+extern void store_lines_insert(int64 lock_id, const CartLines *cart);
+extern void store_lock_save(LockRow *row);
+extern bool store_lock_writes_run_user_code(void);
+
+/* ---- a lock's cart lines and the stock ledger ---- */
+
+typedef struct CartLine
+{
+	int32		line_no;
+	char	   *line_id;
+	char	   *sku;
+	int64		quantity;
+	int64		cart_price;
+} CartLine;
+
+/* An inventory row, as locked (its latest version) or as read. */
+typedef struct LedgerRow
+{
+	bool		found;			/* the sku is in the inventory */
+	int64		on_hand;
+	int64		reserved;
+	int64		unit_price;
+	struct RowVersion *version; /* the version locked or read (store.c's) */
+} LedgerRow;
+
+extern int	store_cart_lines(int64 lock_id, CartLine **lines);
+extern bool store_first_unknown_line(int64 lock_id, char **line_id, char **sku);
+extern void store_ledger_rows(char *const *skus, int n, bool lock_rows, LedgerRow *rows);
+extern void store_reservation_insert(int64 lock_id, char *const *skus, const int64 *quantities,
+									 LedgerRow *const *ledger, int n);
+
+/* What a release or a sale moved: per row, a lock's sku and quantity, a lock's rows together. */
+typedef struct MovedStock
+{
+	int			n;
+	int64	   *lock_ids;
+	char	  **skus;
+	int64	   *quantities;
+} MovedStock;
+
+extern void store_held_stock_move(const int64 *lock_ids, int n, bool sell, MovedStock *moved);
+extern void store_held_stock_lock(const int64 *lock_ids, int n);
+
+/* ---- price snapshots, orders, payments ---- */
+
+extern void store_snapshots_insert(int64 lock_id, int n, char *const *line_ids,
+								   char *const *skus, const int64 *quantities,
+								   const int64 *cart_prices, const int64 *locked_prices,
+								   const Datum *drift_percents, const bool *unbounded);
+extern void store_snapshots_delete(int64 lock_id);
+extern bool store_order_insert(int64 lock_id, const char *cart_id, int64 total,
+							   const char *order_ref, bool own);
+extern int	store_orders_cancel(const int64 *lock_ids, int n, int64 **cancelled_lock_ids,
+								char ***order_refs);
+extern int	store_compensations_insert(const int64 *lock_ids, const char *kind,
+									   char *const *references, const int64 *amounts, int n,
+									   int64 **compensation_ids, int64 **for_lock_ids);
+extern void store_payment_metadata_insert(int64 lock_id, CheckoutPhase phase,
+										  const char *metadata);
+
+/* ---- checkout.table_access() ---- */
+extern Datum checkout_table_access(PG_FUNCTION_ARGS);
+
+#endif							/* CHECKOUT_STORE_H */
