@@ -164,12 +164,14 @@ $$;
 
 -- the two runs, from the same start
 SET checkout.direct_access = on;
+SELECT bool_and(direct) AS every_table_direct FROM checkout.table_access();
 CALL checkout_test.reset();
 INSERT INTO checkout.inventory (sku, on_hand, unit_price) VALUES
     ('DM-A', 20, 100), ('DM-B', 10, 250), ('DM-C', 5, 1000), ('DM-D', 3, 40);
 CALL dm_workload('direct');
 CALL dm_snapshot('direct');
 SET checkout.direct_access = off;
+SELECT bool_or(direct) AS any_table_direct FROM checkout.table_access();
 CALL checkout_test.reset();
 INSERT INTO checkout.inventory (sku, on_hand, unit_price) VALUES
     ('DM-A', 20, 100), ('DM-B', 10, 250), ('DM-C', 5, 1000), ('DM-D', 3, 40);
