@@ -27,7 +27,8 @@ REGRESS_PREP   = $(if $(ISOLATION),isolation_db)
 
 # TAP (prove): each test starts its own clusters; test/perl holds CheckoutTest::Node.
 TAP_TESTS    = 1
-PROVE_TESTS  = $(sort $(wildcard test/t/*.pl))
+# (?=: `PROVE_TESTS=test/t/090_docs_snippets.pl make test` runs one file)
+PROVE_TESTS ?= $(sort $(wildcard test/t/*.pl))
 
 # pgTAP (pg_prove), in database PGTAP_TESTDB with pgtap and checkout; the
 # contract file of the shared design, when it sits beside the repository,

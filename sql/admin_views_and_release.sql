@@ -1,6 +1,6 @@
 -- The admin's views: checkout.active_locks (what each active lock holds, its
 -- age, whether it is overdue), checkout.stuck_reservations (stock held by
--- finished or overdue locks) and how the README releases it: checkout_release
+-- finished or overdue locks) and how docs/operations.md releases it: checkout_release
 -- for one lock (once per lock, though the view has a row per sku) and
 -- checkout_cleanup_expired for everything due.  One transaction, rolled
 -- back; now() is fixed, so ages are exact.

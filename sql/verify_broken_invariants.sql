@@ -1,6 +1,6 @@
 -- checkout_verify: no rows when all is well; each invariant broken by hand is
 -- reported on its own (each break is undone with ROLLBACK TO SAVEPOINT), then
--- all at once; the repairs the README gives put things right.  One
+-- all at once; the repairs docs/operations.md gives put things right.  One
 -- transaction, rolled back.
 \i test/fixtures/checkout_test.sql
 SET client_min_messages = warning;
@@ -38,7 +38,7 @@ UPDATE checkout.inventory i SET reserved = i.reserved + r.quantity
 FROM checkout.reservations r WHERE r.lock_id IN (7101, 7102) AND r.sku = i.sku;
 SELECT * FROM checkout_verify();
 SELECT lock_id, cart_id, state, sku, quantity, reason FROM checkout.stuck_reservations ORDER BY lock_id, sku;
--- ... the README's repair (superuser): drop those reservations and take them off the ledger
+-- ... the repair of docs/operations.md (superuser): drop those reservations and take them off the ledger
 WITH gone AS (
     DELETE FROM checkout.reservations r USING checkout.locks l
     WHERE l.lock_id = r.lock_id AND l.state <> 'active'
@@ -53,7 +53,7 @@ UPDATE checkout.locks SET created_at = now() - interval '30 minutes', expires_at
 SELECT * FROM checkout_verify();
 UPDATE checkout.locks SET expires_at = now() - interval '6 minutes' WHERE lock_id = 7104;
 SELECT * FROM checkout_verify();
--- its stock shows as stuck; the README's remedy: expire what is due
+-- its stock shows as stuck; the remedy of docs/operations.md: expire what is due
 SELECT lock_id, cart_id, state, sku, quantity, reason FROM checkout.stuck_reservations ORDER BY lock_id, sku;
 SELECT checkout_cleanup_expired() AS expired;
 SELECT * FROM checkout_verify();

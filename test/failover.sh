@@ -16,6 +16,8 @@ set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT" || exit 1
 
+# prove with IPC::Run, pg_auto_failover, and PgBouncer for HA_TESTS that name 110
+CHECKOUT_PACKAGES+=(libipc-run-perl postgresql-15-auto-failover pgbouncer)
 ensure_packages
 build_install
 

@@ -8,6 +8,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
+CHECKOUT_PACKAGES+=(sqlsmith)
 ensure_packages
 build_install
 start_cluster

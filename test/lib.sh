@@ -2,7 +2,9 @@
 # bench/run_bench.sh, stress.sh).  Works as root (CI) or as a sudo-capable user
 # on Debian 12 with PostgreSQL 15.
 #
-#   ensure_packages          apt-get install whatever is missing (skips apt when nothing is)
+#   ensure_packages          apt-get install whatever of CHECKOUT_PACKAGES is missing
+#                            (skips apt when nothing is); CHECKOUT_PACKAGES starts as
+#                            DEMO_PACKAGES, a script appends what else it needs
 #   build_install            make && make install against PostgreSQL 15's pg_config
 #   start_cluster [LINE...]  throwaway cluster as the postgres OS user; extra lines go to
 #                            postgresql.conf; exports PGHOST PGPORT PGUSER PGDATABASE and
@@ -16,18 +18,27 @@
 # CHECKOUT_PORTS (range the cluster's port is picked from, default 5440-6439).
 
 # PG_BINDIR may point at a relocated copy of PostgreSQL 15 (test/private_pg.sh;
-# README, "Tests"); the default is Debian's.
+# docs/testing.md); the default is Debian's.
 PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
 PG_CONFIG=$PG_BINDIR/pg_config
 export PG_CONFIG
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-CHECKOUT_PACKAGES=(postgresql-15 postgresql-server-dev-15 libipc-run-perl postgresql-15-pgtap
-                   libtap-parser-sourcehandler-pgtap-perl sqlsmith make gcc
-                   php-cli php-pgsql php-laravel-framework
-                   prometheus-postgres-exporter prometheus libyaml-libyaml-perl
-                   postgresql-15-auto-failover pgbouncer postgresql-15-pgaudit)
+# What `make demo` needs: the server (with pgbench) and a PGXS build of the
+# extension.  The scripts that need more add it to CHECKOUT_PACKAGES before
+# calling ensure_packages: `make test` adds TEST_PACKAGES, the benchmarks gnuplot
+# or valgrind, `make fuzz` sqlsmith.
+DEMO_PACKAGES=(postgresql-15 postgresql-server-dev-15 make gcc)
+# What `make test` adds: the TAP harness (IPC::Run), pgTAP and pg_prove, the
+# Laravel package's PHP, the monitoring tests' Prometheus, exporter and YAML
+# parser, the high-availability tests' pg_auto_failover and PgBouncer, and
+# pgaudit for the test that executor hooks see every write.
+TEST_PACKAGES=(libipc-run-perl postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
+               php-cli php-pgsql php-laravel-framework phpunit
+               prometheus-postgres-exporter prometheus libyaml-libyaml-perl
+               postgresql-15-auto-failover pgbouncer postgresql-15-pgaudit)
+CHECKOUT_PACKAGES=("${DEMO_PACKAGES[@]}")
 
 CLUSTER_DIR=
 CLUSTER_LOG=
@@ -64,7 +75,7 @@ ensure_packages() {
 		[ "$status" = installed ] || missing+=("$p")
 	done
 	if [ ${#missing[@]} -eq 0 ]; then
-		echo "packages: all present"
+		echo "packages: all present (${CHECKOUT_PACKAGES[*]})"
 		return 0
 	fi
 	log_step "installing ${missing[*]}"

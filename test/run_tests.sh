@@ -19,8 +19,9 @@
 # suite could not run.
 #
 # Environment: SUITES (default "regress regress_sql isolation isolation_sql pgtap
-# tap php"), SUITE_TIMEOUT
-# (seconds per suite, default 600), PROVE_JOBS (parallel TAP files, default 1).
+# tap php"), SUITE_TIMEOUT (seconds per suite, default 600), PROVE_JOBS
+# (parallel TAP files, default 1), PROVE_TESTS (the TAP files to run, e.g.
+# "test/t/090_docs_snippets.pl"; default every test/t/*.pl).
 set -uo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -154,7 +155,8 @@ suite_tap() {
 	as_root chown -R postgres: "$work"
 	log=$(make_tmpdir)/run.log
 	run_logged "$log" "${AS_POSTGRES[@]}" env -u PGHOST -u PGPORT -u PGUSER -u PGDATABASE \
-		"${MAKE[@]}" -C "$work" prove_installcheck PROVE_FLAGS="--timer -j ${PROVE_JOBS:-1}"
+		"${MAKE[@]}" -C "$work" prove_installcheck PROVE_FLAGS="--timer -j ${PROVE_JOBS:-1}" \
+		${PROVE_TESTS:+PROVE_TESTS="$PROVE_TESTS"}
 	rc=$?
 	# the end of the log of each failing test file
 	for f in $(sed -nE 's/^(test\/t\/[^ ]+\.pl) +\(Wstat: .*/\1/p' "$log"); do
@@ -175,6 +177,7 @@ suite_php() {
 }
 
 started=$(date +%s)
+CHECKOUT_PACKAGES+=("${TEST_PACKAGES[@]}")
 ensure_packages
 build_install
 start_cluster

@@ -11,8 +11,9 @@ return [
     // null: the default connection.
     'connection' => env('CHECKOUT_CONNECTION'),
 
-    // Connection for checkout:monitor and checkout:cleanup-expired-locks: a
-    // role granted checkout_admin.  null: the same as 'connection'.
+    // Connection for checkout:monitor and checkout:prune-expired: a role
+    // granted checkout_admin.  null: the same as 'connection', whose role
+    // (checkout_app) may not run them: the commands then say to set this.
     'admin_connection' => env('CHECKOUT_ADMIN_CONNECTION'),
 
     // Connection that LISTENs in checkout:listen.  It must reach PostgreSQL

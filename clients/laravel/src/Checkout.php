@@ -2,14 +2,22 @@
 
 namespace Checkout\Laravel;
 
+use Checkout\Laravel\Events\CheckoutAdvanced;
+use Checkout\Laravel\Events\CheckoutCancelled;
+use Checkout\Laravel\Events\CheckoutCompleted;
+use Checkout\Laravel\Events\CheckoutFailed;
+use Checkout\Laravel\Events\CheckoutStarted;
 use Checkout\Laravel\Exceptions\CheckoutException;
+use Checkout\Laravel\Exceptions\InvalidInput;
+use Checkout\Laravel\Exceptions\MissingCheckoutToken;
 use DateInterval;
 use Illuminate\Contracts\Container\Container;
+use Illuminate\Contracts\Events\Dispatcher;
 use Illuminate\Contracts\Session\Session;
 use Illuminate\Database\Connection;
 use Illuminate\Database\ConnectionResolverInterface;
 use Illuminate\Database\QueryException;
-use LogicException;
+use PDOException;
 
 /**
  * The checkout extension's application API (role checkout_app).
@@ -18,29 +26,34 @@ use LogicException;
  * DB::transaction it runs under a savepoint, so a raised error (which changes
  * nothing) leaves the caller's transaction usable.  Errors the extension
  * raises become CheckoutException subclasses; business failures come back as
- * a CheckoutStatus in state failed.
+ * a CheckoutStatus in state failed.  What a call did is dispatched as an
+ * event once its transaction commits (CheckoutStarted, CheckoutAdvanced,
+ * CheckoutCompleted, CheckoutFailed, CheckoutCancelled).
  *
  * The extension's session_id is a checkout token kept in the Laravel session
- * (CheckoutToken), never Laravel's session id, which changes on login.
+ * (CheckoutToken), never Laravel's session id, which changes on login.  Where
+ * no session was started (routes/api.php, Artisan, queued jobs) a call
+ * without forToken() throws MissingCheckoutToken before it runs.
  */
 class Checkout
 {
     /** Session key: cart id => lock id of the checkouts this session started (for the middleware). */
     public const SESSION_LOCKS = '_checkout_locks';
 
-    private ?string $token = null;
+    protected ?string $token = null;
 
     public function __construct(
-        private readonly ConnectionResolverInterface $db,
-        private readonly Container $app,
-        private readonly array $config,
+        protected readonly ConnectionResolverInterface $db,
+        protected readonly Container $app,
+        protected readonly array $config,
     ) {
     }
 
     /**
-     * The same service acting for another checkout token: for a queue job or
-     * a payment webhook, which have no browser session.  Store the token with
-     * the order when the checkout starts (Checkout::token()).
+     * The same service acting for another checkout token: for an API
+     * client, a queue job or a payment webhook, which have no browser
+     * session.  Store the token with the order when the checkout starts
+     * (Checkout::token()).
      */
     public function forToken(string $token): static
     {
@@ -50,7 +63,10 @@ class Checkout
         return $clone;
     }
 
-    /** The checkout token this service acts for (the session's, unless forToken). */
+    /**
+     * The checkout token this service acts for: forToken's, else the started
+     * session's (made on first use).  MissingCheckoutToken without either.
+     */
     public function token(): string
     {
         return $this->token ?? CheckoutToken::of($this->session());
@@ -60,20 +76,21 @@ class Checkout
      * Take the cart's checkout lock.  `$lines` is a list of
      * ['line_id' => ..., 'sku' => ..., 'quantity' => int, 'unit_price' => int]
      * (prices in minor units).  `$ttl`: seconds, a DateInterval or a
-     * PostgreSQL interval string; null uses config('checkout.ttl').
+     * PostgreSQL interval string; null uses config('checkout.ttl').  The
+     * status's `created` says whether this call made the lock or found this
+     * token's active one (or the one of `$idempotencyKey`).
      */
     public function start(string $cartId, array $lines, int|string|DateInterval|null $ttl = null, ?string $idempotencyKey = null): CheckoutStatus
     {
+        $token = $this->token();
         $ttl ??= $this->config['ttl'] ?? null;
-        $status = $this->call(
-            'select * from checkout_start(?, ?, ?::jsonb, ?::interval, ?)',
-            [$cartId, $this->token(), self::json($lines), self::interval($ttl), $idempotencyKey],
-        );
+        $status = $this->call('checkout_start', [$cartId, $token, self::json($lines), self::interval($ttl), $idempotencyKey],
+            field: 'lines');
         if ($this->token === null && $status->isActive()) {
             $this->afterCommit(fn () => $this->remember($status));
         }
 
-        return $status;
+        return $this->dispatched($status);
     }
 
     /**
@@ -81,45 +98,42 @@ class Checkout
      * (stopping, without error, before a payment phase that has no payload).
      * `$payload`: ['reference' => ..., 'amount' => int] for the payment
      * phases, ['order_ref' => ...] for the application's own order reference.
+     * `$until` may come from a request: a name that is no phase is a 422
+     * (InvalidInput), before anything runs.
      */
     public function advance(int $lockId, array $payload = [], Phase|string|null $until = null): CheckoutStatus
     {
-        $until = is_string($until) ? Phase::from($until) : $until;
+        $until = is_string($until) ? self::phaseNamed($until, $lockId) : $until;
+        $token = $this->token();
 
         return $this->finishing($this->call(
-            'select * from checkout_advance(?, ?, ?::jsonb, ?::checkout.phase)',
-            [$lockId, $this->token(), self::json((object) $payload), $until?->value],
-            $lockId,
-            $until,
+            'checkout_advance', [$lockId, $token, self::json((object) $payload), $until?->value],
+            $lockId, 'payload', $payload,
         ));
     }
 
     /** Read-only; an overdue lock shows as expired. */
     public function status(int $lockId): CheckoutStatus
     {
-        return $this->finishing($this->call('select * from checkout_status(?, ?)', [$lockId, $this->token()], $lockId));
+        return $this->finishing($this->call('checkout_status', [$lockId, $this->token()], $lockId));
     }
 
     /** Push the deadline by `$by` (never past the server's checkout.max_ttl from creation). */
     public function extend(int $lockId, int|string|DateInterval $by): CheckoutStatus
     {
-        return $this->finishing($this->call(
-            'select * from checkout_extend(?, ?, ?::interval)',
-            [$lockId, $this->token(), self::interval($by)],
-            $lockId,
-        ));
+        return $this->finishing($this->call('checkout_extend', [$lockId, $this->token(), self::interval($by)], $lockId, 'by'));
     }
 
     /** Cancel, rolling back what was done (stock released, payments to void/refund recorded). */
     public function cancel(int $lockId): CheckoutStatus
     {
-        return $this->finishing($this->call('select * from checkout_cancel(?, ?)', [$lockId, $this->token()], $lockId));
+        return $this->finishing($this->call('checkout_cancel', [$lockId, $this->token()], $lockId));
     }
 
     /** A failure the application saw (a declined card, ...): state failed, KC014, with rollback. */
     public function fail(int $lockId, string $reason): CheckoutStatus
     {
-        return $this->finishing($this->call('select * from checkout_fail(?, ?, ?)', [$lockId, $this->token(), $reason], $lockId));
+        return $this->finishing($this->call('checkout_fail', [$lockId, $this->token(), $reason], $lockId, 'reason'));
     }
 
     /** The lock this session holds on `$cartId`, as far as the session knows (started here, not yet seen finished). */
@@ -157,24 +171,121 @@ class Checkout
         return $this->db->connection($this->config['connection'] ?? null);
     }
 
-    private function call(string $sql, array $bindings, ?int $lockId = null, ?Phase $phase = null): CheckoutStatus
+    /**
+     * One API function's status row, as an array.  The fake (Checkout::fake())
+     * answers here from memory; errors are PDOExceptions with the extension's
+     * SQLSTATE either way.
+     */
+    protected function execute(string $function, array $arguments): array
+    {
+        $casts = [
+            'checkout_start' => '?, ?, ?::jsonb, ?::interval, ?',
+            'checkout_advance' => '?, ?, ?::jsonb, ?::checkout.phase',
+            'checkout_status' => '?, ?',
+            'checkout_extend' => '?, ?, ?::interval',
+            'checkout_cancel' => '?, ?',
+            'checkout_fail' => '?, ?, ?',
+        ];
+        $connection = $this->connection();
+        $run = fn () => (array) $connection->selectOne("select * from $function({$casts[$function]})", $arguments, false);
+
+        // In a transaction, a savepoint keeps a raised error from aborting it.
+        return $connection->transactionLevel() > 0 ? $connection->transaction($run) : $run();
+    }
+
+    /** Run once the current transaction commits (at once outside one); never after a rollback. */
+    protected function afterCommit(callable $callback): void
     {
         $connection = $this->connection();
-        $run = fn () => $connection->selectOne($sql, $bindings, false);
+        if ($connection->transactionLevel() > 0 && $this->app->bound('db.transactions')) {
+            $connection->afterCommit($callback);
+        } else {
+            $callback();
+        }
+    }
+
+    private function call(string $function, array $arguments, ?int $lockId = null, ?string $field = null,
+        array $payload = []): CheckoutStatus
+    {
         try {
-            // In a transaction, a savepoint keeps a raised error from aborting it.
-            $row = $connection->transactionLevel() > 0 ? $connection->transaction($run) : $run();
-        } catch (QueryException $e) {
-            throw CheckoutException::fromQueryException($e, $lockId, $phase) ?? $e;
+            $row = $this->execute($function, $arguments);
+        } catch (QueryException|PDOException $e) {
+            $sqlState = CheckoutException::sqlStateOf($e);
+            // a payload is refused before any phase runs: name the phase that would have read it
+            $phase = $function === 'checkout_advance' && in_array($sqlState, ['KC020', '22023'], true)
+                ? $this->refusingPhase($lockId, $e) : null;
+            throw CheckoutException::fromQueryException($e, $lockId, $phase, $field, $payload) ?? $e;
         }
 
         return CheckoutStatus::fromRow($row);
+    }
+
+    /**
+     * The phase whose payload the server refused: the order phase for an
+     * order_ref, else the next payment phase from where the lock stands.
+     */
+    private function refusingPhase(?int $lockId, \Throwable $e): ?Phase
+    {
+        if (str_contains($e->getMessage(), 'order payload') || str_contains($e->getMessage(), 'order_ref ')) {
+            return Phase::OrderCreation;
+        }
+        try {
+            $next = CheckoutStatus::fromRow($this->execute('checkout_status', [$lockId, $this->token()]))->nextPhase();
+        } catch (QueryException|PDOException) {
+            return null;
+        }
+        for ($phase = $next; $phase !== null; $phase = $phase->next()) {
+            if ($phase->needsPayment()) {
+                return $phase;
+            }
+        }
+
+        return $next;
     }
 
     private function finishing(CheckoutStatus $status): CheckoutStatus
     {
         if ($status->isFinished() && $this->lockIdForCart($status->cartId) === $status->lockId) {
             $this->forgetCart($status->cartId);
+        }
+
+        return $this->dispatched($status);
+    }
+
+    /**
+     * Dispatch what this call did, once its transaction commits: a retry
+     * (nothing created, no phase run, nothing ended) dispatches nothing.
+     * An expiry is the listener's (checkout:listen): the server notifies
+     * every one, wherever it happened.
+     */
+    private function dispatched(CheckoutStatus $status): CheckoutStatus
+    {
+        if ($status->created === null) {
+            return $status;   // a server older than 0.3.0 does not say what the call did
+        }
+        $events = [];
+        if ($status->created) {
+            $events[] = new CheckoutStarted($status);
+        }
+        if ($status->phasesRun !== []) {
+            $events[] = new CheckoutAdvanced($status);
+        }
+        if ($status->ended) {
+            $events[] = match ($status->state) {
+                State::Completed => new CheckoutCompleted($status),
+                State::Failed => new CheckoutFailed($status),
+                State::Cancelled => new CheckoutCancelled($status),
+                default => null,
+            };
+        }
+        $events = array_filter($events);
+        if ($events !== [] && $this->app->bound('events')) {
+            $dispatcher = $this->app->make(Dispatcher::class);
+            $this->afterCommit(function () use ($dispatcher, $events) {
+                foreach ($events as $event) {
+                    $dispatcher->dispatch($event);
+                }
+            });
         }
 
         return $status;
@@ -188,24 +299,38 @@ class Checkout
         $this->session()->put(self::SESSION_LOCKS, $locks);
     }
 
-    /** Run once the current transaction commits (at once outside one); never after a rollback. */
-    private function afterCommit(callable $callback): void
-    {
-        $connection = $this->connection();
-        if ($connection->transactionLevel() > 0 && $this->app->bound('db.transactions')) {
-            $connection->afterCommit($callback);
-        } else {
-            $callback();
-        }
-    }
-
+    /**
+     * The session the current request started (the web middleware group's
+     * StartSession).  `session.store` is bound everywhere, also where no
+     * session was started and no cookie will carry it: using it there would
+     * lose the token with the response.
+     */
     private function session(): Session
     {
-        if (! $this->app->bound('session.store')) {
-            throw new LogicException('no session: outside a web request, use Checkout::forToken($token)');
+        $request = $this->app->bound('request') ? $this->app->make('request') : null;
+        if ($request !== null && method_exists($request, 'hasSession') && $request->hasSession()) {
+            $session = $request->session();
+            if ($session->isStarted()) {
+                return $session;
+            }
+        }
+        $where = $request === null || $this->app->runningInConsole() && ! $request->hasSession()
+            ? 'the console (an Artisan command, a queued job, a scheduled task)'
+            : sprintf('this request (%s /%s)', $request->getMethod(), ltrim($request->path(), '/'));
+
+        throw MissingCheckoutToken::forCall($where);
+    }
+
+    private static function phaseNamed(string $name, int $lockId): Phase
+    {
+        $phase = Phase::tryFrom($name);
+        if ($phase === null) {
+            $message = sprintf('until must be one of %s; got %s', implode(', ', array_column(Phase::cases(), 'value')),
+                json_encode($name, JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES | JSON_INVALID_UTF8_SUBSTITUTE));
+            throw new InvalidInput($message, '22023', $lockId, errors: ['until' => [$message]]);
         }
 
-        return $this->app->make('session.store');
+        return $phase;
     }
 
     private static function json(array|object $value): string

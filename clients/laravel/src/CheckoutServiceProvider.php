@@ -3,8 +3,10 @@
 namespace Checkout\Laravel;
 
 use Checkout\Laravel\Console\CleanupExpiredLocksCommand;
+use Checkout\Laravel\Console\DispatchCompensationsCommand;
 use Checkout\Laravel\Console\ListenCommand;
 use Checkout\Laravel\Console\MonitorCommand;
+use Checkout\Laravel\Console\PruneExpiredCommand;
 use Checkout\Laravel\Exceptions\CartLocked;
 use Checkout\Laravel\Exceptions\CheckoutException;
 use Checkout\Laravel\Http\Middleware\RejectWhileCartLocked;
@@ -25,24 +27,33 @@ class CheckoutServiceProvider extends ServiceProvider
     public function boot(): void
     {
         $this->publishes([__DIR__.'/../config/checkout.php' => $this->app->configPath('checkout.php')], 'checkout-config');
+        $this->publishes([__DIR__.'/../database/migrations/protect_cart.php.stub' => $this->app->databasePath(
+            'migrations/'.date('Y_m_d_His').'_protect_cart_lines.php')], 'checkout-migrations');
 
         if ($this->app->runningInConsole()) {
-            $this->commands([MonitorCommand::class, CleanupExpiredLocksCommand::class, ListenCommand::class]);
+            $this->commands([MonitorCommand::class, PruneExpiredCommand::class, CleanupExpiredLocksCommand::class,
+                ListenCommand::class, DispatchCompensationsCommand::class]);
         }
 
         $this->callAfterResolving('router', function (Router $router) {
             $router->aliasMiddleware('checkout.unlocked', RejectWhileCartLocked::class);
         });
 
-        // The cart table's protect_cart trigger raises KC030 from the
-        // application's own queries: answer 423 (CartLocked) for it too.
         $this->callAfterResolving(ExceptionHandler::class, function ($handler) {
-            if (method_exists($handler, 'renderable')) {
-                $handler->renderable(function (QueryException $e, $request) {
+            // The cart table's protect_cart trigger raises KC030 from the
+            // application's own queries: that QueryException is CartLocked, a
+            // client error (not reported, 423) like the service's own.
+            if (method_exists($handler, 'map')) {
+                $handler->map(QueryException::class, function (QueryException $e) {
                     $checkout = CheckoutException::fromQueryException($e);
 
-                    return $checkout instanceof CartLocked ? $checkout->render($request) : null;
+                    return $checkout instanceof CartLocked ? $checkout : $e;
                 });
+            }
+            // Laravel 8 renders a mapped exception without calling its
+            // render(): give it the package's body for JSON requests.
+            if (method_exists($handler, 'renderable')) {
+                $handler->renderable(fn (CheckoutException $e, $request) => $e->render($request));
             }
         });
     }

@@ -4,8 +4,11 @@
 // survives session()->regenerate() (a lock started before login is advanced
 // after it), the cart middleware answers 423 while this session's checkout
 // holds the cart, KC030 from the cart table's trigger renders as 423, a
-// CheckoutException left uncaught renders with its status, and a start
-// rolled back with its transaction leaves no lock in the session either.
+// CheckoutException left uncaught renders with its status - the one body
+// {message, code, phase} as JSON when the request expects JSON, Laravel's
+// error page otherwise - and none of them is logged (issue 20, items 3 and
+// 4), and a start rolled back with its transaction leaves no lock in the
+// session either.
 
 require __DIR__.'/lib/bootstrap.php';
 
@@ -107,7 +110,11 @@ Tap::is($sql("SELECT state FROM checkout_status((SELECT lock_id FROM checkout.lo
 // --- the middleware ----------------------------------------------------------
 $refused = $test->request('POST', '/cart/cart-s/items');
 Tap::is($refused->getStatusCode(), 423, 'editing the cart while our checkout holds it: 423');
-Tap::is([$json($refused)['lock_id'] ?? null, $json($refused)['cart_id'] ?? null], [$lockId, 'cart-s'], '423 names the lock and cart');
+Tap::is([array_keys($json($refused)), $json($refused)['code'] ?? null, $json($refused)['phase']],
+    [['message', 'code', 'phase'], 'KC030', null], 'the middleware\'s 423 has the one body {message, code KC030, phase}');
+Tap::like($json($refused)['message'] ?? '', "/^cart \"cart-s\" is locked by checkout lock $lockId until /", '423 names the cart, lock and deadline');
+$retryAfter = (int) $refused->headers->get('Retry-After');
+Tap::ok($retryAfter > 500 && $retryAfter <= 600, "Retry-After: the seconds until the lock's deadline ($retryAfter)");
 Tap::is((int) $db->value("SELECT count(*) FROM app_cart_lines WHERE cart_id = 'cart-s'"), 0, 'the controller did not run');
 Tap::is($test->request('POST', '/cart/cart-free/items')->getStatusCode(), 201, 'another cart is editable');
 
@@ -120,11 +127,21 @@ $other = $test->request('POST', '/checkout/cart-s/start');
 Tap::is([$other->getStatusCode(), $json($other)['message'] ?? null], [409, 'someone else is checking out this cart'],
     'another browser: the controller catches CheckoutInProgress (409)');
 $viaTrigger = $test->request('POST', '/cart/cart-s/items');
-Tap::is([$viaTrigger->getStatusCode(), $json($viaTrigger)['code'] ?? null], [423, 'KC030'],
-    'another browser passes the middleware; the cart trigger\'s KC030 renders as 423');
+Tap::is([$viaTrigger->getStatusCode(), $json($viaTrigger)], [423, ['message' => $json($viaTrigger)['message'] ?? '', 'code' => 'KC030', 'phase' => null]],
+    'another browser passes the middleware; the cart trigger\'s KC030 renders as 423, the same body');
 $uncaught = $test->request('POST', "/checkout/$lockId/advance", ['until' => 'price_lock']);
-Tap::is([$uncaught->getStatusCode(), $json($uncaught)['code'] ?? null, $json($uncaught)['lock_id'] ?? null], [404, 'KC002', $lockId],
-    'an uncaught LockNotFound renders as 404 JSON');
+Tap::is([$uncaught->getStatusCode(), $json($uncaught)], [404, ['message' => "checkout lock $lockId not found", 'code' => 'KC002', 'phase' => null]],
+    'an uncaught LockNotFound renders as 404 JSON {message, code, phase}');
+$html = ['HTTP_ACCEPT' => 'text/html,application/xhtml+xml'];
+$page = $test->request('POST', "/checkout/$lockId/advance", ['until' => 'price_lock'], $html);
+Tap::is([$page->getStatusCode(), str_starts_with((string) $page->headers->get('Content-Type'), 'text/html'), json_decode($page->getContent()) === null],
+    [404, true, true], 'a browser (not expecting JSON) gets Laravel\'s HTML error page, with the status');
+$page = $test->request('POST', '/cart/cart-s/items', [], $html);
+Tap::is([$page->getStatusCode(), str_starts_with((string) $page->headers->get('Content-Type'), 'text/html')], [423, true],
+    'KC030 from the trigger: an HTML 423 for a browser');
+$bogus = $test->request('POST', "/checkout/$lockId/advance", ['until' => 'bogus']);
+Tap::is([$bogus->getStatusCode(), $json($bogus)['code'] ?? null, array_keys($json($bogus)['errors'] ?? [])], [422, '22023', ['until']],
+    'an until from the request that is no phase: 422 with errors.until, not a 500');
 
 $test->useCookies($firstBrowser);
 $cancelled = $test->request('POST', "/checkout/$lockId/cancel");
@@ -143,5 +160,8 @@ $again = $json($test->request('POST', '/checkout/cart-l/start'));
 $test->request('POST', '/logout');
 Tap::is($test->request('POST', "/checkout/{$again['lock_id']}/advance")->getStatusCode(), 404,
     'after logout (invalidate) the old checkout is not this session\'s any more');
+
+// item 3: the 404s, 409s, 422s and 423s above were rendered, none reported
+Tap::is((string) @file_get_contents($test->logPath()), '', 'no client error reached laravel.log');
 
 Tap::done();

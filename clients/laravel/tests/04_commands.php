@@ -2,8 +2,12 @@
 
 // The Artisan commands on a known history: checkout:monitor prints
 // checkout_monitor as a table (figures equal to SQL's), refuses a bad window;
-// checkout:cleanup-expired-locks expires the overdue locks (batch by batch)
-// and prints the count.  No background worker sweeps this database.
+// checkout:prune-expired expires the overdue locks (batch by batch) and
+// prints the count, its old name checkout:cleanup-expired-locks still works
+// with a deprecation warning (issue 20, item 11); with the default config
+// (no admin_connection) both admin commands say what to set and exit 1
+// (item 8); the README's schedule names commands that exist.  No background
+// worker sweeps this database.
 
 require __DIR__.'/lib/bootstrap.php';
 
@@ -77,13 +81,42 @@ Tap::ok($same, 'every count and duration shown equals SQL\'s', var_export([$show
 Tap::is($code, 1, 'checkout:monitor --hours=0 fails');
 Tap::like($out.Artisan::output(), '/hours must be at least 1/', 'with the extension\'s message');
 
-[$code, $out] = artisan('checkout:cleanup-expired-locks', ['--batch' => 1]);
-Tap::is([$code, trim($out)], [0, 'Expired 2 checkout locks.'], 'cleanup expires the two overdue locks, one batch of 1 at a time');
+// item 8: the default config has no admin_connection: the app's role (checkout_app) is used
+$test->app['config']->set('checkout.admin_connection', null);
+foreach (['checkout:monitor', 'checkout:prune-expired'] as $command) {
+    [$code, $out] = artisan($command);
+    Tap::is($code, 1, "$command without admin_connection: exit 1, no uncaught exception");
+    Tap::like($out, '/needs a database role granted checkout_admin, and the connection "pgsql" has none \(permission denied for function checkout_\w+\)/',
+        "$command: says which role and connection");
+    Tap::like($out, '/Set CHECKOUT_ADMIN_CONNECTION in \.env/', "$command: says what to set");
+}
+Tap::is((int) $db->value("SELECT count(*) FROM checkout.locks WHERE state = 'expired'"), 0, 'nothing was expired by the refused prune');
+$test->app['config']->set('checkout.admin_connection', 'pgsql');
+Tap::like(artisan('checkout:monitor')[1], '/Grant checkout_admin to the role of the connection "pgsql"/',
+    'an admin_connection without the grant: says to grant it');
+$test->app['config']->set('checkout.admin_connection', 'admin');
+
+[$code, $out] = artisan('checkout:prune-expired', ['--batch' => 1]);
+Tap::is([$code, trim($out)], [0, 'Expired 2 checkout locks.'], 'prune-expired expires the two overdue locks, one batch of 1 at a time');
 Tap::is($db->value("SELECT string_agg(state::text || ' ' || error_code, ',' ORDER BY cart_id) FROM checkout.locks WHERE cart_id LIKE 'abandoned-%'"),
     'expired KC015,expired KC015', 'they are expired (KC015)');
 Tap::is((int) $db->value("SELECT reserved FROM checkout.inventory WHERE sku = 'A-1'"), 3, 'their stock is released');
 [$code, $out] = artisan('checkout:cleanup-expired-locks');
-Tap::is([$code, trim($out)], [0, 'Expired 0 checkout locks.'], 'nothing left to expire');
+Tap::is([$code, $out], [0, "checkout:cleanup-expired-locks is deprecated and will be removed: use checkout:prune-expired.\nExpired 0 checkout locks.\n"],
+    'the old name still runs, with a deprecation warning');
+$listed = array_keys(Artisan::all());
+Tap::ok(in_array('checkout:prune-expired', $listed, true) && in_array('checkout:cleanup-expired-locks', $listed, true),
+    'both names are registered');
+Tap::ok(Artisan::all()['checkout:cleanup-expired-locks']->isHidden() && ! Artisan::all()['checkout:prune-expired']->isHidden(),
+    'the old name is hidden from the command list');
+
+// the README's schedule, in a console kernel's schedule()
+$schedule = new \Illuminate\Console\Scheduling\Schedule();
+eval(\CheckoutTest\Readme::snippet('schedule'));
+$scheduled = array_map(fn ($event) => [preg_replace("/^.*'artisan' /", '', $event->command), $event->expression], $schedule->events());
+Tap::is($scheduled, [['checkout:prune-expired', '* * * * *'], ['checkout:dispatch-compensations', '*/5 * * * *']],
+    'README schedule: prune every minute, dispatch compensations every five minutes');
+Tap::ok(array_diff(array_column($scheduled, 0), $listed) === [], 'README schedule: both commands exist');
 
 $after = figures(artisan('checkout:monitor')[1]);
 Tap::is([$after['expired'], $after['overdue_locks'], $after['failures_by_code']], ['2', '0', 'KC010 1, KC011 1, KC015 2'],

@@ -2,7 +2,6 @@
 
 namespace Checkout\Laravel\Console;
 
-use Checkout\Laravel\Exceptions\CheckoutException;
 use Illuminate\Console\Command;
 use Illuminate\Database\DatabaseManager;
 use Illuminate\Database\QueryException;
@@ -14,6 +13,8 @@ use Illuminate\Database\QueryException;
  */
 class MonitorCommand extends Command
 {
+    use UsesAdminConnection;
+
     protected $signature = 'checkout:monitor
         {--hours=24 : the window: checkouts started in the last N hours}';
 
@@ -21,14 +22,10 @@ class MonitorCommand extends Command
 
     public function handle(DatabaseManager $db): int
     {
-        $config = $this->laravel['config']['checkout'];
-        $connection = $db->connection($config['admin_connection'] ?? $config['connection'] ?? null);
         try {
-            $row = (array) $connection->selectOne('select * from checkout_monitor(?)', [(int) $this->option('hours')], false);
+            $row = (array) $this->adminConnection($db)->selectOne('select * from checkout_monitor(?)', [(int) $this->option('hours')], false);
         } catch (QueryException $e) {
-            $this->error((CheckoutException::fromQueryException($e) ?? $e)->getMessage());
-
-            return self::FAILURE;
+            return $this->failed($e);
         }
 
         $rows = [];

@@ -3,13 +3,11 @@
 namespace Checkout\Laravel\Events;
 
 /**
- * NOTIFY: checkout lock `lockId` completed.  A wake-up, not a
- * statement of fact: anyone who can connect may NOTIFY, so read your own
- * records (or checkout_status with the lock's token) before acting.
+ * A call completed the checkout (stock_commit ran): dispatched by that call,
+ * after CheckoutAdvanced.  A checkout the server completes by itself (an
+ * overdue lock whose payment was captured rolls forward) is no call's: its
+ * capture was CheckoutAdvanced with ran(Phase::PaymentCapture).
  */
-final class CheckoutCompleted
+final class CheckoutCompleted extends CheckoutEvent
 {
-    public function __construct(public readonly int $lockId)
-    {
-    }
 }

@@ -3,13 +3,11 @@
 namespace Checkout\Laravel\Events;
 
 /**
- * NOTIFY: checkout lock `lockId` failed (a business rule, checkout_fail, or a refused payment).  A wake-up, not a
- * statement of fact: anyone who can connect may NOTIFY, so read your own
- * records (or checkout_status with the lock's token) before acting.
+ * A call failed the checkout: a business rule in advance (KC010-KC013:
+ * `$status->errorCode`, `failedPhase`) or Checkout::fail (KC014).  Its
+ * rollback is done; money to give back comes as CompensationRequired from
+ * checkout:listen / checkout:compensations.
  */
-final class CheckoutFailed
+final class CheckoutFailed extends CheckoutEvent
 {
-    public function __construct(public readonly int $lockId)
-    {
-    }
 }

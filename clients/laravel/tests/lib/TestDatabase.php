@@ -72,6 +72,34 @@ final class TestDatabase
             GRANT SELECT, INSERT, UPDATE, DELETE ON app_cart_lines TO ".self::APP_ROLE);
     }
 
+    /**
+     * The README's application tables: cart_lines (guarded by
+     * checkout.protect_cart() when `$protected`) and payments, owned by the
+     * superuser, written by the application role.
+     */
+    public function shopTables(bool $protected = true, string $role = self::APP_ROLE): void
+    {
+        $this->super->exec("CREATE TABLE IF NOT EXISTS cart_lines (cart_id text NOT NULL, line_id text NOT NULL, sku text NOT NULL,
+                quantity int NOT NULL, unit_price bigint NOT NULL, PRIMARY KEY (cart_id, line_id));
+            CREATE TABLE IF NOT EXISTS payments (reference text PRIMARY KEY, lock_id bigint NOT NULL, checkout_token text NOT NULL);
+            CREATE TABLE IF NOT EXISTS confirmations (lock_id bigint NOT NULL, sent_by text NOT NULL, sent_at timestamptz NOT NULL DEFAULT now());
+            CREATE TABLE IF NOT EXISTS gateway_calls (call text NOT NULL, idempotency_key text NOT NULL);
+            GRANT SELECT, INSERT, UPDATE, DELETE ON cart_lines, payments, confirmations TO $role");
+        if ($protected) {
+            $this->super->exec("CREATE TRIGGER cart_lines_locked BEFORE INSERT OR UPDATE OR DELETE ON cart_lines
+                FOR EACH ROW EXECUTE FUNCTION checkout.protect_cart('cart_id')");
+        }
+    }
+
+    /** Cart lines: [line_id, sku, quantity, unit_price] for `$cartId`. */
+    public function cart(string $cartId, array $lines): void
+    {
+        $insert = $this->super->prepare('INSERT INTO cart_lines VALUES (?, ?, ?, ?, ?)');
+        foreach ($lines as $line) {
+            $insert->execute([$cartId, ...$line]);
+        }
+    }
+
     /** One value of a superuser query. */
     public function value(string $sql, array $params = []): mixed
     {

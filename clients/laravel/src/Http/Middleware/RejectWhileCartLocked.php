@@ -3,15 +3,15 @@
 namespace Checkout\Laravel\Http\Middleware;
 
 use Checkout\Laravel\Checkout;
+use Checkout\Laravel\Exceptions\CartLocked;
 use Checkout\Laravel\Exceptions\LockNotFound;
 use Closure;
 use Illuminate\Contracts\Routing\UrlRoutable;
-use Illuminate\Http\JsonResponse;
 use Illuminate\Http\Request;
 
 /**
- * Answers 423 Locked while this session's checkout holds the cart, so the
- * cart is not edited mid-checkout.  `checkout.unlocked:cart` takes the cart
+ * Answers 423 Locked (CartLocked, KC030, with Retry-After) while this
+ * session's checkout holds the cart, so the cart is not edited mid-checkout.  `checkout.unlocked:cart` takes the cart
  * id from the route parameter `cart` (a model gives its route key); or set a
  * resolver with RejectWhileCartLocked::resolveCartUsing(fn (Request $r) => ...).
  *
@@ -49,12 +49,12 @@ class RejectWhileCartLocked
                 $status = null;
             }
             if ($status?->isActive()) {
-                return new JsonResponse([
-                    'message' => 'the cart is locked by a checkout in progress',
-                    'cart_id' => $status->cartId,
-                    'lock_id' => $status->lockId,
-                    'expires_at' => $status->expiresAt->format(DATE_RFC3339_EXTENDED),
-                ], 423);
+                throw new CartLocked(
+                    sprintf('cart %s is locked by checkout lock %d until %s', json_encode($status->cartId, JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES),
+                        $status->lockId, $status->expiresAt->format(DATE_RFC3339)),
+                    'KC030', $status->lockId,
+                    headers: ['Retry-After' => (string) max(1, $status->expiresAt->getTimestamp() - time())],
+                );
             }
         }
 
