@@ -26,6 +26,11 @@ DECLARE
     l1 bigint; l2 bigint; l3 bigint; l4 bigint; l5 bigint; l6 bigint; l7 bigint; l8 bigint;
     l9 bigint; l10 bigint; l11 bigint; l12 bigint; l13 bigint; l14 bigint; l15 bigint; l16 bigint;
 BEGIN
+    -- the same start: lock ids from 1, the same stock
+    CALL checkout_test.reset();
+    INSERT INTO checkout.inventory (sku, on_hand, unit_price) VALUES
+        ('DM-A', 20, 100), ('DM-B', 10, 250), ('DM-C', 5, 1000), ('DM-D', 3, 40);
+    COMMIT;
     -- 1. whole checkout of two skus, two lines of one of them
     l1 := (checkout_start('dm-1', 's', checkout_test.lines(checkout_test.line('1', 'DM-A', 2, 100),
            checkout_test.line('2', 'DM-B', 1, 250), checkout_test.line('3', 'DM-A', 1, 100)))).lock_id;
@@ -165,16 +170,10 @@ $$;
 -- the two runs, from the same start
 SET checkout.direct_access = on;
 SELECT bool_and(direct) AS every_table_direct FROM checkout.table_access();
-CALL checkout_test.reset();
-INSERT INTO checkout.inventory (sku, on_hand, unit_price) VALUES
-    ('DM-A', 20, 100), ('DM-B', 10, 250), ('DM-C', 5, 1000), ('DM-D', 3, 40);
 CALL dm_workload('direct');
 CALL dm_snapshot('direct');
 SET checkout.direct_access = off;
 SELECT bool_or(direct) AS any_table_direct FROM checkout.table_access();
-CALL checkout_test.reset();
-INSERT INTO checkout.inventory (sku, on_hand, unit_price) VALUES
-    ('DM-A', 20, 100), ('DM-B', 10, 250), ('DM-C', 5, 1000), ('DM-D', 3, 40);
 CALL dm_workload('sql');
 CALL dm_snapshot('sql');
 RESET checkout.direct_access;
