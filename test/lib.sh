@@ -32,11 +32,12 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DEMO_PACKAGES=(postgresql-15 postgresql-server-dev-15 make gcc)
 # What `make test` adds: the TAP harness (IPC::Run), pgTAP and pg_prove, the
 # Laravel package's PHP, the monitoring tests' Prometheus, exporter and YAML
-# parser, and the high-availability tests' pg_auto_failover and PgBouncer.
+# parser, the high-availability tests' pg_auto_failover and PgBouncer, and
+# pgaudit for the test that executor hooks see every write.
 TEST_PACKAGES=(libipc-run-perl postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
                php-cli php-pgsql php-laravel-framework phpunit
                prometheus-postgres-exporter prometheus libyaml-libyaml-perl
-               postgresql-15-auto-failover pgbouncer)
+               postgresql-15-auto-failover pgbouncer postgresql-15-pgaudit)
 CHECKOUT_PACKAGES=("${DEMO_PACKAGES[@]}")
 
 CLUSTER_DIR=
@@ -84,8 +85,21 @@ ensure_packages() {
 		"${missing[@]}" || die "apt-get install ${missing[*]} failed"
 }
 
+# A private copy of PostgreSQL (test/private_pg.sh) made before ensure_packages
+# installed a package (pgaudit, pgtap) lacks its files: copy in what is
+# missing, never over a file the copy has (its own build of checkout).
+sync_private_pg() {
+	local copy
+	copy=$(cd "$PG_BINDIR/.." && pwd) || return 0
+	[ "$copy" = /usr/lib/postgresql/15 ] && return 0
+	[ -d "$copy/../../../share/postgresql/15" ] || return 0
+	cp -an /usr/lib/postgresql/15/lib/. "$copy/lib/" &&
+		cp -an /usr/share/postgresql/15/extension/. "$copy/../../../share/postgresql/15/extension/"
+}
+
 build_install() {
 	log_step "building and installing the extension"
+	sync_private_pg || echo "warning: could not copy newly installed packages into the private PostgreSQL at $PG_BINDIR"
 	(cd "$REPO_ROOT" && make -s PG_CONFIG="$PG_CONFIG") || die "build failed"
 	(cd "$REPO_ROOT" && as_root make -s install PG_CONFIG="$PG_CONFIG") >/dev/null ||
 		die "make install failed"

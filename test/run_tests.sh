@@ -3,7 +3,11 @@
 # throwaway cluster and run every suite through the Makefile's own targets, so
 # the test lists declared there are the only ones:
 #   pg_regress  make installcheck with REGRESS only     (sql/*.sql, expected/)
+#   pg_regress_sql  the same with checkout.direct_access off (PGOPTIONS): every
+#               read and write of the extension's tables by SQL statements, and
+#               the same expected output
 #   isolation   make installcheck with ISOLATION only   (test/isolation/)
+#   isolation_sql   the same with checkout.direct_access off
 #   pgTAP       make pgtap_installcheck                 (test/pgtap/*.sql, and the
 #               contract ../shared/contract/surface.sql when it is there)
 #   TAP         make prove_installcheck                 (test/t/*.pl; each test starts
@@ -14,16 +18,16 @@
 # (tests, summed over the suites); the exit status is non-zero when M > 0 or a
 # suite could not run.
 #
-# Environment: SUITES (default "regress isolation pgtap tap php"), SUITE_TIMEOUT
-# (seconds per suite, default 600), PROVE_JOBS (parallel TAP files, default 1),
-# PROVE_TESTS (the TAP files to run, e.g. "test/t/090_docs_snippets.pl"; default
-# every test/t/*.pl).
+# Environment: SUITES (default "regress regress_sql isolation isolation_sql pgtap
+# tap php"), SUITE_TIMEOUT (seconds per suite, default 600), PROVE_JOBS
+# (parallel TAP files, default 1), PROVE_TESTS (the TAP files to run, e.g.
+# "test/t/090_docs_snippets.pl"; default every test/t/*.pl).
 set -uo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT" || exit 1
 
-SUITES=${SUITES:-regress isolation pgtap tap php}
+SUITES=${SUITES:-regress regress_sql isolation isolation_sql pgtap tap php}
 SUITE_TIMEOUT=${SUITE_TIMEOUT:-600}
 MAKE=(make -s PG_CONFIG="$PG_CONFIG")
 
@@ -35,7 +39,7 @@ errored=()
 record() {	# record SUITE PASSED FAILED NOTE
 	total_pass=$((total_pass + $2))
 	total_fail=$((total_fail + $3))
-	summary+=("$(printf '  %-11s %4d passed, %4d failed  %s' "$1" "$2" "$3" "$4")")
+	summary+=("$(printf '  %-15s %4d passed, %4d failed  %s' "$1" "$2" "$3" "$4")")
 }
 
 suite_error() {	# suite_error SUITE MESSAGE
@@ -94,6 +98,31 @@ suite_pg_regress() {
 	fi
 	[ "$rc" -ne 0 ] && [ "$fl" -eq 0 ] && suite_error "$name" "make installcheck exited with $rc"
 	record "$name" "$p" "$fl" ""
+}
+
+# with_pgoptions OPTIONS CMD...: run CMD (a suite function, which records its
+# counts in this shell) with OPTIONS added to PGOPTIONS, which every psql and
+# isolationtester session of `make installcheck` passes to its backend
+with_pgoptions() {
+	local had=${PGOPTIONS+set} saved=${PGOPTIONS-}
+	export PGOPTIONS="${PGOPTIONS:+$PGOPTIONS }$1"
+	shift
+	"$@"
+	if [ -n "$had" ]; then export PGOPTIONS=$saved; else unset PGOPTIONS; fi
+}
+
+# suite_sql_path SUITE DIFFS MAKE-ARGS...: suite_pg_regress once a session
+# shows checkout.direct_access off (a build without the setting refuses the
+# connection: the suite then counts as one failure)
+suite_sql_path() {
+	local setting
+	setting=$("$PG_BINDIR/psql" -X -A -t -c 'SHOW checkout.direct_access' 2>&1)
+	if [ "$setting" != off ]; then
+		suite_error "$1" "a session with PGOPTIONS='$PGOPTIONS' does not show checkout.direct_access off: $setting"
+		record "$1" 0 1 "(checkout.direct_access not off)"
+		return
+	fi
+	suite_pg_regress "$@"
 }
 
 # suite_harness SUITE LOG NOTE: count a prove / pg_prove run that exited RC
@@ -157,6 +186,14 @@ for s in $SUITES; do
 	case $s in
 	regress) log_step "pg_regress"; suite_pg_regress pg_regress regression.diffs ISOLATION= ;;
 	isolation) log_step "isolation"; suite_pg_regress isolation output_iso/regression.diffs REGRESS= ;;
+	regress_sql)
+		log_step "pg_regress, checkout.direct_access off"
+		with_pgoptions "-c checkout.direct_access=off" \
+			suite_sql_path pg_regress_sql regression.diffs ISOLATION= ;;
+	isolation_sql)
+		log_step "isolation, checkout.direct_access off"
+		with_pgoptions "-c checkout.direct_access=off" \
+			suite_sql_path isolation_sql output_iso/regression.diffs REGRESS= ;;
 	pgtap) log_step "pgTAP"; suite_pgtap ;;
 	tap) log_step "TAP (prove)"; suite_tap ;;
 	php) log_step "PHP (Laravel package)"; suite_php ;;
