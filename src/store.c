@@ -1020,11 +1020,12 @@ store_reservation_insert(int64 lock_id, ReservedPart *parts, int n)
 			values[1] = CStringGetTextDatum(parts[i].sku);
 			values[2] = Int64GetDatum(parts[i].quantity);
 			values[3] = Int32GetDatum(parts[i].stripe);
-			row_insert(&sw.held, held_columns, values, isnull, 4);
+			/* the stock row first, then what holds it: as the statements below */
 			if (parts[i].stripe == 0)
 				row_add(&sw.ledger, &parts[i].version->tid, ledger_reserved, &parts[i].quantity, 1);
 			else
 				row_add(&sw.stripes, &parts[i].version->tid, stripe_reserved, &parts[i].quantity, 1);
+			row_insert(&sw.held, held_columns, values, isnull, 4);
 		}
 		stock_writes_end(&sw);
 		return;
@@ -1041,9 +1042,9 @@ store_reservation_insert(int64 lock_id, ReservedPart *parts, int n)
 		held[2] = Int64GetDatum(parts[i].quantity);
 		held[3] = raise[1] = Int32GetDatum(parts[i].stripe);
 		raise[striped ? 2 : 1] = Int64GetDatum(parts[i].quantity);
-		stmt_exec(striped ? &reserve_stripe : &reserve, held, NULL, false);
 		if (stmt_exec(striped ? &raise_stripe : &raise_row, raise, NULL, false) != 1)
 			ledger_row_moved(parts[i].sku);
+		stmt_exec(striped ? &reserve_stripe : &reserve, held, NULL, false);
 		/* the version the caller held is no longer the row's latest */
 		parts[i].version = NULL;
 	}
@@ -1743,7 +1744,7 @@ store_order_insert(int64 lock_id, const char *cart_id, int64 total, const char *
 {
 	static Statement insert = {
 		.sql = "INSERT INTO checkout.orders (order_ref, lock_id, cart_id, total, source) "
-		"VALUES ($2, $1, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING order_ref",
+		"VALUES ($2, $1, $3, $4, $5) ON CONFLICT (order_ref) DO NOTHING RETURNING order_ref",
 		.nargs = 5,
 		.argtypes = {INT8OID, TEXTOID, TEXTOID, INT8OID, TEXTOID},
 		.generic = true,
