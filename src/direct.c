@@ -654,6 +654,13 @@ direct_table_relid(DirectTable table)
 	return get_relname_relid(table_shapes[table].name, get_namespace_oid("checkout", false));
 }
 
+/* The OID direct_table_exists found (as of the last invalidation). */
+Oid
+direct_table_known_relid(DirectTable table)
+{
+	return tables[table].relid;
+}
+
 /*
  * Whether the table exists: tables a later version added are missing from
  * a schema not yet updated, which the library still serves.

@@ -632,7 +632,7 @@ void
 store_stock_begin(void)
 {
 	if (direct_table_exists(DT_STRIPES))
-		LockRelationOid(direct_table_relid(DT_STRIPES), RowExclusiveLock);
+		LockRelationOid(direct_table_known_relid(DT_STRIPES), RowExclusiveLock);
 }
 
 /*
@@ -1427,7 +1427,7 @@ store_striping_exclusive(void)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("striped stock needs the 0.3.0 schema"),
 				 errhint("Run ALTER EXTENSION checkout UPDATE.")));
-	LockRelationOid(direct_table_relid(DT_STRIPES), ShareRowExclusiveLock);
+	LockRelationOid(direct_table_known_relid(DT_STRIPES), ShareRowExclusiveLock);
 }
 
 /* Backends look at whether any sku is striped again (store_striping_in_use). */
