@@ -15,13 +15,15 @@
 #include "utils/builtins.h"
 
 #include "cart.h"
+#include "errors.h"
 #include "events.h"
 #include "expiry.h"
 #include "lifecycle.h"
 #include "phases.h"
+#include "settings.h"
 #include "store.h"
 #include "util.h"
-#include "worker.h"
+#include "wakeup.h"
 
 PG_FUNCTION_INFO_V1(checkout_start);
 PG_FUNCTION_INFO_V1(checkout_advance);
@@ -185,7 +187,7 @@ checkout_start(PG_FUNCTION_ARGS)
 		{
 			call_report_begin(&report, &row);
 			report.created = true;
-			checkout_worker_wake(row.expires_at);
+			wakeup_sweeper_at_commit(row.expires_at);
 			have = true;
 		}
 	}

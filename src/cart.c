@@ -14,6 +14,8 @@
 #include "utils/numeric.h"
 
 #include "cart.h"
+#include "errors.h"
+#include "settings.h"
 #include "util.h"
 
 #define LINE_HINT "Each line is {\"line_id\": text, \"sku\": text, \"quantity\": integer >= 1, \"unit_price\": integer >= 0}."

@@ -6,8 +6,6 @@
 #ifndef CHECKOUT_CART_H
 #define CHECKOUT_CART_H
 
-#include "checkout.h"
-
 #include "utils/jsonb.h"
 
 typedef struct CartLines

@@ -1,6 +1,7 @@
 /*
- * checkout.c — module initialisation: settings, shared-memory hooks and the
- * background worker's registration.
+ * checkout.c — module initialisation: the settings (settings.h declares
+ * them), the shared-memory hooks of the wake-up (wakeup.c) and the
+ * background worker's registration (worker.c).
  *
  * Business rules (tolerance, max TTL, protection, concurrency) are PGC_SUSET
  * so that checkout_app cannot loosen them for its own session; the default
@@ -15,8 +16,9 @@
 #include "storage/ipc.h"
 #include "utils/guc.h"
 
-#include "checkout.h"
 #include "events.h"
+#include "settings.h"
+#include "wakeup.h"
 #include "worker.h"
 
 PG_MODULE_MAGIC;
@@ -59,7 +61,7 @@ checkout_shmem_request_hook(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	checkout_shmem_request();
+	wakeup_shmem_request();
 }
 
 static void
@@ -67,7 +69,7 @@ checkout_shmem_startup_hook(void)
 {
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
-	checkout_shmem_startup();
+	wakeup_shmem_startup();
 }
 
 static bool

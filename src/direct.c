@@ -71,8 +71,8 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
-#include "checkout.h"
 #include "direct.h"
+#include "settings.h"
 
 /* ---- the extension's definition of each table ---- */
 

@@ -32,6 +32,7 @@
 #include "utils/varlena.h"
 
 #include "events.h"
+#include "settings.h"
 #include "util.h"
 
 /*

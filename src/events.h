@@ -6,8 +6,7 @@
 #ifndef CHECKOUT_EVENTS_H
 #define CHECKOUT_EVENTS_H
 
-#include "checkout.h"
-
+#include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
 #include "utils/guc.h"
 

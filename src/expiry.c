@@ -15,6 +15,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 
+#include "errors.h"
 #include "events.h"
 #include "expiry.h"
 #include "lifecycle.h"

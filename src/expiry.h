@@ -6,7 +6,6 @@
 #ifndef CHECKOUT_EXPIRY_H
 #define CHECKOUT_EXPIRY_H
 
-#include "checkout.h"
 #include "model.h"
 
 extern bool expire_if_overdue(LockRow *row);

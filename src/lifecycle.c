@@ -26,9 +26,11 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
+#include "errors.h"
 #include "events.h"
 #include "lifecycle.h"
 #include "phases.h"
+#include "settings.h"
 #include "store.h"
 #include "util.h"
 

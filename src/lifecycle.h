@@ -5,13 +5,11 @@
 #ifndef CHECKOUT_LIFECYCLE_H
 #define CHECKOUT_LIFECYCLE_H
 
-#include "checkout.h"
-#include "model.h"
-
 #include "access/htup.h"
 #include "access/tupdesc.h"
 
 #include "cart.h"
+#include "model.h"
 
 extern bool lock_overdue(const LockRow *row);
 extern LockState lock_effective_state(const LockRow *row);

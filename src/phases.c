@@ -24,8 +24,10 @@
 #include "utils/fmgroids.h"
 #include "utils/numeric.h"
 
+#include "errors.h"
 #include "events.h"
 #include "phases.h"
+#include "settings.h"
 #include "stock.h"
 #include "store.h"
 #include "util.h"

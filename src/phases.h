@@ -5,10 +5,8 @@
 #ifndef CHECKOUT_PHASES_H
 #define CHECKOUT_PHASES_H
 
-#include "checkout.h"
-#include "model.h"
-
 #include "cart.h"
+#include "model.h"
 #include "stock.h"
 
 typedef enum PayloadNeed

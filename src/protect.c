@@ -12,6 +12,8 @@
 #include "utils/builtins.h"
 #include "utils/rel.h"
 
+#include "errors.h"
+#include "settings.h"
 #include "store.h"
 #include "util.h"
 

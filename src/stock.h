@@ -5,7 +5,6 @@
 #ifndef CHECKOUT_STOCK_H
 #define CHECKOUT_STOCK_H
 
-#include "checkout.h"
 #include "model.h"
 #include "store.h"
 

@@ -10,7 +10,7 @@
 #ifndef CHECKOUT_STORE_H
 #define CHECKOUT_STORE_H
 
-#include "checkout.h"
+#include "fmgr.h"
 
 #include "cart.h"
 #include "model.h"

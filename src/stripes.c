@@ -20,8 +20,9 @@
 #include "utils/builtins.h"
 #include "utils/rel.h"
 
-#include "stripes.h"
+#include "errors.h"
 #include "store.h"
+#include "stripes.h"
 #include "util.h"
 
 PG_FUNCTION_INFO_V1(checkout_stripe);

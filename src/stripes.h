@@ -5,8 +5,6 @@
 #ifndef CHECKOUT_STRIPES_H
 #define CHECKOUT_STRIPES_H
 
-#include "checkout.h"
-
 extern int	checkout_rebalance_all(void);
 
 #endif							/* CHECKOUT_STRIPES_H */

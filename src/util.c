@@ -21,6 +21,8 @@
 #include "utils/guc.h"
 #include "utils/json.h"
 
+#include "errors.h"
+#include "settings.h"
 #include "util.h"
 
 /* ---- arguments ---- */

@@ -6,12 +6,11 @@
 #ifndef CHECKOUT_UTIL_H
 #define CHECKOUT_UTIL_H
 
-#include "checkout.h"
-#include "model.h"
-
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+
+#include "model.h"
 
 /* ---- arguments ---- */
 extern void require_arg(FunctionCallInfo fcinfo, int argno, const char *name);

@@ -2,9 +2,8 @@
  * worker.c — the background workers that expire abandoned checkouts.
  *
  * Everything here needs shared_preload_libraries: checkout.c defines
- * checkout.database, requests the shared memory and registers the launcher
- * only while the library is being preloaded.  A backend that loads the
- * library later finds no shared memory and checkout_worker_wake does nothing.
+ * checkout.database, requests the shared memory (wakeup.c) and registers
+ * the launcher only while the library is being preloaded.
  *
  * A launcher (static worker, started once recovery has finished, so never on
  * a hot standby) starts one sweeper per database named in checkout.database.
@@ -13,19 +12,13 @@
  * than that; a sweeper that ran longer is started again at once.  Each
  * failure to start is logged once per cause.  A sweeper expires due locks in
  * batches through checkout_expire_due() — the same code path as
- * checkout_cleanup_expired() — and prunes old events, each batch in its own
- * transaction.
+ * checkout_cleanup_expired() — prunes old events and rebalances striped
+ * skus, each batch in its own transaction.
  *
- * Shared memory holds one slot per entry of checkout.database, written by the
- * launcher (the database's oid, set before its sweeper starts) and the
- * sweeper (its latch, and the deadline it sleeps towards: wake_at).  A backend
- * that committed a lock with an earlier deadline lowers wake_at and sets the
- * latch (checkout_worker_wake), so the sweeper sleeps exactly until the earliest
- * expiry, or checkout.cleanup_interval, whichever is sooner.  A backend in a
- * database that is not swept finds no slot.  The slot outlives its sweeper,
- * so a deadline posted while the sweeper is (re)starting is not lost.  The
- * spinlock guards the slots; nothing is done while holding it but reading and
- * writing them.
+ * The launcher gives each database a slot of wakeup.c's shared memory
+ * before it starts the database's sweeper; the sweeper sleeps until the
+ * earliest deadline posted there (a backend posts one when it commits a
+ * new lock), or checkout.cleanup_interval, whichever is sooner.
  */
 #include "postgres.h"
 
@@ -44,8 +37,6 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
-#include "storage/shmem.h"
-#include "storage/spin.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -54,29 +45,18 @@
 
 #include "events.h"
 #include "expiry.h"
+#include "settings.h"
 #include "store.h"
 #include "stripes.h"
 #include "util.h"
+#include "wakeup.h"
 #include "worker.h"
 
-#define MAX_SWEEPERS 32
+#define MAX_SWEEPERS WAKEUP_SLOTS
 #define SWEEP_BATCH 1000
 #define PRUNE_BATCH 10000
 #define RETRY_MS 10000			/* between attempts to start a database's sweeper */
 #define LAUNCHER_RESTART_S 5	/* a failed launcher is started again after this */
-
-typedef struct SweeperSlot
-{
-	Oid			dboid;			/* InvalidOid until the launcher finds the database */
-	Latch	   *latch;			/* the running sweeper's, or NULL */
-	TimestampTz wake_at;
-} SweeperSlot;
-
-typedef struct CheckoutShared
-{
-	slock_t		mutex;
-	SweeperSlot slots[MAX_SWEEPERS];	/* slot i: the i-th name of checkout.database */
-} CheckoutShared;
 
 /* What the launcher hands a sweeper in bgw_extra. */
 typedef struct SweeperArgs
@@ -95,8 +75,6 @@ typedef struct DatabaseList
 } DatabaseList;
 
 static const DatabaseList *databases_to_sweep = NULL;
-static CheckoutShared *shared = NULL;
-static SweeperSlot *my_slot = NULL;
 
 PGDLLEXPORT void checkout_launcher_main(Datum arg);
 PGDLLEXPORT void checkout_sweeper_main(Datum arg);
@@ -187,28 +165,7 @@ assign_database_list(const char *newval, void *extra)
 	databases_to_sweep = extra;
 }
 
-/* ---- shared memory ---- */
-
-void
-checkout_shmem_request(void)
-{
-	RequestAddinShmemSpace(MAXALIGN(sizeof(CheckoutShared)));
-}
-
-void
-checkout_shmem_startup(void)
-{
-	bool		found;
-
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	shared = ShmemInitStruct("checkout", sizeof(CheckoutShared), &found);
-	if (!found)
-	{
-		memset(shared, 0, sizeof(CheckoutShared));
-		SpinLockInit(&shared->mutex);
-	}
-	LWLockRelease(AddinShmemInitLock);
-}
+/* ---- the launcher's registration ---- */
 
 void
 checkout_worker_register(void)
@@ -226,99 +183,7 @@ checkout_worker_register(void)
 	RegisterBackgroundWorker(&worker);
 }
 
-static void
-post_wake(TimestampTz expires_at)
-{
-	Latch	   *latch = NULL;
-	int			i;
-
-	if (shared == NULL)
-		return;					/* not preloaded: no worker to wake */
-	SpinLockAcquire(&shared->mutex);
-	for (i = 0; i < MAX_SWEEPERS; i++)
-	{
-		SweeperSlot *slot = &shared->slots[i];
-
-		if (slot->dboid == MyDatabaseId)
-		{
-			if (expires_at < slot->wake_at)
-			{
-				slot->wake_at = expires_at;
-				latch = slot->latch;
-			}
-			break;
-		}
-	}
-	SpinLockRelease(&shared->mutex);
-	if (latch)
-		SetLatch(latch);
-}
-
-/*
- * The deadline is posted when the creating transaction commits, not when the
- * lock is inserted: a sweeper woken earlier would not see the lock yet, and
- * would then sleep past its deadline until checkout.cleanup_interval.
- */
-static TimestampTz wake_at_commit = DT_NOEND;
-
-static void
-wake_xact_callback(XactEvent event, void *arg)
-{
-	switch (event)
-	{
-		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_PARALLEL_COMMIT:
-			if (wake_at_commit != DT_NOEND)
-				post_wake(wake_at_commit);
-			wake_at_commit = DT_NOEND;
-			break;
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PARALLEL_ABORT:
-		case XACT_EVENT_PREPARE:
-			/* a prepared transaction's locks wait for the cleanup_interval sweep */
-			wake_at_commit = DT_NOEND;
-			break;
-		default:
-			break;
-	}
-}
-
-/* Called by a backend that just created a lock expiring at expires_at. */
-void
-checkout_worker_wake(TimestampTz expires_at)
-{
-	static bool registered = false;
-
-	if (shared == NULL)
-		return;					/* not preloaded: no worker to wake */
-	if (!registered)
-	{
-		RegisterXactCallback(wake_xact_callback, NULL);
-		registered = true;
-	}
-	wake_at_commit = Min(wake_at_commit, expires_at);
-}
-
 /* ---- the sweeper ---- */
-
-static void
-release_slot(int code, Datum arg)
-{
-	SpinLockAcquire(&shared->mutex);
-	my_slot->latch = NULL;
-	SpinLockRelease(&shared->mutex);
-}
-
-/* The launcher set the slot's database before starting us. */
-static void
-claim_slot(int slot)
-{
-	my_slot = &shared->slots[slot];
-	SpinLockAcquire(&shared->mutex);
-	my_slot->latch = MyLatch;
-	SpinLockRelease(&shared->mutex);
-	before_shmem_exit(release_slot, (Datum) 0);
-}
 
 /* Runs fn in its own transaction with SPI and a snapshot; returns its result. */
 static bool
@@ -387,17 +252,6 @@ find_next_due(void *arg)
 	return checkout_next_due((TimestampTz *) arg);
 }
 
-static TimestampTz
-posted_wake_at(void)
-{
-	TimestampTz wake_at;
-
-	SpinLockAcquire(&shared->mutex);
-	wake_at = my_slot->wake_at;
-	SpinLockRelease(&shared->mutex);
-	return wake_at;
-}
-
 /* Expires every lock due now, a batch per transaction; returns how many. */
 static int
 expire_due_locks(void)
@@ -442,7 +296,7 @@ sweep(void)
 		in_transaction(prune_batch, &pruned);
 		check_interrupts_and_reload();
 		now = GetCurrentTimestamp();
-		wake_at = posted_wake_at();
+		wake_at = wakeup_posted();
 		if (wake_at <= now && wake_at > swept_until)
 		{
 			swept_until = now;
@@ -457,13 +311,7 @@ sweep(void)
 	if (expired > 0)
 		elog(DEBUG1, "checkout sweeper expired %d locks", expired);
 
-	/* keep a deadline a backend posted during the sweep; drop the ones it served */
-	SpinLockAcquire(&shared->mutex);
-	if (my_slot->wake_at <= swept_until)
-		my_slot->wake_at = next_due;
-	else
-		my_slot->wake_at = Min(my_slot->wake_at, next_due);
-	SpinLockRelease(&shared->mutex);
+	wakeup_swept(swept_until, next_due);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
@@ -482,7 +330,7 @@ checkout_sweeper_main(Datum arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
-	claim_slot(args.slot);
+	wakeup_slot_attach(args.slot);
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("checkout sweeper");
 	/* runs as superuser: never resolve names through a user schema */
@@ -524,7 +372,7 @@ checkout_sweeper_main(Datum arg)
 				last_sweep = 0;
 		}
 
-		wake_at = posted_wake_at();
+		wake_at = wakeup_posted();
 		interval_due = TimestampTzPlusMilliseconds(last_sweep, checkout_cleanup_interval_s * 1000L);
 
 		if (ready && !paused && (wake_at <= now || interval_due <= now))
@@ -623,19 +471,6 @@ lookup_database(const char *name)
 	return result;
 }
 
-/* Points slot i at the database; a new database starts with no deadline. */
-static void
-assign_slot(int i, Oid dboid)
-{
-	SpinLockAcquire(&shared->mutex);
-	if (shared->slots[i].dboid != dboid)
-	{
-		shared->slots[i].dboid = dboid;
-		shared->slots[i].wake_at = DT_NOEND;
-	}
-	SpinLockRelease(&shared->mutex);
-}
-
 static void
 report_failure(Target *t, StartFailure why)
 {
@@ -717,7 +552,7 @@ try_start(Target *t, int slot)
 	Oid			dboid = lookup_database(t->name);
 
 	/* the slot first, so that deadlines posted from now on are kept */
-	assign_slot(slot, dboid);
+	wakeup_slot_assign(slot, dboid);
 	report_failure(t, OidIsValid(dboid) ? start_sweeper(t, slot, dboid) : START_NO_DATABASE);
 }
 
