@@ -3,8 +3,8 @@
  * checkout_start, checkout_advance, checkout_status, checkout_extend,
  * checkout_cancel, checkout_fail and checkout_release.
  *
- * Each checks its arguments before it touches a table (22023), takes the
- * lock's row lock, expires an overdue lock on touch, does its work through
+ * Each checks its arguments before it touches a table (22023), row-locks
+ * the lock's row, expires an overdue lock on touch, does its work through
  * phases.c and lifecycle.c, and returns the status row built from the row it
  * holds in memory (no re-read).
  */
@@ -81,7 +81,7 @@ session_arg(FunctionCallInfo fcinfo, int argno)
  * KC002 for an unknown lock or another session's.
  */
 static void
-session_lock(int64 lock_id, const char *session_id, LockRow *row, CallReport *report)
+fetch_session_lock(int64 lock_id, const char *session_id, LockRow *row, CallReport *report)
 {
 	if (!store_lock_fetch(lock_id, session_id, row))
 		raise_lock_not_found(lock_id);
@@ -91,12 +91,13 @@ session_lock(int64 lock_id, const char *session_id, LockRow *row, CallReport *re
 /* ---- checkout_start ---- */
 
 /*
- * The cart's active locks: overdue ones are expired; returns true with this
- * session's live lock (re-entry), raises KC001 for another session's live
- * lock (when checkout.prevent_concurrent is on), false when the cart is free.
+ * Re-entry: looks at the cart's active locks (row-locked), expiring the
+ * overdue ones; returns true with this session's live lock, raises KC001
+ * for another session's live lock (when checkout.prevent_concurrent is on),
+ * false when the cart is free.
  */
 static bool
-claim_cart(const char *cart_id, const char *session_id, LockRow *mine, CallReport *report)
+reenter_cart(const char *cart_id, const char *session_id, LockRow *mine, CallReport *report)
 {
 	LockRow    *rows;
 	int			n = store_locks_of_cart(cart_id, &rows);
@@ -178,7 +179,7 @@ checkout_start(PG_FUNCTION_ARGS)
 			break;
 		}
 		/* without prevent_concurrent nothing conflicts: re-entry is found first */
-		if ((attempt > 0 || !checkout_prevent_concurrent) && claim_cart(cart_id, session_id, &row, &report))
+		if ((attempt > 0 || !checkout_prevent_concurrent) && reenter_cart(cart_id, session_id, &row, &report))
 		{
 			have = true;
 			break;
@@ -206,7 +207,7 @@ checkout_start(PG_FUNCTION_ARGS)
  * business failure the lock fails with every completed phase compensated.
  * With `late` the stock rows are only read, every failure is left to the
  * caller to decide again (false), and the caller writes the reservation
- * once its rows are locked and checked (true).
+ * once its rows are row-locked and checked (true).
  */
 static bool
 advance_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase target,
@@ -239,8 +240,8 @@ advance_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase target,
 		if (p == PHASE_LAST)
 		{
 			/*
-			 * The sale locks the skus' ledger rows, which every checkout of
-			 * a popular sku waits on, so it comes after the lock's own row
+			 * The sale row-locks the skus' ledger rows, which every checkout
+			 * of a popular sku waits on, so it comes after the lock's own row
 			 * is written: right before commit.  It cannot fail as a business
 			 * failure; the events keep their order.
 			 */
@@ -265,7 +266,7 @@ advance_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase target,
 			ctx.payment = NULL; /* one payment payload serves one phase */
 	}
 	store_lock_save(row);
-	return late == NULL || stock_lock_late(late);
+	return late == NULL || stock_rowlock_late(late);
 }
 
 static void
@@ -276,14 +277,14 @@ run_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase until)
 	/*
 	 * A call that reserves and goes no further than price_lock reserves
 	 * late: it decides from the stock rows as read, writes the price
-	 * snapshots and the lock's row, and only then locks the ledger rows,
+	 * snapshots and the lock's row, and only then row-locks the ledger rows,
 	 * which every checkout of a popular sku waits on, to write the
 	 * reservation right before commit.  When a row changed in between, or
 	 * a phase would fail, what it wrote and emitted is taken back and the
-	 * call decides again with the rows locked from the start.  Events are
+	 * call decides again with the rows row-locked from the start.  Events are
 	 * held until then, so no code a user added to the tables written
 	 * meanwhile may run: with a trigger or rule of theirs there, the call
-	 * locks the rows first.  Where a sku is striped, its buyers queue on no
+	 * row-locks the rows first.  Where a sku is striped, its buyers queue on no
 	 * one row, and every call takes its rows in order from the start.
 	 */
 	if (row->phase < PHASE_INVENTORY_RESERVATION &&
@@ -329,7 +330,7 @@ checkout_advance(PG_FUNCTION_ARGS)
 		until = phase_from_name(DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(3))));
 
 	spi_state = checkout_spi_connect();
-	session_lock(lock_id, session_id, &row, &report);
+	fetch_session_lock(lock_id, session_id, &row, &report);
 	/* a retry of an already completed `until` is answered with the status */
 	if (!expire_if_overdue(&row) && (until == PHASE_NONE || row.phase < until))
 	{
@@ -371,7 +372,7 @@ checkout_extend(PG_FUNCTION_ARGS)
 	by_secs = interval_arg_seconds(fcinfo, 2, "by");
 
 	spi_state = checkout_spi_connect();
-	session_lock(lock_id, session_id, &row, &report);
+	fetch_session_lock(lock_id, session_id, &row, &report);
 	if (!expire_if_overdue(&row))
 	{
 		if (row.state != LOCK_ACTIVE)
@@ -398,7 +399,7 @@ end_session_lock(FunctionCallInfo fcinfo, int64 lock_id, const char *session_id,
 	CallReport	report;
 
 	spi_state = checkout_spi_connect();
-	session_lock(lock_id, session_id, &row, &report);
+	fetch_session_lock(lock_id, session_id, &row, &report);
 	if (!expire_if_overdue(&row))
 	{
 		if (row.state != LOCK_ACTIVE)

@@ -1,6 +1,6 @@
 /*
- * direct.c — rows of the extension's tables read by primary key, locked
- * and written without planned statements, the way logical replication
+ * direct.c — rows of the extension's tables read by primary key,
+ * row-locked and written without planned statements, the way logical replication
  * applies a change (ExecSimpleRelationInsert/Update/Delete): index entries,
  * NOT NULL and CHECK constraints, foreign-key triggers and the WAL are done
  * as a statement does them.  What it leaves out is the plan: no plan cache
@@ -709,12 +709,12 @@ direct_table_exists(DirectTable table)
 }
 
 /*
- * The table, opened with lockmode, and what is known of it: checked once
- * after each invalidation, with the table locked so that it cannot change
- * meanwhile.
+ * The table, opened with table_lockmode, and what is known of it: checked
+ * once after each invalidation, with the table lock held so that the
+ * table cannot change meanwhile.
  */
 static Relation
-table_open_known(DirectTable table, LOCKMODE lockmode)
+table_open_known(DirectTable table, LOCKMODE table_lockmode)
 {
 	TableState *ts = &tables[table];
 	Relation	rel = NULL;
@@ -725,13 +725,13 @@ table_open_known(DirectTable table, LOCKMODE lockmode)
 	{
 		Oid			relid = OidIsValid(ts->relid) ? ts->relid : table_relid(table);
 
-		rel = try_table_open(relid, lockmode);
-		/* invalidations were taken in on locking: is relid still checkout.<table>? */
+		rel = try_table_open(relid, table_lockmode);
+		/* invalidations were taken in with the table lock: is relid still checkout.<table>? */
 		if (!OidIsValid(ts->relid) && rel != NULL)
 			ts->relid = table_relid(table);
 		if (rel != NULL && ts->relid != relid)
 		{
-			table_close(rel, lockmode);
+			table_close(rel, table_lockmode);
 			rel = NULL;
 		}
 		if (rel == NULL && tries > 3)
@@ -784,17 +784,17 @@ refusal(DirectTable table, Relation rel, AclMode need)
 
 /* The table opened for the direct path; NULL (nothing open) when it may not serve. */
 static Relation
-direct_open(DirectTable table, LOCKMODE lockmode, AclMode need)
+direct_open(DirectTable table, LOCKMODE table_lockmode, AclMode need)
 {
 	Relation	rel;
 
 	/* the cheap tests first: nothing to open when the path is off */
 	if (!checkout_direct_access || ExecutorCheckPerms_hook != NULL)
 		return NULL;
-	rel = table_open_known(table, lockmode);
+	rel = table_open_known(table, table_lockmode);
 	if (refusal(table, rel, need) != NULL)
 	{
-		/* the statement that goes instead takes the same lock */
+		/* the statement that goes instead takes the same table lock */
 		table_close(rel, NoLock);
 		return NULL;
 	}
@@ -825,7 +825,7 @@ direct_usable(DirectTable table, AclMode need, char **why_not)
 	return *why_not == NULL;
 }
 
-/* ---- reading and locking rows by primary key ---- */
+/* ---- reading and row-locking rows by primary key ---- */
 
 static bool
 key_open_index(KeyScan *ks, DirectTable table, AclMode need, bool statement, bool by_pkey)
@@ -849,7 +849,7 @@ key_open_index(KeyScan *ks, DirectTable table, AclMode need, bool statement, boo
 	for (k = 0; k < ks->n_key; k++)
 		ks->key_types[k] = def->columns[by_pkey ? def->key[k] : def->by_column].type;
 	ks->found = table_slot_create(ks->rel, NULL);
-	ks->locked = NULL;
+	ks->rowlocked = NULL;
 	ks->scan = NULL;			/* begun for the number of keys of the first scan */
 	return true;
 }
@@ -876,8 +876,8 @@ key_close(KeyScan *ks)
 	if (ks->scan)
 		index_endscan(ks->scan);
 	ExecDropSingleTupleTableSlot(ks->found);
-	if (ks->locked)
-		ExecDropSingleTupleTableSlot(ks->locked);
+	if (ks->rowlocked)
+		ExecDropSingleTupleTableSlot(ks->rowlocked);
 	index_close(ks->index, NoLock);
 	if (ks->own_snapshot)
 		PopActiveSnapshot();
@@ -948,13 +948,13 @@ key_find_prefix(KeyScan *ks, const Datum *values, int n)
 }
 
 /*
- * Locks the latest version of the row key_next found, waiting for a
- * concurrent writer, and leaves that version in ks->locked.  False when the
+ * Row-locks the latest version of the row key_next found, waiting for a
+ * concurrent writer, and leaves that version in ks->rowlocked.  False when the
  * row was deleted meanwhile; under REPEATABLE READ or SERIALIZABLE a
  * concurrent change is a serialization failure, as for SELECT ... FOR UPDATE.
  */
 bool
-key_lock(KeyScan *ks, LockTupleMode mode)
+key_rowlock(KeyScan *ks, LockTupleMode mode)
 {
 	ItemPointerData tid = ks->found->tts_tid;
 	TM_FailureData tmfd;
@@ -963,16 +963,16 @@ key_lock(KeyScan *ks, LockTupleMode mode)
 	/* what the executor says of FOR UPDATE in a read-only transaction (25006) */
 	PreventCommandIfReadOnly("SELECT FOR UPDATE");
 	Assert(ks->own_snapshot);
-	if (ks->locked == NULL)
-		ks->locked = table_slot_create(ks->rel, NULL);
-	result = table_tuple_lock(ks->rel, &tid, GetActiveSnapshot(), ks->locked,
+	if (ks->rowlocked == NULL)
+		ks->rowlocked = table_slot_create(ks->rel, NULL);
+	result = table_tuple_lock(ks->rel, &tid, GetActiveSnapshot(), ks->rowlocked,
 							  GetCurrentCommandId(true), mode, LockWaitBlock,
 							  IsolationUsesXactSnapshot() ? 0 : TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
 							  &tmfd);
 	switch (result)
 	{
 		case TM_Ok:
-			slot_getallattrs(ks->locked);
+			slot_getallattrs(ks->rowlocked);
 			return true;
 		case TM_Updated:
 		case TM_Deleted:
@@ -1105,9 +1105,9 @@ row_column_type(RowWrite *w, int column)
 	return TupleDescAttr(RelationGetDescr(w->rel), write_attnum(w, column) - 1)->atttypid;
 }
 
-/* The version at tid, which this transaction holds locked, into w->old and w->new. */
+/* The version at tid, which this transaction holds row-locked, into w->old and w->new. */
 static void
-fetch_locked(RowWrite *w, ItemPointer tid)
+fetch_rowlocked(RowWrite *w, ItemPointer tid)
 {
 	if (!table_tuple_fetch_row_version(w->rel, tid, SnapshotAny, w->old))
 		elog(ERROR, "checkout: a row of checkout.%s vanished under its row lock",
@@ -1129,8 +1129,8 @@ write_over(RowWrite *w, ItemPointer tid)
 }
 
 /*
- * Updates the version at tid (which this transaction holds locked, so it is
- * the row's latest): n columns set anew, the others kept.
+ * Updates the version at tid (which this transaction holds row-locked, so it
+ * is the row's latest): n columns set anew, the others kept.
  */
 void
 row_update(RowWrite *w, ItemPointer tid, const int *columns, const Datum *values,
@@ -1139,7 +1139,7 @@ row_update(RowWrite *w, ItemPointer tid, const int *columns, const Datum *values
 	int			i;
 
 	PreventCommandIfReadOnly("UPDATE");
-	fetch_locked(w, tid);
+	fetch_rowlocked(w, tid);
 	for (i = 0; i < n; i++)
 	{
 		w->new->tts_values[write_attnum(w, columns[i]) - 1] = values[i];
@@ -1150,7 +1150,7 @@ row_update(RowWrite *w, ItemPointer tid, const int *columns, const Datum *values
 
 /*
  * Adds deltas to n bigint NOT NULL columns of the version at tid (held
- * locked), as SET c = c + delta does: out of range is 22003.
+ * row-locked), as SET c = c + delta does: out of range is 22003.
  */
 void
 row_add(RowWrite *w, ItemPointer tid, const int *columns, const int64 *deltas, int n)
@@ -1158,7 +1158,7 @@ row_add(RowWrite *w, ItemPointer tid, const int *columns, const int64 *deltas, i
 	int			i;
 
 	PreventCommandIfReadOnly("UPDATE");
-	fetch_locked(w, tid);
+	fetch_rowlocked(w, tid);
 	for (i = 0; i < n; i++)
 	{
 		AttrNumber	attnum = write_attnum(w, columns[i]);
@@ -1234,12 +1234,12 @@ row_inserted(RowWrite *w, int column, bool *isnull)
 	return w->new->tts_values[attnum - 1];
 }
 
-/* Deletes the version at tid, which this transaction holds locked. */
+/* Deletes the version at tid, which this transaction holds row-locked. */
 void
 row_delete(RowWrite *w, ItemPointer tid)
 {
 	PreventCommandIfReadOnly("DELETE");
-	fetch_locked(w, tid);
+	fetch_rowlocked(w, tid);
 	ExecSimpleRelationDelete(w->rri, w->estate, &w->epq, w->old);
 }
 

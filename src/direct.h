@@ -1,5 +1,5 @@
 /*
- * direct.h — rows of the extension's tables read, locked and written
+ * direct.h — rows of the extension's tables read, row-locked and written
  * without planned statements (direct.c).  Only store.c includes this
  * header: the rest of the extension asks store.c, which decides per table
  * and call whether this path may run, and goes through SQL where not.
@@ -85,7 +85,7 @@ extern int	direct_stripes_in_use(void);
 extern void direct_stripes_in_use_set(bool in_use);
 extern const char *direct_table_name(DirectTable table);
 
-/* ---- reading and locking rows by primary key ---- */
+/* ---- reading and row-locking rows by primary key ---- */
 
 /*
  * A scan of a table's primary key for the rows whose first key column
@@ -100,7 +100,7 @@ typedef struct KeyScan
 	Relation	index;
 	struct IndexScanDescData *scan;
 	TupleTableSlot *found;		/* the row key_next found */
-	TupleTableSlot *locked;		/* the version key_lock locked */
+	TupleTableSlot *rowlocked;	/* the version key_rowlock row-locked */
 	ScanKeyData keys[DIRECT_MAX_KEY];
 	Oid			key_types[DIRECT_MAX_KEY];
 	int			n_key;
@@ -115,8 +115,8 @@ extern void key_scan_prefix(KeyScan *ks, const Datum *values, int n);
 extern bool key_next(KeyScan *ks);
 extern bool key_find(KeyScan *ks, Datum value);
 extern bool key_find_prefix(KeyScan *ks, const Datum *values, int n);
-extern bool key_lock(KeyScan *ks, LockTupleMode mode);
-/* a column of ks->found or ks->locked, by the table's column enum */
+extern bool key_rowlock(KeyScan *ks, LockTupleMode mode);
+/* a column of ks->found or ks->rowlocked, by the table's column enum */
 extern Datum slot_column(KeyScan *ks, TupleTableSlot *slot, int column, bool *isnull);
 extern ItemPointer slot_tid(TupleTableSlot *slot);
 

@@ -40,7 +40,9 @@
  * picks among them.  By default only what the application must act on and
  * has not been told by a call's result: a void or refund to make, and an
  * expiry (made by the worker).  A NOTIFY costs every committing transaction
- * a turn at PostgreSQL's one notification lock, so `completed` and `failed`,
+ * a turn at the notification queue, which PostgreSQL lets one committing
+ * transaction at a time write (a heavyweight lock for the whole cluster), so
+ * `completed` and `failed`,
  * which the calling session already has, are opt-in.
  */
 #define NTF_VOID		0x01
@@ -407,9 +409,9 @@ flush_log_lines(void)
 }
 
 /*
- * A committed transaction's lines are written once its locks are released:
- * a write to the server log never lengthens the row locks other checkouts
- * wait on (a hot sku's ledger row is held until then).
+ * A committed transaction's lines are written once its row and table locks
+ * are released: a write to the server log never lengthens the row locks
+ * other checkouts wait on (a hot sku's ledger row is held until then).
  */
 static void
 events_release_callback(ResourceReleasePhase phase, bool isCommit, bool isTopLevel, void *arg)
@@ -424,7 +426,7 @@ events_xact_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_PREPARE:
-			/* the prepared transaction keeps its locks: write them now */
+			/* a prepared transaction keeps its row locks till COMMIT PREPARED: write its lines now */
 			flush_log_lines();
 			break;
 		case XACT_EVENT_ABORT:

@@ -7,8 +7,8 @@
  * forward instead (lock_effective_state): the customer has paid, so its stock
  * is sold and it completes.
  *
- * Callers hold the row locks of the locks they pass (FOR UPDATE, or FOR
- * UPDATE SKIP LOCKED in a sweep), so no lock is ended twice.
+ * Callers hold the locks they pass row-locked (FOR UPDATE, or FOR UPDATE
+ * SKIP LOCKED in a sweep), so no lock is ended twice.
  */
 #include "postgres.h"
 
@@ -43,7 +43,7 @@ expire_locks(LockRow *const *rows, int n)
 			unpaid[n_unpaid++] = rows[i];
 	}
 	if (n_paid > 0 && n_unpaid > 0)
-		stock_lock_held(rows, n);
+		stock_rowlock_held(rows, n);
 	if (n_paid > 0)
 	{
 		stock_commit(paid, n_paid);

@@ -6,13 +6,13 @@
  * lives here too (lock_effective_state), used by the status a client sees
  * and by expiry alike.  Its rows are read and written through store.c.
  *
- * Concurrency: a call on an existing lock takes its row lock first (FOR
- * UPDATE, filtered on session_id so a wrong session never waits on, and so
- * never learns of, another session's busy lock); calls on one lock therefore
- * serialize.  Two starts of one cart (or with one idempotency key) come one
- * after the other on the start's claim, an advisory lock held until commit:
- * the second sees the first's lock, and the unique index over active
- * exclusive locks backs this up.
+ * Concurrency: a call on an existing lock row-locks the lock's row first
+ * (FOR UPDATE, filtered on session_id so a wrong session never waits on, and
+ * so never learns of, another session's busy lock); calls on one lock
+ * therefore serialize.  Two starts of one cart (or with one idempotency key)
+ * come one after the other on the start's claim (store_claim_start), held
+ * until commit: the second sees the first's lock, and the unique index over
+ * active exclusive locks backs this up.
  */
 #include "postgres.h"
 

@@ -59,7 +59,7 @@ typedef struct LockRow
 	CheckoutPhase failed_phase; /* PHASE_NONE unless failed or expired */
 	char	   *error_code;
 	char	   *error_message;
-	/* the version of the row this call holds locked (store.c's), or NULL */
+	/* the version of the row this call holds row-locked (store.c's), or NULL */
 	struct RowVersion *version;
 } LockRow;
 

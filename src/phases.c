@@ -110,7 +110,7 @@ business_failure(PhaseContext *ctx, const char *code, const char *fmt,...)
 	return false;
 }
 
-/* The cart's lines and stock rows, locked in sku order (read when late), once per call. */
+/* The cart's lines and stock rows, row-locked in sku order (read when late), once per call. */
 static CartStock *
 cart_stock(PhaseContext *ctx)
 {

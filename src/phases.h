@@ -22,7 +22,7 @@ typedef struct PhaseContext
 	LockRow    *lock;			/* run functions record their results here */
 	PaymentPayload *payment;	/* NULL when absent or already used this call */
 	char	   *order_ref;		/* the application's own order, or NULL */
-	CartStock  *cart;			/* loaded (and its stock rows locked) once per call */
+	CartStock  *cart;			/* loaded (and its stock rows row-locked) once per call */
 	/* non-NULL: the stock rows are only read, the reservation written late */
 	StockReservation *late;
 	/* set by a run function that returns false (a business failure) */

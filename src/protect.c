@@ -20,7 +20,7 @@
 PG_FUNCTION_INFO_V1(checkout_protect_cart);
 
 static void
-reject_if_locked(Relation rel, HeapTuple tuple, int attnum)
+reject_if_cart_locked(Relation rel, HeapTuple tuple, int attnum)
 {
 	char	   *cart_id = SPI_getvalue(tuple, RelationGetDescr(rel), attnum);
 
@@ -74,9 +74,9 @@ checkout_protect_cart(PG_FUNCTION_ARGS)
 
 	spi_state = checkout_spi_connect();
 	/* an UPDATE may move a line between carts: both must be free */
-	reject_if_locked(rel, trigdata->tg_trigtuple, attnum);
+	reject_if_cart_locked(rel, trigdata->tg_trigtuple, attnum);
 	if (TRIGGER_FIRED_BY_UPDATE(event))
-		reject_if_locked(rel, trigdata->tg_newtuple, attnum);
+		reject_if_cart_locked(rel, trigdata->tg_newtuple, attnum);
 	checkout_spi_finish(spi_state);
 	return PointerGetDatum(result);
 }

@@ -3,26 +3,27 @@
  * what a release or a sale moves.  Every row it reads or writes goes
  * through store.c.
  *
- * Locking protocol: every path that moves stock locks the stock rows it
- * needs in one order, by sku and within a sku by stripe (an unstriped sku's
- * inventory row counts as its stripe 0), FOR NO KEY UPDATE, so two carts
- * sharing skus, or a cart and a sweep, can never deadlock; NO KEY keeps the
- * foreign-key checks of checkout.reservations from blocking.  Reservation
- * checks availability on the locked rows, in C, before it writes a sku, and
- * the CHECK constraints (reserved <= on_hand) back the check up, so stock
- * cannot be oversold.  A late reservation decides from rows read and checks
- * the decision again on the rows once locked (stock_lock_late), so it, too,
- * writes only what the locked rows allow.  Release and commit work on a set
+ * Row-locking protocol: every path that moves stock row-locks the stock
+ * rows it needs in one order, by sku and within a sku by stripe (an
+ * unstriped sku's inventory row counts as its stripe 0), FOR NO KEY UPDATE,
+ * so two carts sharing skus, or a cart and a sweep, can never deadlock; NO
+ * KEY keeps the foreign-key checks of checkout.reservations from blocking.
+ * Reservation checks availability on the row-locked rows, in C, before it
+ * writes a sku, and the CHECK constraints (reserved <= on_hand) back the
+ * check up, so stock cannot be oversold.  A late reservation decides from
+ * rows read and checks the decision again on the rows once row-locked
+ * (stock_rowlock_late), so it, too, writes only what those rows allow.  Release and commit work on a set
  * of locks with one update per stock row: a sweep of thousands of locks on
  * a hot sku touches each of its rows once.
  *
  * A striped sku (checkout_stripe) has its units in several rows, so that
  * its buyers do not all queue on one.  A reservation takes the stripe its
  * lock hashes to, or, when that one is short as read, the one with the most
- * units: it locks that stripe alone and writes there, in a subtransaction
- * of its own.  When the locked stripe turns out short after all, the
- * subtransaction is rolled back, which lets go of the stripe's row lock, and
- * the reservation locks every stripe of the sku in stripe order and takes
+ * units: it row-locks that stripe alone and writes there, in a
+ * subtransaction of its own.  When that stripe turns out short after all,
+ * the subtransaction is rolled back, which lets go of the stripe's row
+ * lock, and the reservation row-locks every stripe of the sku in stripe
+ * order and takes
  * from as many as it needs (its own first): it is refused only when the
  * sku's total is short, and it never waits for a lower stripe while holding
  * a higher one, so it cannot deadlock.  A reservation records the stripes it
@@ -61,12 +62,12 @@ cmp_cart_line(const void *a, const void *b)
 }
 
 /*
- * The lock's lines in sku order, each with its sku's inventory row locked
- * (in sku order, like every path that moves stock), or only read when
- * !lock_rows (a late reservation locks them last).
+ * The lock's lines in sku order, each with its sku's inventory row
+ * row-locked (in sku order, like every path that moves stock), or only read
+ * when !rowlock (a late reservation row-locks them last).
  */
 void
-stock_load_cart(int64 lock_id, CartStock *out, bool lock_rows)
+stock_load_cart(int64 lock_id, CartStock *out, bool rowlock)
 {
 	CartLine   *lines;
 	int			n = store_cart_lines(lock_id, &lines);
@@ -79,7 +80,7 @@ stock_load_cart(int64 lock_id, CartStock *out, bool lock_rows)
 	for (i = 0; i < n; i++)
 		if (i == 0 || strcmp(lines[i].sku, lines[i - 1].sku) != 0)
 			skus[n_skus++] = lines[i].sku;
-	store_ledger_rows(skus, n_skus, lock_rows, ledger);
+	store_ledger_rows(skus, n_skus, rowlock, ledger);
 
 	out->n_lines = n;
 	out->n_found = 0;
@@ -113,7 +114,7 @@ stock_load_cart(int64 lock_id, CartStock *out, bool lock_rows)
 	}
 }
 
-/* A late reservation's rows and ledger changes; its inventory rows are locked. */
+/* A late reservation's rows and ledger changes; the caller holds its inventory rows row-locked. */
 void
 stock_write_reservation(int64 lock_id, const StockReservation *res)
 {
@@ -131,10 +132,10 @@ stock_write_reservation(int64 lock_id, const StockReservation *res)
 }
 
 /*
- * The fast way to a striped sku's units: lock one stripe, and if it has the
- * units, reserve them there.  In a subtransaction, so that a stripe found
- * short is let go (its row lock with the subtransaction) before the caller
- * locks every stripe in order.  True when reserved.
+ * The fast way to a striped sku's units: row-lock one stripe, and if it has
+ * the units, reserve them there.  In a subtransaction, so that a stripe
+ * found short is let go (its row lock with the subtransaction) before the
+ * caller row-locks every stripe in order.  True when reserved.
  */
 static bool
 reserve_in_stripe(int64 lock_id, const char *sku, int32 stripe, int64 wanted)
@@ -149,7 +150,7 @@ reserve_in_stripe(int64 lock_id, const char *sku, int32 stripe, int64 wanted)
 	{
 		StripeRow	row;
 
-		if (store_stripes_lock(sku, &stripe, 1, &row) && row.on_hand - row.reserved >= wanted)
+		if (store_stripes_rowlock(sku, &stripe, 1, &row) && row.on_hand - row.reserved >= wanted)
 		{
 			ReservedPart part = {(char *) sku, stripe, wanted, row.version};
 
@@ -182,8 +183,8 @@ reserve_in_stripe(int64 lock_id, const char *sku, int32 stripe, int64 wanted)
 /*
  * Reserves wanted units of a striped sku: in one stripe the fast way when
  * one has them as read (its lock's, else the fullest), else, or when that
- * stripe turned out short, from every stripe locked in order, the lock's own
- * first.  Parts taken that way are added to parts (for the caller to
+ * stripe turned out short, from every stripe row-locked in order, the
+ * lock's own first.  Parts taken that way are added to parts (for the caller to
  * write); false with the sku's total available when it is short.
  */
 static bool
@@ -194,7 +195,7 @@ reserve_striped(int64 lock_id, const char *sku, int64 wanted, const LedgerRow *r
 	int			own = (int) (lock_id % n);
 	int			target = own;
 	int32	   *numbers = palloc(sizeof(int32) * n);
-	StripeRow  *locked = palloc(sizeof(StripeRow) * n);
+	StripeRow  *rowlocked = palloc(sizeof(StripeRow) * n);
 	int64		total = 0;
 	int64		left = wanted;
 	int			k;
@@ -211,11 +212,11 @@ reserve_striped(int64 lock_id, const char *sku, int64 wanted, const LedgerRow *r
 
 	for (k = 0; k < n; k++)
 		numbers[k] = row->stripes[k].stripe;
-	if (!store_stripes_lock(sku, numbers, n, locked))
-		elog(ERROR, "checkout: a stripe of sku %s vanished under the stock lock",
+	if (!store_stripes_rowlock(sku, numbers, n, rowlocked))
+		elog(ERROR, "checkout: a stripe of sku %s vanished under the stock table lock",
 			 quote_user_text(sku));
 	for (k = 0; k < n; k++)
-		total += locked[k].on_hand - locked[k].reserved;
+		total += rowlocked[k].on_hand - rowlocked[k].reserved;
 	if (total < wanted)
 	{
 		*available = total;
@@ -224,21 +225,21 @@ reserve_striped(int64 lock_id, const char *sku, int64 wanted, const LedgerRow *r
 	for (k = 0; left > 0; k = (k + 1) % n)
 	{
 		int			i = (own + k) % n;
-		int64		take = Min(left, locked[i].on_hand - locked[i].reserved);
+		int64		take = Min(left, rowlocked[i].on_hand - rowlocked[i].reserved);
 
 		if (take <= 0)
 			continue;
 		parts[*n_parts].sku = (char *) sku;
-		parts[*n_parts].stripe = locked[i].stripe;
+		parts[*n_parts].stripe = rowlocked[i].stripe;
 		parts[*n_parts].quantity = take;
-		parts[*n_parts].version = locked[i].version;
+		parts[*n_parts].version = rowlocked[i].version;
 		(*n_parts)++;
 		left -= take;
 	}
 	return true;
 }
 
-/* The cart's lines' view of a sku's inventory row, refreshed once the row is locked. */
+/* The cart's lines' view of a sku's inventory row, refreshed once the row is row-locked. */
 static void
 refresh_cart_lines(CartStock *cart, const LedgerRow *row)
 {
@@ -255,10 +256,10 @@ refresh_cart_lines(CartStock *cart, const LedgerRow *row)
 /*
  * Reserves the cart's summed quantity of each sku, or nothing: false with
  * the first shortfall (in sku order) when a sku has too little stock.  The
- * rows are taken in sku order: those the load locked, then the rest (rows
- * after a striped sku, a striped sku's stripes).  With `late` the cart was
+ * rows are row-locked in sku order: those the load row-locked, then the
+ * rest (rows after a striped sku, a striped sku's stripes).  With `late` the cart was
  * only read and has no striped sku: the reservation is decided and returned
- * there, for stock_lock_late to check and stock_write_reservation to write;
+ * there, for stock_rowlock_late to check and stock_write_reservation to write;
  * a striped sku makes it false, to be decided again the other way.
  */
 bool
@@ -318,7 +319,7 @@ stock_reserve(const LockRow *lock, CartStock *cart, StockShortfall *shortfall,
 		}
 		else
 		{
-			if (!late && !row->locked && store_ledger_row_lock(res.skus[i], row))
+			if (!late && !row->rowlocked && store_ledger_rowlock(res.skus[i], row))
 				refresh_cart_lines(cart, row);
 			available = row->found ? row->on_hand - row->reserved : 0;
 			if (available >= res.wanted[i])
@@ -376,14 +377,14 @@ stock_reserve(const LockRow *lock, CartStock *cart, StockShortfall *shortfall,
 }
 
 /*
- * Locks, in sku order, the rows of a reservation stock_reserve decided from
- * rows it only read, and checks that each still has the stock and the price
- * it was decided on: then stock_write_reservation may write it.  False when
- * one changed: nothing is written, and the caller decides again with the
- * rows locked.
+ * Row-locks, in sku order, the rows of a reservation stock_reserve decided
+ * from rows it only read, and checks that each still has the stock and the
+ * price it was decided on: then stock_write_reservation may write it.
+ * False when one changed: nothing is written, and the caller decides again
+ * with the rows row-locked from the start.
  */
 bool
-stock_lock_late(StockReservation *res)
+stock_rowlock_late(StockReservation *res)
 {
 	LedgerRow  *rows = palloc(sizeof(LedgerRow) * Max(res->n, 1));
 	int			i;
@@ -392,7 +393,7 @@ stock_lock_late(StockReservation *res)
 	for (i = 0; i < res->n; i++)
 	{
 		/* a sku striped meanwhile is decided again too */
-		if (!rows[i].found || !rows[i].locked ||
+		if (!rows[i].found || !rows[i].rowlocked ||
 			rows[i].on_hand - rows[i].reserved < res->wanted[i] ||
 			rows[i].unit_price != res->unit_prices[i])
 			return false;
@@ -461,15 +462,16 @@ move_held_stock(LockRow *const *locks, int n_locks, bool sell)
 }
 
 /*
- * Locks, in sku order, the inventory rows of everything the locks hold.  A
- * caller that will sell the stock of some and release that of others in one
- * transaction calls this first, so that it takes the rows in the one order
- * every checkout takes them in, not in sku order twice over.
+ * Row-locks, in sku order, the inventory rows of everything the locks
+ * hold.  A caller that will sell the stock of some and release that of
+ * others in one transaction calls this first, so that it row-locks the rows
+ * in the one order every checkout takes them in, not in sku order twice
+ * over.
  */
 void
-stock_lock_held(LockRow *const *locks, int n)
+stock_rowlock_held(LockRow *const *locks, int n)
 {
-	store_held_stock_lock(lock_ids_of(locks, n), n);
+	store_held_stock_rowlock(lock_ids_of(locks, n), n);
 }
 
 void

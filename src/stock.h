@@ -10,8 +10,8 @@
 
 /*
  * A lock's cart lines joined to the inventory, with the inventory rows
- * locked (in sku order) for the rest of the transaction, or only read for a
- * late reservation.  Lines whose sku is
+ * row-locked (in sku order) for the rest of the transaction, or only read
+ * for a late reservation.  Lines whose sku is
  * missing from the inventory are not in the arrays (n_found < n_lines).
  */
 typedef struct CartStock
@@ -25,7 +25,7 @@ typedef struct CartStock
 	int64	   *cart_prices;
 	int64	   *available;		/* on_hand - reserved of the line's sku */
 	int64	   *unit_prices;	/* the sku's current price */
-	LedgerRow **ledger;			/* the sku's inventory row, as locked (or as read) */
+	LedgerRow **ledger;			/* the sku's inventory row, as row-locked (or as read) */
 } CartStock;
 
 typedef struct StockShortfall
@@ -35,22 +35,25 @@ typedef struct StockShortfall
 	int64		available;
 } StockShortfall;
 
-/* A reservation decided from rows read, not locked: stock_lock_late checks it on the locked rows. */
+/*
+ * A reservation decided from rows read, not row-locked: stock_rowlock_late
+ * row-locks them and checks it again there.
+ */
 typedef struct StockReservation
 {
 	int			n;				/* skus, in sku order */
 	char	  **skus;
 	int64	   *wanted;
 	int64	   *unit_prices;	/* as read: a changed price means decide again */
-	LedgerRow **ledger;			/* the skus' inventory rows, locked when written */
+	LedgerRow **ledger;			/* the skus' inventory rows, row-locked when written */
 } StockReservation;
 
-extern void stock_load_cart(int64 lock_id, CartStock *out, bool lock_rows);
+extern void stock_load_cart(int64 lock_id, CartStock *out, bool rowlock);
 extern bool stock_reserve(const LockRow *lock, CartStock *cart, StockShortfall *shortfall,
 						  StockReservation *late);
-extern bool stock_lock_late(StockReservation *res);
+extern bool stock_rowlock_late(StockReservation *res);
 extern void stock_write_reservation(int64 lock_id, const StockReservation *res);
-extern void stock_lock_held(LockRow *const *locks, int n);
+extern void stock_rowlock_held(LockRow *const *locks, int n);
 extern void stock_release(LockRow *const *locks, int n);
 extern void stock_commit(LockRow *const *locks, int n);
 

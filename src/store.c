@@ -1,6 +1,6 @@
 /*
  * store.c — the one owner of the extension's tables: every key read, row
- * lock and row write of checkout.locks, lock_lines, inventory,
+ * lock, table lock and row write of checkout.locks, lock_lines, inventory,
  * reservations, price_snapshots, orders, compensations and payment_metadata
  * goes through a call here, named in the domain.  (checkout.events belongs
  * to events.c, which only ever inserts and prunes it with SQL.)
@@ -42,20 +42,20 @@
 
 PG_FUNCTION_INFO_V1(checkout_table_access);
 
-/* A row version a call read or locked, to write over later. */
+/* A row version a call read or row-locked, to write over later. */
 typedef struct RowVersion
 {
 	ItemPointerData tid;
-	bool		locked;			/* by this transaction: the row's latest */
+	bool		rowlocked;		/* by this transaction: the row's latest */
 } RowVersion;
 
 static RowVersion *
-version_of(TupleTableSlot *slot, bool locked)
+version_of(TupleTableSlot *slot, bool rowlocked)
 {
 	RowVersion *v = palloc(sizeof(RowVersion));
 
 	v->tid = *slot_tid(slot);
-	v->locked = locked;
+	v->rowlocked = rowlocked;
 	return v;
 }
 
@@ -160,7 +160,7 @@ fetch_one(Statement *st, Datum *values, const char *nulls, bool read_only, LockR
 /*
  * The lock, row-locked (FOR UPDATE) for the rest of the transaction, if it
  * exists and (session_id not NULL) belongs to that session: another
- * session's lock is not locked, and so never waited on.
+ * session's lock is not row-locked, and so never waited on.
  */
 bool
 store_lock_fetch(int64 lock_id, const char *session_id, LockRow *row)
@@ -181,10 +181,10 @@ store_lock_fetch(int64 lock_id, const char *session_id, LockRow *row)
 			lock_row_from_slot(&ks, ks.found, row);
 			/* session_id never changes: the version found tells whose lock it is */
 			if ((session_id == NULL || strcmp(row->session_id, session_id) == 0) &&
-				key_lock(&ks, LockTupleExclusive))
+				key_rowlock(&ks, LockTupleExclusive))
 			{
-				lock_row_from_slot(&ks, ks.locked, row);
-				row->version = version_of(ks.locked, true);
+				lock_row_from_slot(&ks, ks.rowlocked, row);
+				row->version = version_of(ks.rowlocked, true);
 				found = true;
 			}
 		}
@@ -340,15 +340,17 @@ interval_from_seconds(double secs)
 }
 
 /*
- * A start's claim, before it looks at the cart or the idempotency key:
- * transaction-level advisory locks on the cart (exclusive locks only) and on
- * the session's key, taken in that order and held until commit.  Two starts
- * of one cart, or with one key, so come one after the other: the second
- * sees the first's lock once it commits, as ON CONFLICT would have shown it,
- * and no insert of either can meet the other's in a unique index.  (Field 4
- * of the advisory tags, 3 and 4, keeps them apart from pg_advisory_lock's.)
- * Under REPEATABLE READ or SERIALIZABLE the second cannot see the first's
- * lock: having waited, it fails as a serialization failure, to be retried.
+ * Takes a start's claims, before it looks at the cart or the idempotency
+ * key: one on the cart (when cart_id is given, i.e. the lock will be
+ * exclusive) and one on the session's key, in that order, each a
+ * transaction-level advisory lock held until commit.  Two starts of one
+ * cart, or with one key, so come one after the other: the second sees the
+ * first's lock once it commits, as ON CONFLICT would have shown it, and no
+ * insert of either can meet the other's in a unique index.  (Field 4 of
+ * the advisory tags, 3 and 4, keeps the claims apart from the tags of
+ * pg_advisory_lock.)  Under REPEATABLE READ or SERIALIZABLE the second
+ * cannot see the first's lock: having waited for the claim, it fails as a
+ * serialization failure, to be retried.
  */
 void
 store_claim_start(const char *cart_id, const char *session_id, const char *idempotency_key)
@@ -537,7 +539,7 @@ enum_value(RowWrite *w, int column, const char *label)
 
 /*
  * Writes back what this call changed: over the version the call holds
- * locked when it has one, else one UPDATE; either way the row's latest
+ * row-locked when it has one, else one UPDATE; either way the row's latest
  * version is what the call holds afterwards (or none, after a statement).
  */
 void
@@ -586,7 +588,7 @@ store_lock_save(LockRow *row)
 	SET_TEXT(12, row->error_code);
 	SET_TEXT(13, row->error_message);
 
-	if (row->version != NULL && row->version->locked &&
+	if (row->version != NULL && row->version->rowlocked &&
 		row_write_begin(&w, DT_LOCKS, ACL_UPDATE))
 	{
 		values[1] = enum_value(&w, LK_STATE, lock_state_name(row->state));
@@ -716,16 +718,18 @@ store_first_unknown_line(int64 lock_id, char **line_id, char **sku)
 }
 
 /*
- * Stock takes its rows in one order everywhere: by sku, and within a sku
- * by stripe (its inventory row, where an unstriped sku's units are, counts
- * as stripe 0).  Changing how a sku is striped (checkout_stripe) takes a
- * SHARE ROW EXCLUSIVE lock on checkout.inventory_stripes, so every call that
- * moves stock first takes ROW EXCLUSIVE on it, before its snapshot: the
- * call sees a sku's striping as it is, and it cannot change under the call.
- * A schema not yet updated to 0.3.0 has no stripes.
+ * Takes the stock table lock, which every call that moves stock holds
+ * before it takes its snapshot: ROW EXCLUSIVE on checkout.inventory_stripes.
+ * Changing how a sku is striped (checkout_stripe) takes the striping table
+ * lock, SHARE ROW EXCLUSIVE on the same table (store_striping_table_lock),
+ * so the call sees a sku's striping as it is, and it cannot change under
+ * the call.  Stock rows are then row-locked in one order everywhere: by
+ * sku, and within a sku by stripe (its inventory row, where an unstriped
+ * sku's units are, counts as stripe 0).  A schema not yet updated to 0.3.0
+ * has no stripes, and nothing to take.
  */
 void
-store_stock_begin(void)
+store_stock_table_lock(void)
 {
 	if (direct_table_exists(DT_STRIPES))
 		LockRelationOid(direct_table_known_relid(DT_STRIPES), RowExclusiveLock);
@@ -734,7 +738,9 @@ store_stock_begin(void)
 /*
  * Whether any sku is striped (a backend's answer, until checkout_stripe
  * changes a sku's striping: it invalidates checkout.inventory_stripes'
- * relcache entry).  Looked at under store_stock_begin's lock.
+ * relcache entry).  Only under the stock table lock (store_stock_table_lock)
+ * is the answer sure to hold until the transaction ends: store_ledger_rows
+ * asks again under it, whatever a caller decided before.
  */
 bool
 store_striping_in_use(void)
@@ -752,27 +758,27 @@ store_striping_in_use(void)
 }
 
 static void
-ledger_row_from_slot(KeyScan *ks, TupleTableSlot *slot, LedgerRow *row, bool locked)
+ledger_row_from_slot(KeyScan *ks, TupleTableSlot *slot, LedgerRow *row, bool rowlocked)
 {
 	bool		isnull;
 
 	row->found = true;
-	row->locked = locked;
+	row->rowlocked = rowlocked;
 	row->on_hand = DatumGetInt64(slot_column(ks, slot, INV_ON_HAND, &isnull));
 	row->reserved = DatumGetInt64(slot_column(ks, slot, INV_RESERVED, &isnull));
 	row->unit_price = DatumGetInt64(slot_column(ks, slot, INV_UNIT_PRICE, &isnull));
-	row->version = version_of(slot, locked);
+	row->version = version_of(slot, rowlocked);
 }
 
 static void
-stripe_row_from_slot(KeyScan *ks, TupleTableSlot *slot, StripeRow *row, bool locked)
+stripe_row_from_slot(KeyScan *ks, TupleTableSlot *slot, StripeRow *row, bool rowlocked)
 {
 	bool		isnull;
 
 	row->stripe = DatumGetInt32(slot_column(ks, slot, ST_STRIPE, &isnull));
 	row->on_hand = DatumGetInt64(slot_column(ks, slot, ST_ON_HAND, &isnull));
 	row->reserved = DatumGetInt64(slot_column(ks, slot, ST_RESERVED, &isnull));
-	row->version = version_of(slot, locked);
+	row->version = version_of(slot, rowlocked);
 }
 
 /* The sku's stripes as the statement's snapshot sees them, in stripe order (none: unstriped). */
@@ -825,9 +831,9 @@ read_stripes(const char *sku, StripeRow **rows)
 	return n;
 }
 
-/* An unstriped sku's inventory row, locked (FOR NO KEY UPDATE) or read, by a statement. */
+/* An unstriped sku's inventory row, row-locked (FOR NO KEY UPDATE) or read, by a statement. */
 static void
-ledger_row_by_statement(const char *sku, bool lock_row, LedgerRow *row)
+ledger_row_by_statement(const char *sku, bool rowlock, LedgerRow *row)
 {
 	static Statement read[2] = {
 		{.sql = "SELECT on_hand, reserved, unit_price FROM checkout.inventory WHERE sku = $1",
@@ -838,15 +844,15 @@ ledger_row_by_statement(const char *sku, bool lock_row, LedgerRow *row)
 			.nargs = 1, .argtypes = {TEXTOID}, .generic = true,
 		.columns = {"on_hand", "reserved", "unit_price"}},
 	};
-	Statement  *st = &read[lock_row];
+	Statement  *st = &read[rowlock];
 	Datum		values[1] = {CStringGetTextDatum(sku)};
 
 	row->version = NULL;
-	row->locked = false;
+	row->rowlocked = false;
 	row->found = stmt_exec(st, values, NULL, false) > 0;
 	if (!row->found)
 		return;
-	row->locked = lock_row;
+	row->rowlocked = rowlock;
 	row->on_hand = stmt_int8(st, SPI_tuptable, 0, 0);
 	row->reserved = stmt_int8(st, SPI_tuptable, 0, 1);
 	row->unit_price = stmt_int8(st, SPI_tuptable, 0, 2);
@@ -854,21 +860,22 @@ ledger_row_by_statement(const char *sku, bool lock_row, LedgerRow *row)
 
 /*
  * The inventory rows of n skus (in sku order, each once), and the stripes
- * of a striped sku as read.  With lock_rows, the rows of unstriped skus are
- * locked (FOR NO KEY UPDATE) as they come, up to the first striped sku: the
- * rows after it are only read, for the caller to lock in sku order once it
- * has taken that sku's stripes (store_ledger_row_lock, store_stripe_lock).
- * A striped sku's inventory row is never locked: its buyers take stripes.
+ * of a striped sku as read.  With rowlock, the rows of unstriped skus are
+ * row-locked (FOR NO KEY UPDATE) as they come, up to the first striped sku:
+ * the rows after it are only read, for the caller to row-lock in sku order
+ * once it has taken that sku's stripes (store_ledger_rowlock,
+ * store_stripes_rowlock).  A striped sku's inventory row is never
+ * row-locked here: its buyers take stripes.
  * NO KEY keeps the foreign-key checks of checkout.reservations from blocking.
  */
 void
-store_ledger_rows(char *const *skus, int n, bool lock_rows, LedgerRow *rows)
+store_ledger_rows(char *const *skus, int n, bool rowlock, LedgerRow *rows)
 {
 	bool		striping;
 	KeyScan		ks;
 	int			i;
 
-	store_stock_begin();
+	store_stock_table_lock();
 	striping = store_striping_in_use();
 	for (i = 0; i < n; i++)
 	{
@@ -877,14 +884,14 @@ store_ledger_rows(char *const *skus, int n, bool lock_rows, LedgerRow *rows)
 		if (striping)
 			rows[i].n_stripes = read_stripes(skus[i], &rows[i].stripes);
 	}
-	if (!key_open(&ks, DT_INVENTORY, lock_rows ? ACL_SELECT | ACL_UPDATE : ACL_SELECT, true))
+	if (!key_open(&ks, DT_INVENTORY, rowlock ? ACL_SELECT | ACL_UPDATE : ACL_SELECT, true))
 	{
 		for (i = 0; i < n; i++)
 		{
 			CHECK_FOR_INTERRUPTS();
 			if (rows[i].n_stripes > 0)
-				lock_rows = false;
-			ledger_row_by_statement(skus[i], lock_rows, &rows[i]);
+				rowlock = false;
+			ledger_row_by_statement(skus[i], rowlock, &rows[i]);
 		}
 	}
 	else
@@ -894,19 +901,19 @@ store_ledger_rows(char *const *skus, int n, bool lock_rows, LedgerRow *rows)
 			bool		isnull;
 
 			CHECK_FOR_INTERRUPTS();
-			rows[i].found = rows[i].locked = false;
+			rows[i].found = rows[i].rowlocked = false;
 			rows[i].version = NULL;
 			if (rows[i].n_stripes > 0)
-				lock_rows = false;
+				rowlock = false;
 			if (!key_find(&ks, CStringGetTextDatum(skus[i])))
 				continue;
-			if (!lock_rows)
+			if (!rowlock)
 				ledger_row_from_slot(&ks, ks.found, &rows[i], false);
-			/* the version locked may be newer than the one found: still this sku? */
-			else if (key_lock(&ks, LockTupleNoKeyExclusive) &&
-					 strcmp(TextDatumGetCString(slot_column(&ks, ks.locked, INV_SKU, &isnull)),
+			/* the version row-locked may be newer than the one found: still this sku? */
+			else if (key_rowlock(&ks, LockTupleNoKeyExclusive) &&
+					 strcmp(TextDatumGetCString(slot_column(&ks, ks.rowlocked, INV_SKU, &isnull)),
 							skus[i]) == 0)
-				ledger_row_from_slot(&ks, ks.locked, &rows[i], true);
+				ledger_row_from_slot(&ks, ks.rowlocked, &rows[i], true);
 		}
 		key_close(&ks);
 	}
@@ -926,9 +933,9 @@ store_ledger_rows(char *const *skus, int n, bool lock_rows, LedgerRow *rows)
 	}
 }
 
-/* Locks one unstriped sku's inventory row (a row store_ledger_rows only read); false when gone. */
+/* Row-locks one unstriped sku's inventory row (a row store_ledger_rows only read); false when gone. */
 bool
-store_ledger_row_lock(const char *sku, LedgerRow *row)
+store_ledger_rowlock(const char *sku, LedgerRow *row)
 {
 	int			n_stripes = row->n_stripes;
 	StripeRow  *stripes = row->stripes;
@@ -942,11 +949,11 @@ store_ledger_row_lock(const char *sku, LedgerRow *row)
 	{
 		bool		isnull;
 
-		row->found = row->locked = false;
+		row->found = row->rowlocked = false;
 		if (key_find(&ks, CStringGetTextDatum(skus[0])) &&
-			key_lock(&ks, LockTupleNoKeyExclusive) &&
-			strcmp(TextDatumGetCString(slot_column(&ks, ks.locked, INV_SKU, &isnull)), sku) == 0)
-			ledger_row_from_slot(&ks, ks.locked, row, true);
+			key_rowlock(&ks, LockTupleNoKeyExclusive) &&
+			strcmp(TextDatumGetCString(slot_column(&ks, ks.rowlocked, INV_SKU, &isnull)), sku) == 0)
+			ledger_row_from_slot(&ks, ks.rowlocked, row, true);
 		key_close(&ks);
 	}
 	row->n_stripes = n_stripes;
@@ -955,14 +962,15 @@ store_ledger_row_lock(const char *sku, LedgerRow *row)
 }
 
 /*
- * Locks stripes of a sku (numbers in ascending order), waiting for their
- * holders; rows[i] gets stripe numbers[i] as locked.  False when one does
- * not exist (it cannot vanish under store_stock_begin's lock).
+ * Row-locks stripes of a sku (numbers in ascending order), waiting for
+ * their holders; rows[i] gets stripe numbers[i] as row-locked.  False when
+ * one does not exist (none can vanish while the caller holds the stock
+ * table lock, store_stock_table_lock).
  */
 bool
-store_stripes_lock(const char *sku, const int32 *numbers, int n, StripeRow *rows)
+store_stripes_rowlock(const char *sku, const int32 *numbers, int n, StripeRow *rows)
 {
-	static Statement lock = {
+	static Statement rowlock = {
 		.sql = "SELECT on_hand, reserved FROM checkout.inventory_stripes "
 		"WHERE sku = $1 AND stripe = $2 FOR NO KEY UPDATE",
 		.nargs = 2, .argtypes = {TEXTOID, INT4OID}, .generic = true,
@@ -979,9 +987,9 @@ store_stripes_lock(const char *sku, const int32 *numbers, int n, StripeRow *rows
 			Datum		key[2] = {CStringGetTextDatum(sku), Int32GetDatum(numbers[i])};
 
 			CHECK_FOR_INTERRUPTS();
-			all = key_find_prefix(&ks, key, 2) && key_lock(&ks, LockTupleNoKeyExclusive);
+			all = key_find_prefix(&ks, key, 2) && key_rowlock(&ks, LockTupleNoKeyExclusive);
 			if (all)
-				stripe_row_from_slot(&ks, ks.locked, &rows[i], true);
+				stripe_row_from_slot(&ks, ks.rowlocked, &rows[i], true);
 		}
 		key_close(&ks);
 		return all;
@@ -991,12 +999,12 @@ store_stripes_lock(const char *sku, const int32 *numbers, int n, StripeRow *rows
 		Datum		values[2] = {CStringGetTextDatum(sku), Int32GetDatum(numbers[i])};
 
 		CHECK_FOR_INTERRUPTS();
-		all = stmt_exec(&lock, values, NULL, false) > 0;
+		all = stmt_exec(&rowlock, values, NULL, false) > 0;
 		if (all)
 		{
 			rows[i].stripe = numbers[i];
-			rows[i].on_hand = stmt_int8(&lock, SPI_tuptable, 0, 0);
-			rows[i].reserved = stmt_int8(&lock, SPI_tuptable, 0, 1);
+			rows[i].on_hand = stmt_int8(&rowlock, SPI_tuptable, 0, 0);
+			rows[i].reserved = stmt_int8(&rowlock, SPI_tuptable, 0, 1);
 			rows[i].version = NULL;
 		}
 	}
@@ -1004,7 +1012,7 @@ store_stripes_lock(const char *sku, const int32 *numbers, int n, StripeRow *rows
 }
 
 /*
- * A ledger update reached no row: the row this transaction locked is not
+ * A ledger update reached no row: the row this transaction row-locked is not
  * where it was.  That cannot happen while the row lock holds; should it,
  * the transaction must not commit a reservation without its ledger change.
  */
@@ -1073,7 +1081,7 @@ stock_writes_direct(StockWrites *sw, const ReservedPart *parts, int n, AclMode h
 
 /*
  * Reserves quantity of each part's stripe of its sku (0: the inventory
- * row), whose row the caller holds locked: the reservations' rows inserted
+ * row), whose row the caller holds row-locked: the reservations' rows inserted
  * and each row's `reserved` raised.  Each part's version is the row's
  * latest afterwards (NULL after a statement).
  */
@@ -1229,10 +1237,11 @@ sum_held_per_row(const HeldPart *held, int n, bool stripes_only, char **skus, in
 
 /*
  * One lock's held stock moved by the direct path: its reservations read in
- * (sku, stripe) order (the primary key's), every stock row locked in that
- * order, then each reservation deleted and its row updated.  False, with
- * nothing written, when the direct path may not serve.  The reservations
- * are read under the lock's row lock, which every writer of them holds.
+ * (sku, stripe) order (the primary key's), every stock row row-locked in
+ * that order, then each reservation deleted and its row updated.  False,
+ * with nothing written, when the direct path may not serve.  The caller
+ * holds the lock's row row-locked, as every writer of its reservations
+ * does, so they cannot change while they are read.
  */
 static bool
 move_one_lock(int64 lock_id, bool sell, HeldPart **out, int *n_out)
@@ -1269,7 +1278,7 @@ move_one_lock(int64 lock_id, bool sell, HeldPart **out, int *n_out)
 	}
 	key_close(&ks);
 
-	/* lock every row first, in (sku, stripe) order, then move */
+	/* row-lock every row first, in (sku, stripe) order, then move */
 	parts = palloc(sizeof(ReservedPart) * Max(n, 1));
 	for (i = 0; i < n; i++)
 	{
@@ -1282,7 +1291,7 @@ move_one_lock(int64 lock_id, bool sell, HeldPart **out, int *n_out)
 			LedgerRow	row = {0};
 
 			/* a reservation's sku is in the inventory (foreign key) */
-			if (!store_ledger_row_lock(held[i].sku, &row))
+			if (!store_ledger_rowlock(held[i].sku, &row))
 				ledger_row_moved(held[i].sku);
 			parts[i].version = row.version;
 		}
@@ -1290,13 +1299,13 @@ move_one_lock(int64 lock_id, bool sell, HeldPart **out, int *n_out)
 		{
 			StripeRow	row;
 
-			if (!store_stripes_lock(held[i].sku, &held[i].stripe, 1, &row))
+			if (!store_stripes_rowlock(held[i].sku, &held[i].stripe, 1, &row))
 				ledger_row_moved(held[i].sku);
 			parts[i].version = row.version;
 		}
 	}
 	if (!stock_writes_direct(&sw, parts, n, ACL_DELETE))
-		return false;			/* the rows stay locked; statements move them */
+		return false;			/* the rows stay row-locked; statements move them */
 	for (i = 0; i < n; i++)
 	{
 		int64		deltas[2] = {-held[i].quantity, -held[i].quantity};
@@ -1315,11 +1324,11 @@ move_one_lock(int64 lock_id, bool sell, HeldPart **out, int *n_out)
 }
 
 /*
- * Locks, in (sku, stripe) order, the stock rows of everything the locks
+ * Row-locks, in (sku, stripe) order, the stock rows of everything the locks
  * hold: a set of locks and a checkout sharing skus never deadlock.
  */
 void
-store_held_stock_lock(const int64 *lock_ids, int n)
+store_held_stock_rowlock(const int64 *lock_ids, int n)
 {
 	static Statement held_rows = {
 		.sql = "SELECT DISTINCT r.sku, r.stripe FROM checkout.reservations r "
@@ -1327,7 +1336,7 @@ store_held_stock_lock(const int64 *lock_ids, int n)
 		.nargs = 1, .argtypes = {INT8ARRAYOID}, .columns = {"sku", "stripe"},
 	};
 	/* a schema not yet updated: every reservation is of an inventory row */
-	static Statement lock_ledger = {
+	static Statement rowlock_ledger = {
 		.sql = "SELECT i.sku FROM checkout.inventory i "
 		"WHERE i.sku IN (SELECT r.sku FROM checkout.reservations r WHERE r.lock_id = ANY ($1)) "
 		"ORDER BY i.sku FOR NO KEY UPDATE",
@@ -1338,10 +1347,10 @@ store_held_stock_lock(const int64 *lock_ids, int n)
 	int			rows;
 	int			i;
 
-	store_stock_begin();
+	store_stock_table_lock();
 	if (!direct_table_exists(DT_STRIPES))
 	{
-		stmt_exec(&lock_ledger, values, NULL, false);
+		stmt_exec(&rowlock_ledger, values, NULL, false);
 		return;
 	}
 	rows = stmt_exec(&held_rows, values, NULL, false);
@@ -1356,14 +1365,14 @@ store_held_stock_lock(const int64 *lock_ids, int n)
 		{
 			LedgerRow	row = {0};
 
-			if (!store_ledger_row_lock(sku, &row))
+			if (!store_ledger_rowlock(sku, &row))
 				ledger_row_moved(sku);
 		}
 		else
 		{
 			StripeRow	row;
 
-			if (!store_stripes_lock(sku, &stripe, 1, &row))
+			if (!store_stripes_rowlock(sku, &stripe, 1, &row))
 				ledger_row_moved(sku);
 		}
 	}
@@ -1395,7 +1404,7 @@ moved_add(MovedStock *m, int64 lock_id, char *sku, int64 quantity)
 
 /*
  * Releases (sell = false) or sells (sell = true) everything the locks hold,
- * taking the stock rows in (sku, stripe) order first, so that a set of locks
+ * row-locking the stock rows in (sku, stripe) order first, so that a set of locks
  * and a checkout sharing skus never deadlock.  One update per stock row: a
  * sweep of thousands of locks on a hot sku touches its row once.  moved gets
  * what moved, per lock and sku, ordered by lock_id and sku.
@@ -1449,7 +1458,7 @@ store_held_stock_move(const int64 *lock_ids, int n, bool sell, MovedStock *moved
 	int			rows;
 	int			i;
 
-	store_stock_begin();
+	store_stock_table_lock();
 	if (n == 1 && move_one_lock(lock_ids[0], sell, &held, &n_held))
 	{
 		moved_alloc(moved, n_held);
@@ -1457,7 +1466,7 @@ store_held_stock_move(const int64 *lock_ids, int n, bool sell, MovedStock *moved
 			moved_add(moved, lock_ids[0], held[i].sku, held[i].quantity);
 		return;
 	}
-	store_held_stock_lock(lock_ids, n);
+	store_held_stock_rowlock(lock_ids, n);
 	values[0] = int8_array(lock_ids, n);
 	rows = stmt_exec(st, values, NULL, false);
 	tt = SPI_tuptable;
@@ -1512,12 +1521,13 @@ store_held_stock_move(const int64 *lock_ids, int n, bool sell, MovedStock *moved
 /* ---- striping (checkout_stripe, checkout_rebalance, restocks) ---- */
 
 /*
- * Takes the stock lock that changing a sku's striping needs: SHARE ROW
- * EXCLUSIVE on checkout.inventory_stripes waits for every call moving stock
- * and keeps new ones out until the transaction ends (store_stock_begin).
+ * Takes the striping table lock, which changing a sku's striping needs:
+ * SHARE ROW EXCLUSIVE on checkout.inventory_stripes waits for every call
+ * moving stock (each holds the stock table lock, store_stock_table_lock)
+ * and keeps new ones out until the transaction ends.
  */
 void
-store_striping_exclusive(void)
+store_striping_table_lock(void)
 {
 	if (!direct_table_exists(DT_STRIPES))
 		ereport(ERROR,
@@ -1535,21 +1545,21 @@ store_striping_changed(void)
 }
 
 /*
- * The sku's inventory row, locked FOR UPDATE NOWAIT (striping) or FOR NO
+ * Row-locks the sku's inventory row FOR UPDATE NOWAIT (striping) or FOR NO
  * KEY UPDATE (rebalance, waiting); false when the sku is not in the
- * inventory.  NOWAIT: a restock holding the row wants the stock lock that
- * striping holds.
+ * inventory.  NOWAIT: a restock holding the row wants the stock table lock,
+ * which waits for the striping table lock the caller holds.
  */
 bool
-store_sku_lock(const char *sku, bool for_striping, int64 *on_hand, int64 *reserved)
+store_sku_rowlock(const char *sku, bool for_striping, int64 *on_hand, int64 *reserved)
 {
-	static Statement lock[2] = {
+	static Statement rowlock[2] = {
 		{.sql = "SELECT on_hand, reserved FROM checkout.inventory WHERE sku = $1 FOR NO KEY UPDATE",
 			.nargs = 1, .argtypes = {TEXTOID}, .generic = true, .columns = {"on_hand", "reserved"}},
 		{.sql = "SELECT on_hand, reserved FROM checkout.inventory WHERE sku = $1 FOR UPDATE NOWAIT",
 			.nargs = 1, .argtypes = {TEXTOID}, .generic = true, .columns = {"on_hand", "reserved"}},
 	};
-	Statement  *st = &lock[for_striping];
+	Statement  *st = &rowlock[for_striping];
 	Datum		values[1] = {CStringGetTextDatum(sku)};
 
 	if (stmt_exec(st, values, NULL, false) == 0)
@@ -1559,27 +1569,27 @@ store_sku_lock(const char *sku, bool for_striping, int64 *on_hand, int64 *reserv
 	return true;
 }
 
-/* The sku's stripes locked in stripe order (none: unstriped). */
+/* The sku's stripes, row-locked in stripe order (none: unstriped). */
 int
-store_stripes_lock_all(const char *sku, StripeRow **rows)
+store_stripes_rowlock_all(const char *sku, StripeRow **rows)
 {
-	static Statement lock = {
+	static Statement rowlock = {
 		.sql = "SELECT stripe, on_hand, reserved FROM checkout.inventory_stripes "
 		"WHERE sku = $1 ORDER BY stripe FOR NO KEY UPDATE",
 		.nargs = 1, .argtypes = {TEXTOID}, .generic = true,
 		.columns = {"stripe", "on_hand", "reserved"},
 	};
 	Datum		values[1] = {CStringGetTextDatum(sku)};
-	int			n = stmt_exec(&lock, values, NULL, false);
+	int			n = stmt_exec(&rowlock, values, NULL, false);
 	SPITupleTable *tt = SPI_tuptable;
 	int			i;
 
 	*rows = palloc(sizeof(StripeRow) * Max(n, 1));
 	for (i = 0; i < n; i++)
 	{
-		(*rows)[i].stripe = stmt_int4(&lock, tt, i, 0);
-		(*rows)[i].on_hand = stmt_int8(&lock, tt, i, 1);
-		(*rows)[i].reserved = stmt_int8(&lock, tt, i, 2);
+		(*rows)[i].stripe = stmt_int4(&rowlock, tt, i, 0);
+		(*rows)[i].on_hand = stmt_int8(&rowlock, tt, i, 1);
+		(*rows)[i].reserved = stmt_int8(&rowlock, tt, i, 2);
 		(*rows)[i].version = NULL;
 	}
 	return n;
@@ -1667,11 +1677,11 @@ store_own_totals_write(void)
 }
 
 /*
- * Lays the sku's units out anew: n stripes holding on_hand[i] units with
- * reserved[i] of them reserved (n = 0: no stripes, the inventory row holds
- * them), and every reservation of the sku gathered per lock into the stripe
- * stripe_of_lock gives it (0 for none).  The caller holds the striping lock
- * and the sku's inventory row.
+ * Lays the sku's units out anew: its stripes replaced by n stripes holding
+ * on_hand[i] units with reserved[i] of them reserved (n = 0: no stripes,
+ * the inventory row holds them).  The caller has moved the sku's
+ * reservations to match (store_reservations_restripe) and holds the
+ * striping table lock and the sku's inventory row row-locked.
  */
 void
 store_stripes_replace(const char *sku, int n, const int64 *on_hand, const int64 *reserved)

@@ -2,7 +2,13 @@
  * store.h — every read, row lock and write of the extension's tables, as
  * calls named in the domain (store.c).  Whether a call goes through SQL or
  * straight to the rows (direct.c) is store.c's business: callers never know,
- * and get the same rows, errors and locks either way.
+ * and get the same rows, errors and row locks either way.
+ *
+ * Words, as everywhere in the code: a "lock" is a checkout lock (a row of
+ * checkout.locks, a LockRow); a call that "row-locks" takes PostgreSQL row
+ * locks (FOR UPDATE, FOR NO KEY UPDATE); the "stock table lock" and the
+ * "striping table lock" are PostgreSQL table locks on
+ * checkout.inventory_stripes; a start's "claim" is an advisory lock.
  *
  * Every call expects SPI to be connected (checkout_spi_connect), but
  * store_lock_read, which connects itself when it needs to.
@@ -52,21 +58,21 @@ typedef struct StripeRow
 	int32		stripe;
 	int64		on_hand;
 	int64		reserved;
-	struct RowVersion *version; /* the version read or locked (store.c's) */
+	struct RowVersion *version; /* the version read or row-locked (store.c's) */
 } StripeRow;
 
 /*
- * A sku's inventory row, as locked (its latest version) or as read; for a
+ * A sku's inventory row, as row-locked (its latest version) or as read; for a
  * striped sku, on_hand and reserved are its stripes' sums as read.
  */
 typedef struct LedgerRow
 {
 	bool		found;			/* the sku is in the inventory */
-	bool		locked;			/* this call holds the inventory row locked */
+	bool		rowlocked;		/* this call holds the inventory row row-locked */
 	int64		on_hand;
 	int64		reserved;
 	int64		unit_price;
-	struct RowVersion *version; /* the version locked or read (store.c's) */
+	struct RowVersion *version; /* the version row-locked or read (store.c's) */
 	int			n_stripes;		/* 0: unstriped, its units are its inventory row's */
 	StripeRow  *stripes;		/* as read, in stripe order */
 } LedgerRow;
@@ -77,23 +83,23 @@ typedef struct ReservedPart
 	char	   *sku;
 	int32		stripe;
 	int64		quantity;
-	struct RowVersion *version; /* of the row, as this call holds it locked */
+	struct RowVersion *version; /* of the row, as this call holds it row-locked */
 } ReservedPart;
 
 extern int	store_cart_lines(int64 lock_id, CartLine **lines);
 extern bool store_first_unknown_line(int64 lock_id, char **line_id, char **sku);
-extern void store_stock_begin(void);
+extern void store_stock_table_lock(void);
 extern bool store_striping_in_use(void);
-extern void store_ledger_rows(char *const *skus, int n, bool lock_rows, LedgerRow *rows);
-extern bool store_ledger_row_lock(const char *sku, LedgerRow *row);
-extern bool store_stripes_lock(const char *sku, const int32 *numbers, int n, StripeRow *rows);
+extern void store_ledger_rows(char *const *skus, int n, bool rowlock, LedgerRow *rows);
+extern bool store_ledger_rowlock(const char *sku, LedgerRow *row);
+extern bool store_stripes_rowlock(const char *sku, const int32 *numbers, int n, StripeRow *rows);
 extern void store_reservation_insert(int64 lock_id, ReservedPart *parts, int n);
 
 /* striping: checkout_stripe, checkout_rebalance, restocks (stripes.c) */
-extern void store_striping_exclusive(void);
+extern void store_striping_table_lock(void);
 extern void store_striping_changed(void);
-extern bool store_sku_lock(const char *sku, bool for_striping, int64 *on_hand, int64 *reserved);
-extern int	store_stripes_lock_all(const char *sku, StripeRow **rows);
+extern bool store_sku_rowlock(const char *sku, bool for_striping, int64 *on_hand, int64 *reserved);
+extern int	store_stripes_rowlock_all(const char *sku, StripeRow **rows);
 extern int	store_striped_skus(char ***skus);
 extern void store_stripes_set_on_hand(const char *sku, const StripeRow *rows, int n);
 extern void store_sku_set_totals(const char *sku, int64 on_hand, int64 reserved);
@@ -111,7 +117,7 @@ typedef struct MovedStock
 } MovedStock;
 
 extern void store_held_stock_move(const int64 *lock_ids, int n, bool sell, MovedStock *moved);
-extern void store_held_stock_lock(const int64 *lock_ids, int n);
+extern void store_held_stock_rowlock(const int64 *lock_ids, int n);
 
 /* ---- price snapshots, orders, payments ---- */
 

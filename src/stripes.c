@@ -8,8 +8,10 @@
  *
  * A striped sku's inventory row holds no units of its own: its on_hand and
  * reserved are the stripes' totals as of the last fold (checkout.stock
- * shows them as they are).  Lock order, as everywhere: a sku's inventory
- * row, then its stripes in stripe order.
+ * shows them as they are).  Row-lock order, as everywhere: a sku's
+ * inventory row, then its stripes in stripe order.  Every change of a sku's
+ * striping holds the striping table lock (store_striping_table_lock), so no
+ * call moving stock runs meanwhile.
  */
 #include "postgres.h"
 
@@ -66,12 +68,12 @@ checkout_stripe(PG_FUNCTION_ARGS)
 				 errmsg("stripes must be between 1 and %d", MAX_STRIPES)));
 
 	spi_state = checkout_spi_connect();
-	store_striping_exclusive();
-	if (!store_sku_lock(sku, true, &on_hand, &reserved))
+	store_striping_table_lock();
+	if (!store_sku_rowlock(sku, true, &on_hand, &reserved))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("sku %s is not in the inventory", quote_user_text(sku))));
-	n_old = store_stripes_lock_all(sku, &old);
+	n_old = store_stripes_rowlock_all(sku, &old);
 	if (n_old > 0)
 	{
 		on_hand = reserved = 0;
@@ -124,9 +126,9 @@ rebalance_sku(const char *sku)
 	int			k;
 	bool		spread_out = false;
 
-	if (!store_sku_lock(sku, false, &folded_on_hand, &folded_reserved))
+	if (!store_sku_rowlock(sku, false, &folded_on_hand, &folded_reserved))
 		return false;
-	n = store_stripes_lock_all(sku, &rows);
+	n = store_stripes_rowlock_all(sku, &rows);
 	if (n == 0)
 		return false;
 	for (k = 0; k < n; k++)
@@ -232,8 +234,8 @@ checkout_inventory_restock(PG_FUNCTION_ARGS)
 
 	sku = TextDatumGetCString(heap_getattr(new_row, a_sku, desc, &isnull));
 	spi_state = checkout_spi_connect();
-	store_stock_begin();
-	n = store_stripes_lock_all(sku, &rows);
+	store_stock_table_lock();
+	n = store_stripes_rowlock_all(sku, &rows);
 	if (n > 0)
 	{
 		for (k = 0; k < n; k++)
