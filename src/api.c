@@ -178,7 +178,10 @@ checkout_start(PG_FUNCTION_ARGS)
 			have = true;
 			break;
 		}
-		/* without prevent_concurrent nothing conflicts: re-entry is found first */
+		/*
+		 * without prevent_concurrent nothing conflicts: re-entry is found
+		 * first
+		 */
 		if ((attempt > 0 || !checkout_prevent_concurrent) && reenter_cart(cart_id, session_id, &row, &report))
 		{
 			have = true;
@@ -305,7 +308,8 @@ run_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase until)
 		events_discard();
 		if (row->phase >= PHASE_INVENTORY_RESERVATION && target >= PHASE_PRICE_LOCK)
 			store_snapshots_delete(row->lock_id);
-		before.version = row->version;	/* the version written meanwhile is the latest */
+		/* the version written meanwhile is the row's latest */
+		before.version = row->version;
 		*row = before;			/* its row is written again */
 	}
 	(void) advance_phases(row, payload, target, until, NULL);

@@ -20,7 +20,9 @@
 
 #define LINE_HINT "Each line is {\"line_id\": text, \"sku\": text, \"quantity\": integer >= 1, \"unit_price\": integer >= 0}."
 
-/* An integral JSON number that fits bigint; 2.0 counts, 2.5 and 1e30 do not. */
+/*
+ * An integral JSON number that fits bigint; 2.0 counts, 2.5 and 1e30 do not.
+ */
 static bool
 json_value_int64(const JsonbValue *v, int64 *out)
 {
@@ -41,7 +43,9 @@ json_value_int64(const JsonbValue *v, int64 *out)
 	return true;
 }
 
-/* A non-empty JSON string of at most CHECKOUT_MAX_IDENTIFIER bytes, or NULL. */
+/*
+ * A non-empty JSON string of at most CHECKOUT_MAX_IDENTIFIER bytes, or NULL.
+ */
 static char *
 json_identifier(const JsonbValue *v, const char *what)
 {

@@ -48,7 +48,7 @@ static const struct config_enum_entry log_destination_options[] = {
 	{"server_log", LOG_DEST_SERVER_LOG, false},
 	{"table", LOG_DEST_TABLE, false},
 	{"both", LOG_DEST_BOTH, false},
-	{NULL, 0, false}
+	{NULL, 0, false},
 };
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;

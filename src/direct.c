@@ -102,21 +102,21 @@ typedef struct TableShape
 	int			n_key;
 	AclMode		uses;			/* the privileges the direct path needs */
 	const char *trigger;		/* the extension's own trigger on it, or NULL */
-	/* a second index the direct path scans (its first column is by_column), or NULL */
+	/*
+	 * a second index the direct path scans (its first column is by_column), or
+	 * NULL
+	 */
 	const char *index;
 	const char *index_definition;	/* as pg_get_indexdef_string gives it */
 	int			by_column;
 } TableShape;
 
-#define TEXT_COLUMN(n, nn) {n, TEXTOID, NULL, nn}
-#define INT8_COLUMN(n, nn) {n, INT8OID, NULL, nn}
-#define TIME_COLUMN(n, nn) {n, TIMESTAMPTZOID, NULL, nn}
 
 static const ColumnShape inventory_columns[INV_NCOLUMNS] = {
-	[INV_SKU] = TEXT_COLUMN("sku", true),
-	[INV_ON_HAND] = INT8_COLUMN("on_hand", true),
-	[INV_RESERVED] = INT8_COLUMN("reserved", true),
-	[INV_UNIT_PRICE] = INT8_COLUMN("unit_price", true),
+	[INV_SKU] = {"sku", TEXTOID, NULL, true},
+	[INV_ON_HAND] = {"on_hand", INT8OID, NULL, true},
+	[INV_RESERVED] = {"reserved", INT8OID, NULL, true},
+	[INV_UNIT_PRICE] = {"unit_price", INT8OID, NULL, true},
 };
 static const ConstraintShape inventory_constraints[] = {
 	{"inventory_pkey", CONSTRAINT_PRIMARY, NULL},
@@ -126,26 +126,26 @@ static const ConstraintShape inventory_constraints[] = {
 };
 
 static const ColumnShape locks_columns[LK_NCOLUMNS] = {
-	[LK_LOCK_ID] = INT8_COLUMN("lock_id", true),
-	[LK_CART_ID] = TEXT_COLUMN("cart_id", true),
-	[LK_SESSION_ID] = TEXT_COLUMN("session_id", true),
+	[LK_LOCK_ID] = {"lock_id", INT8OID, NULL, true},
+	[LK_CART_ID] = {"cart_id", TEXTOID, NULL, true},
+	[LK_SESSION_ID] = {"session_id", TEXTOID, NULL, true},
 	[LK_STATE] = {"state", InvalidOid, "lock_state", true},
 	[LK_PHASE] = {"phase", InvalidOid, "phase", false},
 	[LK_EXCLUSIVE] = {"exclusive", BOOLOID, NULL, true},
-	[LK_IDEMPOTENCY_KEY] = TEXT_COLUMN("idempotency_key", false),
-	[LK_GATEWAY] = TEXT_COLUMN("gateway", false),
-	[LK_CREATED_AT] = TIME_COLUMN("created_at", true),
-	[LK_EXPIRES_AT] = TIME_COLUMN("expires_at", true),
-	[LK_FINISHED_AT] = TIME_COLUMN("finished_at", false),
-	[LK_TOTAL] = INT8_COLUMN("total", false),
-	[LK_ORDER_REF] = TEXT_COLUMN("order_ref", false),
-	[LK_AUTH_REFERENCE] = TEXT_COLUMN("auth_reference", false),
-	[LK_AUTH_AMOUNT] = INT8_COLUMN("auth_amount", false),
-	[LK_CAPTURE_REFERENCE] = TEXT_COLUMN("capture_reference", false),
-	[LK_CAPTURE_AMOUNT] = INT8_COLUMN("capture_amount", false),
+	[LK_IDEMPOTENCY_KEY] = {"idempotency_key", TEXTOID, NULL, false},
+	[LK_GATEWAY] = {"gateway", TEXTOID, NULL, false},
+	[LK_CREATED_AT] = {"created_at", TIMESTAMPTZOID, NULL, true},
+	[LK_EXPIRES_AT] = {"expires_at", TIMESTAMPTZOID, NULL, true},
+	[LK_FINISHED_AT] = {"finished_at", TIMESTAMPTZOID, NULL, false},
+	[LK_TOTAL] = {"total", INT8OID, NULL, false},
+	[LK_ORDER_REF] = {"order_ref", TEXTOID, NULL, false},
+	[LK_AUTH_REFERENCE] = {"auth_reference", TEXTOID, NULL, false},
+	[LK_AUTH_AMOUNT] = {"auth_amount", INT8OID, NULL, false},
+	[LK_CAPTURE_REFERENCE] = {"capture_reference", TEXTOID, NULL, false},
+	[LK_CAPTURE_AMOUNT] = {"capture_amount", INT8OID, NULL, false},
 	[LK_FAILED_PHASE] = {"failed_phase", InvalidOid, "phase", false},
-	[LK_ERROR_CODE] = TEXT_COLUMN("error_code", false),
-	[LK_ERROR_MESSAGE] = TEXT_COLUMN("error_message", false),
+	[LK_ERROR_CODE] = {"error_code", TEXTOID, NULL, false},
+	[LK_ERROR_MESSAGE] = {"error_message", TEXTOID, NULL, false},
 };
 static const ConstraintShape locks_constraints[] = {
 	{"locks_pkey", CONSTRAINT_PRIMARY, NULL},
@@ -155,12 +155,12 @@ static const ConstraintShape locks_constraints[] = {
 };
 
 static const ColumnShape lock_lines_columns[LL_NCOLUMNS] = {
-	[LL_LOCK_ID] = INT8_COLUMN("lock_id", true),
+	[LL_LOCK_ID] = {"lock_id", INT8OID, NULL, true},
 	[LL_LINE_NO] = {"line_no", INT4OID, NULL, true},
-	[LL_LINE_ID] = TEXT_COLUMN("line_id", true),
-	[LL_SKU] = TEXT_COLUMN("sku", true),
-	[LL_QUANTITY] = INT8_COLUMN("quantity", true),
-	[LL_CART_PRICE] = INT8_COLUMN("cart_price", true),
+	[LL_LINE_ID] = {"line_id", TEXTOID, NULL, true},
+	[LL_SKU] = {"sku", TEXTOID, NULL, true},
+	[LL_QUANTITY] = {"quantity", INT8OID, NULL, true},
+	[LL_CART_PRICE] = {"cart_price", INT8OID, NULL, true},
 };
 static const ConstraintShape lock_lines_constraints[] = {
 	{"lock_lines_pkey", CONSTRAINT_PRIMARY, NULL},
@@ -171,10 +171,10 @@ static const ConstraintShape lock_lines_constraints[] = {
 };
 
 static const ColumnShape reservations_columns[RS_NCOLUMNS] = {
-	[RS_LOCK_ID] = INT8_COLUMN("lock_id", true),
-	[RS_SKU] = TEXT_COLUMN("sku", true),
-	[RS_QUANTITY] = INT8_COLUMN("quantity", true),
-	[RS_RESERVED_AT] = TIME_COLUMN("reserved_at", true),
+	[RS_LOCK_ID] = {"lock_id", INT8OID, NULL, true},
+	[RS_SKU] = {"sku", TEXTOID, NULL, true},
+	[RS_QUANTITY] = {"quantity", INT8OID, NULL, true},
+	[RS_RESERVED_AT] = {"reserved_at", TIMESTAMPTZOID, NULL, true},
 	[RS_STRIPE] = {"stripe", INT4OID, NULL, true},
 };
 static const ConstraintShape reservations_constraints[] = {
@@ -186,10 +186,10 @@ static const ConstraintShape reservations_constraints[] = {
 };
 
 static const ColumnShape stripes_columns[ST_NCOLUMNS] = {
-	[ST_SKU] = TEXT_COLUMN("sku", true),
+	[ST_SKU] = {"sku", TEXTOID, NULL, true},
 	[ST_STRIPE] = {"stripe", INT4OID, NULL, true},
-	[ST_ON_HAND] = INT8_COLUMN("on_hand", true),
-	[ST_RESERVED] = INT8_COLUMN("reserved", true),
+	[ST_ON_HAND] = {"on_hand", INT8OID, NULL, true},
+	[ST_RESERVED] = {"reserved", INT8OID, NULL, true},
 };
 static const ConstraintShape stripes_constraints[] = {
 	{"inventory_stripes_pkey", CONSTRAINT_PRIMARY, NULL},
@@ -200,14 +200,14 @@ static const ConstraintShape stripes_constraints[] = {
 };
 
 static const ColumnShape price_snapshots_columns[PS_NCOLUMNS] = {
-	[PS_LOCK_ID] = INT8_COLUMN("lock_id", true),
-	[PS_LINE_ID] = TEXT_COLUMN("line_id", true),
-	[PS_SKU] = TEXT_COLUMN("sku", true),
-	[PS_QUANTITY] = INT8_COLUMN("quantity", true),
-	[PS_CART_PRICE] = INT8_COLUMN("cart_price", true),
-	[PS_LOCKED_PRICE] = INT8_COLUMN("locked_price", true),
+	[PS_LOCK_ID] = {"lock_id", INT8OID, NULL, true},
+	[PS_LINE_ID] = {"line_id", TEXTOID, NULL, true},
+	[PS_SKU] = {"sku", TEXTOID, NULL, true},
+	[PS_QUANTITY] = {"quantity", INT8OID, NULL, true},
+	[PS_CART_PRICE] = {"cart_price", INT8OID, NULL, true},
+	[PS_LOCKED_PRICE] = {"locked_price", INT8OID, NULL, true},
 	[PS_DRIFT_PERCENT] = {"drift_percent", NUMERICOID, NULL, false},
-	[PS_TAKEN_AT] = TIME_COLUMN("taken_at", true),
+	[PS_TAKEN_AT] = {"taken_at", TIMESTAMPTZOID, NULL, true},
 };
 static const ConstraintShape price_snapshots_constraints[] = {
 	{"price_snapshots_pkey", CONSTRAINT_PRIMARY, NULL},
@@ -215,14 +215,14 @@ static const ConstraintShape price_snapshots_constraints[] = {
 };
 
 static const ColumnShape orders_columns[OR_NCOLUMNS] = {
-	[OR_ORDER_REF] = TEXT_COLUMN("order_ref", true),
-	[OR_LOCK_ID] = INT8_COLUMN("lock_id", true),
-	[OR_CART_ID] = TEXT_COLUMN("cart_id", true),
-	[OR_TOTAL] = INT8_COLUMN("total", true),
-	[OR_SOURCE] = TEXT_COLUMN("source", true),
-	[OR_STATUS] = TEXT_COLUMN("status", true),
-	[OR_CREATED_AT] = TIME_COLUMN("created_at", true),
-	[OR_CANCELLED_AT] = TIME_COLUMN("cancelled_at", false),
+	[OR_ORDER_REF] = {"order_ref", TEXTOID, NULL, true},
+	[OR_LOCK_ID] = {"lock_id", INT8OID, NULL, true},
+	[OR_CART_ID] = {"cart_id", TEXTOID, NULL, true},
+	[OR_TOTAL] = {"total", INT8OID, NULL, true},
+	[OR_SOURCE] = {"source", TEXTOID, NULL, true},
+	[OR_STATUS] = {"status", TEXTOID, NULL, true},
+	[OR_CREATED_AT] = {"created_at", TIMESTAMPTZOID, NULL, true},
+	[OR_CANCELLED_AT] = {"cancelled_at", TIMESTAMPTZOID, NULL, false},
 };
 static const ConstraintShape orders_constraints[] = {
 	{"orders_pkey", CONSTRAINT_PRIMARY, NULL},
@@ -234,31 +234,84 @@ static const ConstraintShape orders_constraints[] = {
 };
 
 static const TableShape table_shapes[DT_COUNT] = {
-	[DT_INVENTORY] = {"inventory", inventory_columns, INV_NCOLUMNS,
-		inventory_constraints, lengthof(inventory_constraints),
-	{INV_SKU}, 1, ACL_SELECT | ACL_UPDATE, "inventory_restock"},
-	[DT_LOCKS] = {"locks", locks_columns, LK_NCOLUMNS,
-		locks_constraints, lengthof(locks_constraints),
-		{LK_LOCK_ID}, 1, ACL_SELECT | ACL_INSERT | ACL_UPDATE, NULL,
-		"locks_active_cart",
-		"CREATE UNIQUE INDEX locks_active_cart ON checkout.locks USING btree (cart_id, "
+	[DT_INVENTORY] = {
+		.name = "inventory",
+		.columns = inventory_columns,
+		.n_columns = INV_NCOLUMNS,
+		.constraints = inventory_constraints,
+		.n_constraints = lengthof(inventory_constraints),
+		.key = {INV_SKU},
+		.n_key = 1,
+		.uses = ACL_SELECT | ACL_UPDATE,
+		.trigger = "inventory_restock",
+	},
+	[DT_LOCKS] = {
+		.name = "locks",
+		.columns = locks_columns,
+		.n_columns = LK_NCOLUMNS,
+		.constraints = locks_constraints,
+		.n_constraints = lengthof(locks_constraints),
+		.key = {LK_LOCK_ID},
+		.n_key = 1,
+		.uses = ACL_SELECT | ACL_INSERT | ACL_UPDATE,
+		.index = "locks_active_cart",
+		.index_definition = 
+		"CREATE UNIQUE INDEX locks_active_cart ON checkout.locks "
+		"USING btree (cart_id, "
 		"(CASE WHEN exclusive THEN (0)::bigint ELSE lock_id END)) "
-	"WHERE (state = 'active'::checkout.lock_state)", LK_CART_ID},
-	[DT_LOCK_LINES] = {"lock_lines", lock_lines_columns, LL_NCOLUMNS,
-		lock_lines_constraints, lengthof(lock_lines_constraints),
-	{LL_LOCK_ID, LL_LINE_ID}, 2, ACL_SELECT | ACL_INSERT},
-	[DT_RESERVATIONS] = {"reservations", reservations_columns, RS_NCOLUMNS,
-		reservations_constraints, lengthof(reservations_constraints),
-	{RS_LOCK_ID, RS_SKU, RS_STRIPE}, 3, ACL_SELECT | ACL_INSERT | ACL_DELETE},
-	[DT_PRICE_SNAPSHOTS] = {"price_snapshots", price_snapshots_columns, PS_NCOLUMNS,
-		price_snapshots_constraints, lengthof(price_snapshots_constraints),
-	{PS_LOCK_ID, PS_LINE_ID}, 2, ACL_INSERT},
-	[DT_ORDERS] = {"orders", orders_columns, OR_NCOLUMNS,
-		orders_constraints, lengthof(orders_constraints),
-	{OR_ORDER_REF}, 1, ACL_SELECT | ACL_INSERT},
-	[DT_STRIPES] = {"inventory_stripes", stripes_columns, ST_NCOLUMNS,
-		stripes_constraints, lengthof(stripes_constraints),
-	{ST_SKU, ST_STRIPE}, 2, ACL_SELECT | ACL_UPDATE},
+		"WHERE (state = 'active'::checkout.lock_state)",
+		.by_column = LK_CART_ID,
+	},
+	[DT_LOCK_LINES] = {
+		.name = "lock_lines",
+		.columns = lock_lines_columns,
+		.n_columns = LL_NCOLUMNS,
+		.constraints = lock_lines_constraints,
+		.n_constraints = lengthof(lock_lines_constraints),
+		.key = {LL_LOCK_ID, LL_LINE_ID},
+		.n_key = 2,
+		.uses = ACL_SELECT | ACL_INSERT,
+	},
+	[DT_RESERVATIONS] = {
+		.name = "reservations",
+		.columns = reservations_columns,
+		.n_columns = RS_NCOLUMNS,
+		.constraints = reservations_constraints,
+		.n_constraints = lengthof(reservations_constraints),
+		.key = {RS_LOCK_ID, RS_SKU, RS_STRIPE},
+		.n_key = 3,
+		.uses = ACL_SELECT | ACL_INSERT | ACL_DELETE,
+	},
+	[DT_PRICE_SNAPSHOTS] = {
+		.name = "price_snapshots",
+		.columns = price_snapshots_columns,
+		.n_columns = PS_NCOLUMNS,
+		.constraints = price_snapshots_constraints,
+		.n_constraints = lengthof(price_snapshots_constraints),
+		.key = {PS_LOCK_ID, PS_LINE_ID},
+		.n_key = 2,
+		.uses = ACL_INSERT,
+	},
+	[DT_ORDERS] = {
+		.name = "orders",
+		.columns = orders_columns,
+		.n_columns = OR_NCOLUMNS,
+		.constraints = orders_constraints,
+		.n_constraints = lengthof(orders_constraints),
+		.key = {OR_ORDER_REF},
+		.n_key = 1,
+		.uses = ACL_SELECT | ACL_INSERT,
+	},
+	[DT_STRIPES] = {
+		.name = "inventory_stripes",
+		.columns = stripes_columns,
+		.n_columns = ST_NCOLUMNS,
+		.constraints = stripes_constraints,
+		.n_constraints = lengthof(stripes_constraints),
+		.key = {ST_SKU, ST_STRIPE},
+		.n_key = 2,
+		.uses = ACL_SELECT | ACL_UPDATE,
+	},
 };
 
 const char *
@@ -317,7 +370,10 @@ direct_stripes_in_use_set(bool in_use)
 	stripes_in_use = in_use ? 1 : 0;
 }
 
-/* The table's planned checks are no longer its: freed now, or when their last write ends. */
+/*
+ * The table's planned checks are no longer its: freed now, or when their last
+ * write ends.
+ */
 static void
 forget_checks(TableState *ts)
 {
@@ -432,7 +488,9 @@ column_type(const ColumnShape *col)
 						   CStringGetDatum(col->enum_type), ObjectIdGetDatum(nsp));
 }
 
-/* A CHECK constraint's expression as text, names resolved in pg_catalog only. */
+/*
+ * A CHECK constraint's expression as text, names resolved in pg_catalog only.
+ */
 static char *
 check_text(Relation rel, const char *ccbin)
 {
@@ -556,7 +614,10 @@ constraints_difference(const TableShape *def, Relation rel)
 	return differs;
 }
 
-/* The primary key the key reads use: the extension's columns, default btree operator classes. */
+/*
+ * The primary key the key reads use: the extension's columns, default btree
+ * operator classes.
+ */
 static char *
 primary_key_difference(const TableShape *def, Relation rel, const AttrNumber *attnums, Oid *pkey)
 {
@@ -601,7 +662,10 @@ is_users_trigger(const TableShape *def, const Trigger *trigger)
 		get_func_namespace(trigger->tgfoid) != get_namespace_oid("checkout", false);
 }
 
-/* The second index the direct path scans: there, on this table, defined as the extension made it. */
+/*
+ * The second index the direct path scans: there, on this table, defined as the
+ * extension made it.
+ */
 static char *
 index_difference(const TableShape *def, Relation rel, Oid *index)
 {
@@ -625,7 +689,10 @@ index_difference(const TableShape *def, Relation rel, Oid *index)
 	return NULL;
 }
 
-/* NULL when the table is exactly as the extension made it; otherwise what differs. */
+/*
+ * NULL when the table is exactly as the extension made it; otherwise what
+ * differs.
+ */
 static char *
 shape_difference(const TableShape *def, Relation rel, AttrNumber *attnums, Oid *pkey, Oid *index)
 {
@@ -657,7 +724,9 @@ shape_difference(const TableShape *def, Relation rel, AttrNumber *attnums, Oid *
 	return NULL;
 }
 
-/* Whether writing the table runs a user's code: a trigger of theirs, a rule. */
+/*
+ * Whether writing the table runs a user's code: a trigger of theirs, a rule.
+ */
 static bool
 relation_runs_user_code(const TableShape *def, Relation rel)
 {
@@ -681,7 +750,9 @@ table_relid(DirectTable table)
 	return relid;
 }
 
-/* The table's OID as the catalog says now; InvalidOid when it does not exist. */
+/*
+ * The table's OID as the catalog says now; InvalidOid when it does not exist.
+ */
 Oid
 direct_table_relid(DirectTable table)
 {
@@ -726,7 +797,10 @@ table_open_known(DirectTable table, LOCKMODE table_lockmode)
 		Oid			relid = OidIsValid(ts->relid) ? ts->relid : table_relid(table);
 
 		rel = try_table_open(relid, table_lockmode);
-		/* invalidations were taken in with the table lock: is relid still checkout.<table>? */
+		/*
+		 * invalidations were taken in with the table lock: is relid still
+		 * checkout.<table>?
+		 */
 		if (!OidIsValid(ts->relid) && rel != NULL)
 			ts->relid = table_relid(table);
 		if (rel != NULL && ts->relid != relid)
@@ -744,9 +818,10 @@ table_open_known(DirectTable table, LOCKMODE table_lockmode)
 		MemoryContext cxt = AllocSetContextCreate(CacheMemoryContext, "checkout table state",
 												  ALLOCSET_SMALL_SIZES);
 		MemoryContext old;
-		char	   *differs = shape_difference(&table_shapes[table], rel, ts->attnums, &ts->pkey,
-												   &ts->index);
+		char	   *differs;
 
+		differs = shape_difference(&table_shapes[table], rel, ts->attnums, &ts->pkey,
+								   &ts->index);
 		old = MemoryContextSwitchTo(cxt);
 		ts->differs = differs ? pstrdup(differs) : NULL;
 		MemoryContextSwitchTo(old);
@@ -782,7 +857,10 @@ refusal(DirectTable table, Relation rel, AclMode need)
 	return NULL;
 }
 
-/* The table opened for the direct path; NULL (nothing open) when it may not serve. */
+/*
+ * The table opened for the direct path; NULL (nothing open) when it may not
+ * serve.
+ */
 static Relation
 direct_open(DirectTable table, LOCKMODE table_lockmode, AclMode need)
 {
@@ -861,7 +939,10 @@ key_open(KeyScan *ks, DirectTable table, AclMode need, bool statement)
 	return key_open_index(ks, table, need, statement, true);
 }
 
-/* Rows of the table through the second index its shape names (key_scan: its first column). */
+/*
+ * Rows of the table through the second index its shape names (key_scan: its
+ * first column).
+ */
 bool
 key_open_by(KeyScan *ks, DirectTable table, AclMode need, bool statement)
 {
@@ -869,7 +950,10 @@ key_open_by(KeyScan *ks, DirectTable table, AclMode need, bool statement)
 	return key_open_index(ks, table, need, statement, false);
 }
 
-/* The table lock stays till the end of the transaction, as the executor's does. */
+/*
+ * The table lock stays till the end of the transaction, as the executor's
+ * does.
+ */
 void
 key_close(KeyScan *ks)
 {
@@ -898,7 +982,10 @@ key_scan_prefix(KeyScan *ks, const Datum *values, int n)
 	{
 		Oid			type = ks->key_types[k];
 
-		/* compared as the index orders the column: its operator class, its collation */
+		/*
+		 * compared as the index orders the column: its operator class, its
+		 * collation
+		 */
 		ScanKeyEntryInitialize(&ks->keys[k], 0, k + 1, BTEqualStrategyNumber, InvalidOid,
 							   ks->index->rd_indcollation[k],
 							   type == INT8OID ? F_INT8EQ : type == INT4OID ? F_INT4EQ : F_TEXTEQ,
@@ -931,7 +1018,9 @@ key_next(KeyScan *ks)
 	return true;
 }
 
-/* The row whose primary key (its first column) equals value, into ks->found. */
+/*
+ * The row whose primary key (its first column) equals value, into ks->found.
+ */
 bool
 key_find(KeyScan *ks, Datum value)
 {
@@ -939,7 +1028,10 @@ key_find(KeyScan *ks, Datum value)
 	return key_next(ks);
 }
 
-/* The first row whose primary key's first n columns equal values, into ks->found. */
+/*
+ * The first row whose primary key's first n columns equal values, into
+ * ks->found.
+ */
 bool
 key_find_prefix(KeyScan *ks, const Datum *values, int n)
 {
@@ -960,7 +1052,9 @@ key_rowlock(KeyScan *ks, LockTupleMode mode)
 	TM_FailureData tmfd;
 	TM_Result	result;
 
-	/* what the executor says of FOR UPDATE in a read-only transaction (25006) */
+	/*
+	 * what the executor says of FOR UPDATE in a read-only transaction (25006)
+	 */
 	PreventCommandIfReadOnly("SELECT FOR UPDATE");
 	Assert(ks->own_snapshot);
 	if (ks->rowlocked == NULL)
@@ -1105,7 +1199,10 @@ row_column_type(RowWrite *w, int column)
 	return TupleDescAttr(RelationGetDescr(w->rel), write_attnum(w, column) - 1)->atttypid;
 }
 
-/* The version at tid, which this transaction holds row-locked, into w->old and w->new. */
+/*
+ * The version at tid, which this transaction holds row-locked, into w->old and
+ * w->new.
+ */
 static void
 fetch_rowlocked(RowWrite *w, ItemPointer tid)
 {

@@ -22,9 +22,14 @@
 #define CHECKOUT_APP_FAILURE		"KC014"
 #define CHECKOUT_EXPIRED			"KC015"
 
-/* Longest identifier (cart_id, session_id, sku, line_id, keys, references), in bytes */
+/*
+ * Longest identifier (cart_id, session_id, sku, line_id, keys, references), in
+ * bytes
+ */
 #define CHECKOUT_MAX_IDENTIFIER 255
-/* Longest free text (reasons of checkout_fail and checkout_release), in bytes */
+/*
+ * Longest free text (reasons of checkout_fail and checkout_release), in bytes
+ */
 #define CHECKOUT_MAX_REASON		1000
 /* Largest payment metadata object, as JSON text, in bytes */
 #define CHECKOUT_MAX_METADATA	4096

@@ -60,11 +60,11 @@ typedef struct NamedBit
 } NamedBit;
 
 static const NamedBit notify_names[] = {
-	{"void_required", NTF_VOID, true},
-	{"refund_required", NTF_REFUND, true},
-	{"expired", NTF_EXPIRED, true},
-	{"completed", NTF_COMPLETED, false},
-	{"failed", NTF_FAILED, false},
+	{.name = "void_required", .bit = NTF_VOID, .by_default = true},
+	{.name = "refund_required", .bit = NTF_REFUND, .by_default = true},
+	{.name = "expired", .bit = NTF_EXPIRED, .by_default = true},
+	{.name = "completed", .bit = NTF_COMPLETED, .by_default = false},
+	{.name = "failed", .bit = NTF_FAILED, .by_default = false},
 };
 
 typedef struct EventDef
@@ -94,12 +94,12 @@ static const EventDef event_catalogue[EV_COUNT] = {
 };
 
 static const NamedBit event_categories[] = {
-	{"lifecycle", EVC_LIFECYCLE, true},
-	{"failures", EVC_FAILURES, true},
-	{"rollbacks", EVC_ROLLBACKS, true},
-	{"price_drift", EVC_PRICE_DRIFT, true},
-	{"phases", EVC_PHASES, false},
-	{"stock", EVC_STOCK, false},
+	{.name = "lifecycle", .bit = EVC_LIFECYCLE, .by_default = true},
+	{.name = "failures", .bit = EVC_FAILURES, .by_default = true},
+	{.name = "rollbacks", .bit = EVC_ROLLBACKS, .by_default = true},
+	{.name = "price_drift", .bit = EVC_PRICE_DRIFT, .by_default = true},
+	{.name = "phases", .bit = EVC_PHASES, .by_default = false},
+	{.name = "stock", .bit = EVC_STOCK, .by_default = false},
 };
 
 /* a log line or a table row waiting for commit or for events_flush() */
@@ -135,7 +135,9 @@ logging_category(int category)
 	return checkout_logging && (checkout_log_event_mask & category) != 0;
 }
 
-/* the NTF_* bits of checkout.notify_events that are on, if there is a channel */
+/*
+ * the NTF_* bits of checkout.notify_events that are on, if there is a channel
+ */
 static int
 notify_mask(void)
 {
@@ -285,7 +287,10 @@ event_emit(CheckoutEvent *ev)
 	pfree(ev->json.data);
 }
 
-/* Whether events are held: an API call made from within one (a user's trigger) does not hold again. */
+/*
+ * Whether events are held: an API call made from within one (a user's trigger)
+ * does not hold again.
+ */
 bool
 events_held(void)
 {
@@ -373,7 +378,10 @@ events_flush(void)
 	stmt_exec(&insert, values, NULL, false);
 }
 
-/* One batch of events older than checkout.event_retention; returns rows deleted. */
+/*
+ * One batch of events older than checkout.event_retention; returns rows
+ * deleted.
+ */
 int64
 checkout_prune_events(int batch)
 {
@@ -426,7 +434,10 @@ events_xact_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_PREPARE:
-			/* a prepared transaction keeps its row locks till COMMIT PREPARED: write its lines now */
+			/*
+			 * a prepared transaction keeps its row locks till COMMIT PREPARED:
+			 * write its lines now
+			 */
 			flush_log_lines();
 			break;
 		case XACT_EVENT_ABORT:

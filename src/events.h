@@ -46,7 +46,8 @@ typedef enum EventKind
 typedef struct CheckoutEvent
 {
 	EventKind	kind;
-	StringInfoData json;		/* the object being built, without its closing brace */
+	/* the object being built, without its closing brace */
+	StringInfoData json;
 	int64		lock_id;
 	const char *cart_id;
 	const char *notify_as;		/* NOTIFY with this "event" name, or NULL */

@@ -59,7 +59,10 @@ expire_locks(LockRow *const *rows, int n)
 				  CHECKOUT_EXPIRED, "checkout expired before it completed");
 }
 
-/* Expiry on touch: true when the (row-locked) lock was overdue and is now ended. */
+/*
+ * Expiry on touch: true when the (row-locked) lock was overdue and is now
+ * ended.
+ */
 bool
 expire_if_overdue(LockRow *row)
 {

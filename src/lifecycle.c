@@ -106,7 +106,9 @@ lock_create(const char *cart_id, const char *session_id, const char *idempotency
 	return true;
 }
 
-/* The label of an enum column (attno counted from 0) as a value of its type. */
+/*
+ * The label of an enum column (attno counted from 0) as a value of its type.
+ */
 static Datum
 enum_datum(TupleDesc desc, int attno, const char *label)
 {
@@ -114,7 +116,9 @@ enum_datum(TupleDesc desc, int attno, const char *label)
 							   ObjectIdGetDatum(TupleDescAttr(desc, attno)->atttypid));
 }
 
-/* Pushes expires_at by by_secs, never past created_at + max_ttl nor backwards. */
+/*
+ * Pushes expires_at by by_secs, never past created_at + max_ttl nor backwards.
+ */
 void
 lock_extend(LockRow *row, double by_secs)
 {
@@ -135,7 +139,9 @@ lock_extend(LockRow *row, double by_secs)
 
 /* ---- ending ---- */
 
-/* A lock that completed stock_commit becomes completed: its row written back. */
+/*
+ * A lock that completed stock_commit becomes completed: its row written back.
+ */
 void
 lock_mark_completed(LockRow *row)
 {
@@ -145,7 +151,10 @@ lock_mark_completed(LockRow *row)
 	store_lock_save(row);
 }
 
-/* The "completed" event of a lock lock_mark_completed wrote (rolled_forward: by expiry). */
+/*
+ * The "completed" event of a lock lock_mark_completed wrote (rolled_forward:
+ * by expiry).
+ */
 void
 lock_completed_event(const LockRow *row, bool rolled_forward)
 {
@@ -163,7 +172,10 @@ lock_completed_event(const LockRow *row, bool rolled_forward)
 	event_emit(&ev);
 }
 
-/* Locks that completed stock_commit (rolled_forward: by expiry) become completed. */
+/*
+ * Locks that completed stock_commit (rolled_forward: by expiry) become
+ * completed.
+ */
 void
 locks_complete(LockRow *const *rows, int n, bool rolled_forward)
 {

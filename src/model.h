@@ -11,7 +11,8 @@
 /* values match the order of enum checkout.phase */
 typedef enum CheckoutPhase
 {
-	PHASE_PENDING = -1,			/* as failed_phase: the phase after the last completed */
+	/* as failed_phase: the phase after the last completed one */
+	PHASE_PENDING = -1,
 	PHASE_NONE = 0,
 	PHASE_CART_VALIDATION,
 	PHASE_INVENTORY_RESERVATION,
@@ -59,7 +60,9 @@ typedef struct LockRow
 	CheckoutPhase failed_phase; /* PHASE_NONE unless failed or expired */
 	char	   *error_code;
 	char	   *error_message;
-	/* the version of the row this call holds row-locked (store.c's), or NULL */
+	/*
+	 * the version of the row this call holds row-locked (store.c's), or NULL
+	 */
 	struct RowVersion *version;
 } LockRow;
 

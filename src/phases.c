@@ -110,7 +110,10 @@ business_failure(PhaseContext *ctx, const char *code, const char *fmt,...)
 	return false;
 }
 
-/* The cart's lines and stock rows, row-locked in sku order (read when late), once per call. */
+/*
+ * The cart's lines and stock rows, row-locked in sku order (read when late),
+ * once per call.
+ */
 static CartStock *
 cart_stock(PhaseContext *ctx)
 {
@@ -156,7 +159,10 @@ run_inventory_reservation(PhaseContext *ctx)
 								"a sku of the cart is no longer in the inventory");
 	if (stock_reserve(ctx->lock, ctx->cart, &shortfall, ctx->late))
 		return true;
-	/* a late reservation that met a striped sku: decided again, rows taken in order */
+	/*
+	 * a late reservation that met a striped sku: decided again, rows taken in
+	 * order
+	 */
 	if (shortfall.sku == NULL)
 	{
 		Assert(ctx->late != NULL);
@@ -342,11 +348,12 @@ record_compensations(LockRow *const *locks, char *const *references, const int64
 {
 	int64	   *compensation_ids;
 	int64	   *for_lock_ids;
-	int			rows = store_compensations_insert(lock_ids_of(locks, n), kind, references, amounts,
-												  n, &compensation_ids, &for_lock_ids);
+	int			rows;
 	LockRow   **sorted;
 	int			i;
 
+	rows = store_compensations_insert(lock_ids_of(locks, n), kind, references, amounts, n,
+									  &compensation_ids, &for_lock_ids);
 	if (!event_wanted(event))
 		return;
 	sorted = locks_sorted_by_id(locks, n);

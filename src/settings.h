@@ -18,9 +18,11 @@ extern bool checkout_prevent_concurrent;
 extern bool checkout_cart_protection;
 extern bool checkout_direct_access;
 extern bool checkout_logging;
-extern int	checkout_log_event_mask;	/* EVC_* bits (events.h), from checkout.log_events */
+/* the EVC_* bits (events.h) of checkout.log_events */
+extern int	checkout_log_event_mask;
 extern int	checkout_log_destination;	/* LOG_DEST_* (events.h) */
-extern int	checkout_notify_event_mask; /* NTF_* bits (events.c), from checkout.notify_events */
+/* the NTF_* bits (events.c) of checkout.notify_events */
+extern int	checkout_notify_event_mask;
 extern char *checkout_payment_gateway;
 extern char *checkout_notify_channel;
 

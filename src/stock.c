@@ -44,7 +44,9 @@
 #include "store.h"
 #include "util.h"
 
-/* sku order: the column's collation, as every ORDER BY sku of the other paths */
+/*
+ * sku order: the column's collation, as every ORDER BY sku of the other paths
+ */
 static int
 sku_cmp(const char *a, const char *b)
 {
@@ -114,7 +116,10 @@ stock_load_cart(int64 lock_id, CartStock *out, bool rowlock)
 	}
 }
 
-/* A late reservation's rows and ledger changes; the caller holds its inventory rows row-locked. */
+/*
+ * A late reservation's rows and ledger changes; the caller holds its inventory
+ * rows row-locked.
+ */
 void
 stock_write_reservation(int64 lock_id, const StockReservation *res)
 {
@@ -239,7 +244,10 @@ reserve_striped(int64 lock_id, const char *sku, int64 wanted, const LedgerRow *r
 	return true;
 }
 
-/* The cart's lines' view of a sku's inventory row, refreshed once the row is row-locked. */
+/*
+ * The cart's lines' view of a sku's inventory row, refreshed once the row is
+ * row-locked.
+ */
 static void
 refresh_cart_lines(CartStock *cart, const LedgerRow *row)
 {
@@ -344,7 +352,9 @@ stock_reserve(const LockRow *lock, CartStock *cart, StockShortfall *shortfall,
 		for (j = 0; j < cart->n_found; j++)
 			if (strcmp(cart->skus[j], shortfall->sku) == 0)
 				shortfall->wanted += cart->quantities[j];
-		/* nothing of a refused reservation stays: what a stripe took goes back */
+		/*
+		 * nothing of a refused reservation stays: what a stripe took goes back
+		 */
 		if (wrote_striped)
 		{
 			MovedStock	moved;

@@ -62,9 +62,10 @@ version_of(TupleTableSlot *slot, bool rowlocked)
 /* ---- locks ---- */
 
 #define LOCK_COLUMN_LIST \
-	"lock_id, cart_id, session_id, state, phase, exclusive, idempotency_key, gateway, " \
-	"created_at, expires_at, finished_at, total, order_ref, auth_reference, auth_amount, " \
-	"capture_reference, capture_amount, failed_phase, error_code, error_message "
+	"lock_id, cart_id, session_id, state, phase, exclusive, " \
+	"idempotency_key, gateway, created_at, expires_at, finished_at, " \
+	"total, order_ref, auth_reference, auth_amount, capture_reference, " \
+	"capture_amount, failed_phase, error_code, error_message "
 #define LOCK_COLUMNS "SELECT " LOCK_COLUMN_LIST "FROM checkout.locks "
 /* in the order of the LK_ columns */
 #define LOCK_COLUMN_NAMES \
@@ -179,7 +180,10 @@ store_lock_fetch(int64 lock_id, const char *session_id, LockRow *row)
 		if (key_find(&ks, Int64GetDatum(lock_id)))
 		{
 			lock_row_from_slot(&ks, ks.found, row);
-			/* session_id never changes: the version found tells whose lock it is */
+			/*
+			 * session_id never changes: the version found tells whose lock it
+			 * is
+			 */
 			if ((session_id == NULL || strcmp(row->session_id, session_id) == 0) &&
 				key_rowlock(&ks, LockTupleExclusive))
 			{
@@ -314,7 +318,10 @@ store_next_due(TimestampTz *next_due)
 	return true;
 }
 
-/* Whether the cart has an active lock before its deadline (checkout.protect_cart). */
+/*
+ * Whether the cart has an active lock before its deadline
+ * (checkout.protect_cart).
+ */
 bool
 store_cart_has_live_lock(const char *cart_id)
 {
@@ -388,7 +395,10 @@ store_claim_start(const char *cart_id, const char *session_id, const char *idemp
 						quote_user_text(cart_id ? cart_id : ""))));
 }
 
-/* Whether the cart has an active lock (its claim held: none can appear meanwhile). */
+/*
+ * Whether the cart has an active lock (its claim held: none can appear
+ * meanwhile).
+ */
 bool
 store_cart_has_active_lock(const char *cart_id)
 {
@@ -402,7 +412,10 @@ store_cart_has_active_lock(const char *cart_id)
 	if (key_open_by(&ks, DT_LOCKS, ACL_SELECT, true))
 	{
 		key_scan(&ks, CStringGetTextDatum(cart_id));
-		/* the index's rows were active when indexed: the version seen may not be */
+		/*
+		 * the index's rows were active when indexed: the version seen may not
+		 * be
+		 */
 		while (!found && key_next(&ks))
 		{
 			bool		isnull;
@@ -781,7 +794,10 @@ stripe_row_from_slot(KeyScan *ks, TupleTableSlot *slot, StripeRow *row, bool row
 	row->version = version_of(slot, rowlocked);
 }
 
-/* The sku's stripes as the statement's snapshot sees them, in stripe order (none: unstriped). */
+/*
+ * The sku's stripes as the statement's snapshot sees them, in stripe order
+ * (none: unstriped).
+ */
 static int
 read_stripes(const char *sku, StripeRow **rows)
 {
@@ -831,18 +847,30 @@ read_stripes(const char *sku, StripeRow **rows)
 	return n;
 }
 
-/* An unstriped sku's inventory row, row-locked (FOR NO KEY UPDATE) or read, by a statement. */
+/*
+ * An unstriped sku's inventory row, row-locked (FOR NO KEY UPDATE) or read, by
+ * a statement.
+ */
 static void
 ledger_row_by_statement(const char *sku, bool rowlock, LedgerRow *row)
 {
 	static Statement read[2] = {
-		{.sql = "SELECT on_hand, reserved, unit_price FROM checkout.inventory WHERE sku = $1",
-			.nargs = 1, .argtypes = {TEXTOID}, .generic = true,
-		.columns = {"on_hand", "reserved", "unit_price"}},
-		{.sql = "SELECT on_hand, reserved, unit_price FROM checkout.inventory WHERE sku = $1 "
-			"FOR NO KEY UPDATE",
-			.nargs = 1, .argtypes = {TEXTOID}, .generic = true,
-		.columns = {"on_hand", "reserved", "unit_price"}},
+		{
+			.sql = "SELECT on_hand, reserved, unit_price FROM checkout.inventory "
+			"WHERE sku = $1",
+			.nargs = 1,
+			.argtypes = {TEXTOID},
+			.generic = true,
+			.columns = {"on_hand", "reserved", "unit_price"},
+		},
+		{
+			.sql = "SELECT on_hand, reserved, unit_price FROM checkout.inventory "
+			"WHERE sku = $1 FOR NO KEY UPDATE",
+			.nargs = 1,
+			.argtypes = {TEXTOID},
+			.generic = true,
+			.columns = {"on_hand", "reserved", "unit_price"},
+		},
 	};
 	Statement  *st = &read[rowlock];
 	Datum		values[1] = {CStringGetTextDatum(sku)};
@@ -909,7 +937,10 @@ store_ledger_rows(char *const *skus, int n, bool rowlock, LedgerRow *rows)
 				continue;
 			if (!rowlock)
 				ledger_row_from_slot(&ks, ks.found, &rows[i], false);
-			/* the version row-locked may be newer than the one found: still this sku? */
+			/*
+			 * the version row-locked may be newer than the one found: still
+			 * this sku?
+			 */
 			else if (key_rowlock(&ks, LockTupleNoKeyExclusive) &&
 					 strcmp(TextDatumGetCString(slot_column(&ks, ks.rowlocked, INV_SKU, &isnull)),
 							skus[i]) == 0)
@@ -933,7 +964,10 @@ store_ledger_rows(char *const *skus, int n, bool rowlock, LedgerRow *rows)
 	}
 }
 
-/* Row-locks one unstriped sku's inventory row (a row store_ledger_rows only read); false when gone. */
+/*
+ * Row-locks one unstriped sku's inventory row (a row store_ledger_rows only
+ * read); false when gone.
+ */
 bool
 store_ledger_rowlock(const char *sku, LedgerRow *row)
 {
@@ -1125,7 +1159,9 @@ store_reservation_insert(int64 lock_id, ReservedPart *parts, int n)
 			values[1] = CStringGetTextDatum(parts[i].sku);
 			values[2] = Int64GetDatum(parts[i].quantity);
 			values[3] = Int32GetDatum(parts[i].stripe);
-			/* the stock row first, then what holds it: as the statements below */
+			/*
+			 * the stock row first, then what holds it: as the statements below
+			 */
 			if (parts[i].stripe == 0)
 				row_add(&sw.ledger, &parts[i].version->tid, ledger_reserved, &parts[i].quantity, 1);
 			else
@@ -1164,14 +1200,19 @@ typedef struct HeldPart
 	ItemPointerData tid;
 } HeldPart;
 
-/* sku order: the column's collation, as every ORDER BY sku of the statements */
+/*
+ * sku order: the column's collation, as every ORDER BY sku of the statements
+ */
 static int
 sku_cmp(const char *a, const char *b)
 {
 	return varstr_cmp(a, strlen(a), b, strlen(b), DEFAULT_COLLATION_OID);
 }
 
-/* order[] sorted by (ids[i], held[i].sku): what moved, grouped per lock and sku */
+/*
+ * order[] sorted by (ids[i], held[i].sku): what moved, grouped per lock and
+ * sku
+ */
 static const int64 *sort_ids;
 static const HeldPart *sort_held;
 
@@ -1412,7 +1453,10 @@ moved_add(MovedStock *m, int64 lock_id, char *sku, int64 quantity)
 void
 store_held_stock_move(const int64 *lock_ids, int n, bool sell, MovedStock *moved)
 {
-	/* separate statements, not one with data-modifying CTEs: a rule on a table forbids those */
+	/*
+	 * separate statements, not one with data-modifying CTEs: a rule on a table
+	 * forbids those
+	 */
 	static Statement take = {
 		.sql = "DELETE FROM checkout.reservations r WHERE r.lock_id = ANY ($1) "
 		"RETURNING r.lock_id, r.sku, r.stripe, r.quantity",
@@ -1537,7 +1581,9 @@ store_striping_table_lock(void)
 	LockRelationOid(direct_table_known_relid(DT_STRIPES), ShareRowExclusiveLock);
 }
 
-/* Backends look at whether any sku is striped again (store_striping_in_use). */
+/*
+ * Backends look at whether any sku is striped again (store_striping_in_use).
+ */
 void
 store_striping_changed(void)
 {
@@ -1554,10 +1600,22 @@ bool
 store_sku_rowlock(const char *sku, bool for_striping, int64 *on_hand, int64 *reserved)
 {
 	static Statement rowlock[2] = {
-		{.sql = "SELECT on_hand, reserved FROM checkout.inventory WHERE sku = $1 FOR NO KEY UPDATE",
-			.nargs = 1, .argtypes = {TEXTOID}, .generic = true, .columns = {"on_hand", "reserved"}},
-		{.sql = "SELECT on_hand, reserved FROM checkout.inventory WHERE sku = $1 FOR UPDATE NOWAIT",
-			.nargs = 1, .argtypes = {TEXTOID}, .generic = true, .columns = {"on_hand", "reserved"}},
+		{
+			.sql = "SELECT on_hand, reserved FROM checkout.inventory "
+			"WHERE sku = $1 FOR NO KEY UPDATE",
+			.nargs = 1,
+			.argtypes = {TEXTOID},
+			.generic = true,
+			.columns = {"on_hand", "reserved"},
+		},
+		{
+			.sql = "SELECT on_hand, reserved FROM checkout.inventory "
+			"WHERE sku = $1 FOR UPDATE NOWAIT",
+			.nargs = 1,
+			.argtypes = {TEXTOID},
+			.generic = true,
+			.columns = {"on_hand", "reserved"},
+		},
 	};
 	Statement  *st = &rowlock[for_striping];
 	Datum		values[1] = {CStringGetTextDatum(sku)};
@@ -1615,7 +1673,9 @@ store_striped_skus(char ***skus)
 	return n;
 }
 
-/* Sets the on_hand of the sku's stripes (rows[i].stripe gets rows[i].on_hand). */
+/*
+ * Sets the on_hand of the sku's stripes (rows[i].stripe gets rows[i].on_hand).
+ */
 void
 store_stripes_set_on_hand(const char *sku, const StripeRow *rows, int n)
 {
@@ -1669,7 +1729,9 @@ store_sku_set_totals(const char *sku, int64 on_hand, int64 reserved)
 	PG_END_TRY();
 }
 
-/* Whether the inventory row being updated is the extension's own totals write. */
+/*
+ * Whether the inventory row being updated is the extension's own totals write.
+ */
 bool
 store_own_totals_write(void)
 {
@@ -1820,7 +1882,10 @@ store_snapshots_insert(int64 lock_id, int n, char *const *line_ids, char *const 
 	}
 }
 
-/* Takes back the lock's price snapshots (a late reservation that decides again). */
+/*
+ * Takes back the lock's price snapshots (a late reservation that decides
+ * again).
+ */
 void
 store_snapshots_delete(int64 lock_id)
 {
@@ -1890,9 +1955,12 @@ store_order_insert(int64 lock_id, const char *cart_id, int64 total, const char *
 	return stmt_exec(&insert, values, NULL, false) > 0;
 }
 
-/* Cancels the locks' live orders; returns how many, with their lock ids and refs. */
+/*
+ * Cancels the locks' live orders; returns how many, with their lock ids and
+ * refs.
+ */
 int
-store_orders_cancel(const int64 *lock_ids, int n, int64 **cancelled_lock_ids, char ***order_refs)
+store_orders_cancel(const int64 *lock_ids, int n, int64 **cancelled_ids, char ***order_refs)
 {
 	static Statement cancel = {
 		.sql = "UPDATE checkout.orders o SET status = 'cancelled', cancelled_at = pg_catalog.now() "
@@ -1908,11 +1976,11 @@ store_orders_cancel(const int64 *lock_ids, int n, int64 **cancelled_lock_ids, ch
 	int			i;
 
 	tt = SPI_tuptable;
-	*cancelled_lock_ids = palloc(sizeof(int64) * Max(rows, 1));
+	*cancelled_ids = palloc(sizeof(int64) * Max(rows, 1));
 	*order_refs = palloc(sizeof(char *) * Max(rows, 1));
 	for (i = 0; i < rows; i++)
 	{
-		(*cancelled_lock_ids)[i] = stmt_int8(&cancel, tt, i, 0);
+		(*cancelled_ids)[i] = stmt_int8(&cancel, tt, i, 0);
 		(*order_refs)[i] = stmt_text(&cancel, tt, i, 1);
 	}
 	return rows;
@@ -1982,7 +2050,10 @@ store_payment_metadata_insert(int64 lock_id, CheckoutPhase phase, const char *me
 
 /* ---- checkout.table_access() ---- */
 
-/* For each table the direct path serves: whether it serves it now, and why not. */
+/*
+ * For each table the direct path serves: whether it serves it now, and why
+ * not.
+ */
 Datum
 checkout_table_access(PG_FUNCTION_ARGS)
 {

@@ -58,7 +58,8 @@ typedef struct StripeRow
 	int32		stripe;
 	int64		on_hand;
 	int64		reserved;
-	struct RowVersion *version; /* the version read or row-locked (store.c's) */
+	/* the version read or row-locked (store.c's) */
+	struct RowVersion *version;
 } StripeRow;
 
 /*
@@ -72,18 +73,23 @@ typedef struct LedgerRow
 	int64		on_hand;
 	int64		reserved;
 	int64		unit_price;
-	struct RowVersion *version; /* the version row-locked or read (store.c's) */
+	/* the version row-locked or read (store.c's) */
+	struct RowVersion *version;
 	int			n_stripes;		/* 0: unstriped, its units are its inventory row's */
 	StripeRow  *stripes;		/* as read, in stripe order */
 } LedgerRow;
 
-/* A reservation's share of one stock row of a sku: a stripe, or (0) its inventory row. */
+/*
+ * A reservation's share of one stock row of a sku: a stripe, or (0) its
+ * inventory row.
+ */
 typedef struct ReservedPart
 {
 	char	   *sku;
 	int32		stripe;
 	int64		quantity;
-	struct RowVersion *version; /* of the row, as this call holds it row-locked */
+	/* the version of the row this call holds row-locked (store.c's) */
+	struct RowVersion *version;
 } ReservedPart;
 
 extern int	store_cart_lines(int64 lock_id, CartLine **lines);
@@ -107,7 +113,10 @@ extern bool store_own_totals_write(void);
 extern void store_stripes_replace(const char *sku, int n, const int64 *on_hand, const int64 *reserved);
 extern void store_reservations_restripe(const char *sku, int stripes, int64 *reserved);
 
-/* What a release or a sale moved: per row, a lock's sku and quantity, a lock's rows together. */
+/*
+ * What a release or a sale moved: per row, a lock's sku and quantity, a lock's
+ * rows together.
+ */
 typedef struct MovedStock
 {
 	int			n;
@@ -128,7 +137,7 @@ extern void store_snapshots_insert(int64 lock_id, int n, char *const *line_ids,
 extern void store_snapshots_delete(int64 lock_id);
 extern bool store_order_insert(int64 lock_id, const char *cart_id, int64 total,
 							   const char *order_ref, bool own);
-extern int	store_orders_cancel(const int64 *lock_ids, int n, int64 **cancelled_lock_ids,
+extern int	store_orders_cancel(const int64 *lock_ids, int n, int64 **cancelled_ids,
 								char ***order_refs);
 extern int	store_compensations_insert(const int64 *lock_ids, const char *kind,
 									   char *const *references, const int64 *amounts, int n,

@@ -46,7 +46,9 @@ spread(StripeRow *rows, int n, int64 available)
 		rows[k].on_hand = rows[k].reserved + available / n + (k < available % n ? 1 : 0);
 }
 
-/* Splits the sku's units over `stripes` rows (1: back into its inventory row). */
+/*
+ * Splits the sku's units over `stripes` rows (1: back into its inventory row).
+ */
 Datum
 checkout_stripe(PG_FUNCTION_ARGS)
 {
@@ -147,7 +149,10 @@ rebalance_sku(const char *sku)
 	return spread_out;
 }
 
-/* Rebalances every striped sku, each in the caller's transaction; returns how many it spread. */
+/*
+ * Rebalances every striped sku, each in the caller's transaction; returns how
+ * many it spread.
+ */
 int
 checkout_rebalance_all(void)
 {

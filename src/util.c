@@ -112,7 +112,10 @@ quote_user_text(const char *value)
 char *
 session_fingerprint(const char *session_id)
 {
-	/* a connection mostly serves one session: digest it once (OpenSSL's setup is most of the cost) */
+	/*
+	 * a connection mostly serves one session: digest it once (OpenSSL's setup
+	 * is most of the cost)
+	 */
 	static char last_session[CHECKOUT_MAX_IDENTIFIER + 1];
 	static char last_hex[17];
 	uint8		digest[PG_SHA256_DIGEST_LENGTH];

@@ -37,7 +37,8 @@ typedef struct WakeupSlot
 typedef struct WakeupShared
 {
 	slock_t		mutex;
-	WakeupSlot	slots[WAKEUP_SLOTS];	/* slot i: the i-th name of checkout.database */
+	/* slot i serves the i-th name of checkout.database */
+	WakeupSlot	slots[WAKEUP_SLOTS];
 } WakeupShared;
 
 static WakeupShared *shared = NULL;
@@ -113,7 +114,10 @@ wakeup_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
-			/* a prepared transaction's locks wait for the cleanup_interval sweep */
+			/*
+			 * a prepared transaction's locks wait for the cleanup_interval
+			 * sweep
+			 */
 			wake_at_commit = DT_NOEND;
 			break;
 		default:

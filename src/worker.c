@@ -185,7 +185,9 @@ checkout_worker_register(void)
 
 /* ---- the sweeper ---- */
 
-/* Runs fn in its own transaction with SPI and a snapshot; returns its result. */
+/*
+ * Runs fn in its own transaction with SPI and a snapshot; returns its result.
+ */
 static bool
 in_transaction(bool (*fn) (void *), void *arg)
 {
@@ -204,7 +206,9 @@ in_transaction(bool (*fn) (void *), void *arg)
 	return result;
 }
 
-/* Between two transactions, and each turn of the loop: signals, new settings. */
+/*
+ * Between two transactions, and each turn of the loop: signals, new settings.
+ */
 static void
 check_interrupts_and_reload(void)
 {
@@ -386,9 +390,14 @@ checkout_sweeper_main(Datum arg)
 		 * Striped skus are rebalanced every checkout.rebalance_interval; a
 		 * database without one is looked at again with each sweep.
 		 */
-		rebalance_due = checkout_rebalance_interval_ms <= 0 ? DT_NOEND
-			: TimestampTzPlusMilliseconds(last_rebalance, striping ? checkout_rebalance_interval_ms
-										  : checkout_cleanup_interval_s * 1000L);
+		if (checkout_rebalance_interval_ms <= 0)
+			rebalance_due = DT_NOEND;
+		else if (striping)
+			rebalance_due = TimestampTzPlusMilliseconds(last_rebalance,
+														checkout_rebalance_interval_ms);
+		else
+			rebalance_due = TimestampTzPlusMilliseconds(last_rebalance,
+														checkout_cleanup_interval_s * 1000L);
 		if (ready && !paused && rebalance_due <= now)
 		{
 			pgstat_report_activity(STATE_RUNNING, "checkout rebalance");
@@ -399,7 +408,10 @@ checkout_sweeper_main(Datum arg)
 		}
 
 		if (paused)
-			sleep_ms = checkout_cleanup_interval_s * 1000L;	/* a reload sets the latch */
+		{
+			/* a reload sets the latch */
+			sleep_ms = checkout_cleanup_interval_s * 1000L;
+		}
 		else if (!ready)
 			sleep_ms = Min(RETRY_MS, checkout_cleanup_interval_s * 1000L);
 		else
@@ -418,7 +430,9 @@ checkout_sweeper_main(Datum arg)
 
 /* ---- the launcher ---- */
 
-/* Why a database has no sweeper; each is logged once until the cause changes. */
+/*
+ * Why a database has no sweeper; each is logged once until the cause changes.
+ */
 typedef enum StartFailure
 {
 	START_OK,
@@ -545,7 +559,9 @@ start_sweeper(Target *t, int slot, Oid dboid)
 	return START_OK;
 }
 
-/* Looks for the database and starts its sweeper; logs a new cause of failure. */
+/*
+ * Looks for the database and starts its sweeper; logs a new cause of failure.
+ */
 static void
 try_start(Target *t, int slot)
 {
@@ -556,7 +572,9 @@ try_start(Target *t, int slot)
 	report_failure(t, OidIsValid(dboid) ? start_sweeper(t, slot, dboid) : START_NO_DATABASE);
 }
 
-/* The sweepers go with their launcher: a restarted launcher starts new ones. */
+/*
+ * The sweepers go with their launcher: a restarted launcher starts new ones.
+ */
 static void
 stop_sweepers(int code, Datum arg)
 {
@@ -579,7 +597,10 @@ checkout_launcher_main(Datum arg)
 	targets = MemoryContextAllocZero(TopMemoryContext, sizeof(Target) * n_targets);
 	for (i = 0; i < n_targets; i++)
 		targets[i].name = MemoryContextStrdup(TopMemoryContext, databases_to_sweep->names[i]);
-	/* before connecting: runs after the exit callbacks of the connection (LIFO) */
+	/*
+	 * before connecting: runs after the exit callbacks of the connection
+	 * (LIFO)
+	 */
 	before_shmem_exit(stop_sweepers, (Datum) 0);
 	/* no database: only the shared catalog pg_database is needed */
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
