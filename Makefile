@@ -59,7 +59,7 @@ $(OBJS): $(wildcard src/*.h)
 PG_PROVE_FLAGS += -I $(srcdir)/test/perl
 PSQL = '$(bindir)/psql' -X -q -v ON_ERROR_STOP=1
 
-.PHONY: isolation_db prove_installcheck pgtap_installcheck php_installcheck test demo bench bench-long bench-instructions stress fuzz flash failover
+.PHONY: isolation_db prove_installcheck pgtap_installcheck php_installcheck test demo bench bench-long bench-instructions stress fuzz flash failover indent indent-check
 
 # the settings pg_regress gives the databases it creates
 isolation_db:
@@ -113,3 +113,10 @@ flash:
 	bash test/bench/flash_sale.sh
 failover:
 	bash test/failover.sh
+# PostgreSQL's layout for src/ (clang-format-14 with .clang-format; installed
+# when missing): indent formats in place, indent-check fails where it would
+# change a file (test/t/006_indent.pl checks the same in make test)
+indent:
+	bash test/indent.sh
+indent-check:
+	bash test/indent.sh --check

@@ -35,13 +35,15 @@ PG_FUNCTION_INFO_V1(checkout_release);
 
 /* The checkout.status row of the lock, in the current memory context. */
 static Datum
-status_datum(FunctionCallInfo fcinfo, const LockRow *row, const CallReport *report)
+status_datum(FunctionCallInfo fcinfo, const LockRow *row,
+			 const CallReport *report)
 {
-	TupleDesc	desc;
+	TupleDesc desc;
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "checkout: function must return checkout.status");
-	return HeapTupleGetDatum(lock_status_tuple(row, report, BlessTupleDesc(desc)));
+	return HeapTupleGetDatum(
+		lock_status_tuple(row, report, BlessTupleDesc(desc)));
 }
 
 /*
@@ -49,10 +51,10 @@ status_datum(FunctionCallInfo fcinfo, const LockRow *row, const CallReport *repo
  * in the caller's memory context and disconnects from SPI.
  */
 static Datum
-finish_call(FunctionCallInfo fcinfo, MemoryContext callcxt, int spi_state, const LockRow *row,
-			const CallReport *report)
+finish_call(FunctionCallInfo fcinfo, MemoryContext callcxt, int spi_state,
+			const LockRow *row, const CallReport *report)
 {
-	Datum		result;
+	Datum		  result;
 	MemoryContext spicxt;
 
 	events_flush();
@@ -73,7 +75,8 @@ lock_id_arg(FunctionCallInfo fcinfo)
 static char *
 session_arg(FunctionCallInfo fcinfo, int argno)
 {
-	return require_text_arg(fcinfo, argno, "session_id", CHECKOUT_MAX_IDENTIFIER);
+	return require_text_arg(fcinfo, argno, "session_id",
+							CHECKOUT_MAX_IDENTIFIER);
 }
 
 /*
@@ -81,7 +84,8 @@ session_arg(FunctionCallInfo fcinfo, int argno)
  * KC002 for an unknown lock or another session's.
  */
 static void
-fetch_session_lock(int64 lock_id, const char *session_id, LockRow *row, CallReport *report)
+fetch_session_lock(int64 lock_id, const char *session_id, LockRow *row,
+				   CallReport *report)
 {
 	if (!store_lock_fetch(lock_id, session_id, row))
 		raise_lock_not_found(lock_id);
@@ -97,13 +101,14 @@ fetch_session_lock(int64 lock_id, const char *session_id, LockRow *row, CallRepo
  * false when the cart is free.
  */
 static bool
-reenter_cart(const char *cart_id, const char *session_id, LockRow *mine, CallReport *report)
+reenter_cart(const char *cart_id, const char *session_id, LockRow *mine,
+			 CallReport *report)
 {
-	LockRow    *rows;
-	int			n = store_locks_of_cart(cart_id, &rows);
-	bool		other = false;
-	bool		found = false;
-	int			i;
+	LockRow *rows;
+	int		 n = store_locks_of_cart(cart_id, &rows);
+	bool	 other = false;
+	bool	 found = false;
+	int		 i;
 
 	for (i = 0; i < n; i++)
 	{
@@ -127,8 +132,10 @@ reenter_cart(const char *cart_id, const char *session_id, LockRow *mine, CallRep
 	if (other && checkout_prevent_concurrent)
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECKOUT_IN_PROGRESS),
-				 errmsg("checkout already in progress for cart %s", quote_user_text(cart_id)),
-				 errdetail("Another session holds the cart's active checkout lock."),
+				 errmsg("checkout already in progress for cart %s",
+						quote_user_text(cart_id)),
+				 errdetail(
+					 "Another session holds the cart's active checkout lock."),
 				 errhint("Wait for that checkout to finish or expire.")));
 	return false;
 }
@@ -136,27 +143,31 @@ reenter_cart(const char *cart_id, const char *session_id, LockRow *mine, CallRep
 Datum
 checkout_start(PG_FUNCTION_ARGS)
 {
-	int			spi_state;
+	int			  spi_state;
 	MemoryContext callcxt = CurrentMemoryContext;
-	char	   *cart_id = require_text_arg(fcinfo, 0, "cart_id", CHECKOUT_MAX_IDENTIFIER);
-	char	   *session_id = session_arg(fcinfo, 1);
-	char	   *idem_key = NULL;
-	double		ttl_secs = Min((double) checkout_ttl_s, (double) checkout_max_ttl_s);
-	CartLines	cart;
-	LockRow		row;
-	CallReport	report;
-	bool		have = false;
-	int			attempt;
+	char		 *cart_id = require_text_arg(fcinfo, 0, "cart_id",
+											 CHECKOUT_MAX_IDENTIFIER);
+	char		 *session_id = session_arg(fcinfo, 1);
+	char		 *idem_key = NULL;
+	double		  ttl_secs = Min((double) checkout_ttl_s,
+								 (double) checkout_max_ttl_s);
+	CartLines	  cart;
+	LockRow		  row;
+	CallReport	  report;
+	bool		  have = false;
+	int			  attempt;
 
 	require_arg(fcinfo, 2, "lines");
 	if (!PG_ARGISNULL(3))
 		ttl_secs = interval_arg_seconds(fcinfo, 3, "ttl");
 	if (!PG_ARGISNULL(4))
-		idem_key = require_text_arg(fcinfo, 4, "idempotency_key", CHECKOUT_MAX_IDENTIFIER);
+		idem_key = require_text_arg(fcinfo, 4, "idempotency_key",
+									CHECKOUT_MAX_IDENTIFIER);
 	parse_cart_lines(PG_GETARG_JSONB_P(2), &cart);
 
 	spi_state = checkout_spi_connect();
-	store_claim_start(checkout_prevent_concurrent ? cart_id : NULL, session_id, idem_key);
+	store_claim_start(checkout_prevent_concurrent ? cart_id : NULL, session_id,
+					  idem_key);
 
 	/*
 	 * The common case: the cart is free, and the lock is inserted.  When the
@@ -171,8 +182,10 @@ checkout_start(PG_FUNCTION_ARGS)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("idempotency key %s was already used for cart %s",
-								quote_user_text(idem_key), quote_user_text(row.cart_id)),
-						 errhint("Use a new idempotency key for each checkout.")));
+								quote_user_text(idem_key),
+								quote_user_text(row.cart_id)),
+						 errhint(
+							 "Use a new idempotency key for each checkout.")));
 			call_report_begin(&report, &row);
 			expire_if_overdue(&row);
 			have = true;
@@ -182,7 +195,8 @@ checkout_start(PG_FUNCTION_ARGS)
 		 * without prevent_concurrent nothing conflicts: re-entry is found
 		 * first
 		 */
-		if ((attempt > 0 || !checkout_prevent_concurrent) && reenter_cart(cart_id, session_id, &row, &report))
+		if ((attempt > 0 || !checkout_prevent_concurrent) &&
+			reenter_cart(cart_id, session_id, &row, &report))
 		{
 			have = true;
 			break;
@@ -198,7 +212,8 @@ checkout_start(PG_FUNCTION_ARGS)
 	if (!have)
 		ereport(ERROR,
 				(errcode(ERRCODE_CHECKOUT_IN_PROGRESS),
-				 errmsg("checkout already in progress for cart %s", quote_user_text(cart_id)),
+				 errmsg("checkout already in progress for cart %s",
+						quote_user_text(cart_id)),
 				 errdetail("Concurrent checkouts kept claiming the cart.")));
 	PG_RETURN_DATUM(finish_call(fcinfo, callcxt, spi_state, &row, &report));
 }
@@ -217,7 +232,7 @@ advance_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase target,
 			   CheckoutPhase until, StockReservation *late)
 {
 	PhaseContext ctx;
-	int			p;
+	int			 p;
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.lock = row;
@@ -233,12 +248,15 @@ advance_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase target,
 		if (def->payload == PAYLOAD_PAYMENT && ctx.payment == NULL)
 		{
 			if (until != PHASE_NONE)
-				break;			/* stop early before a phase that needs payload */
+				break; /* stop early before a phase that needs payload */
 			ereport(ERROR,
 					(errcode(ERRCODE_CHECKOUT_PAYLOAD_REQUIRED),
-					 errmsg("phase %s requires a payload", phase_name(def->phase)),
-					 errdetail("Checkout lock " INT64_FORMAT ".", row->lock_id),
-					 errhint("Pass {\"reference\": text, \"amount\": bigint}.")));
+					 errmsg("phase %s requires a payload",
+							phase_name(def->phase)),
+					 errdetail("Checkout lock " INT64_FORMAT ".",
+							   row->lock_id),
+					 errhint(
+						 "Pass {\"reference\": text, \"amount\": bigint}.")));
 		}
 		if (p == PHASE_LAST)
 		{
@@ -251,7 +269,8 @@ advance_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase target,
 			row->phase = PHASE_LAST;
 			lock_mark_completed(row);
 			if (!def->run(&ctx))
-				elog(ERROR, "checkout phase %s cannot fail", phase_name(def->phase));
+				elog(ERROR, "checkout phase %s cannot fail",
+					 phase_name(def->phase));
 			phase_completed_event(row, PHASE_LAST);
 			lock_completed_event(row, false);
 			return true;
@@ -260,7 +279,8 @@ advance_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase target,
 		{
 			if (late)
 				return false;
-			locks_end(&row, 1, LOCK_FAILED, def->phase, ctx.error_code, ctx.error_message);
+			locks_end(&row, 1, LOCK_FAILED, def->phase, ctx.error_code,
+					  ctx.error_message);
 			return true;
 		}
 		row->phase = def->phase;
@@ -275,7 +295,9 @@ advance_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase target,
 static void
 run_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase until)
 {
-	CheckoutPhase target = until != PHASE_NONE ? until : (CheckoutPhase) (row->phase + 1);
+	CheckoutPhase target = until != PHASE_NONE
+							   ? until
+							   : (CheckoutPhase) (row->phase + 1);
 
 	/*
 	 * A call that reserves and goes no further than price_lock reserves
@@ -287,14 +309,15 @@ run_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase until)
 	 * call decides again with the rows row-locked from the start.  Events are
 	 * held until then, so no code a user added to the tables written
 	 * meanwhile may run: with a trigger or rule of theirs there, the call
-	 * row-locks the rows first.  Where a sku is striped, its buyers queue on no
-	 * one row, and every call takes its rows in order from the start.
+	 * row-locks the rows first.  Where a sku is striped, its buyers queue on
+	 * no one row, and every call takes its rows in order from the start.
 	 */
 	if (row->phase < PHASE_INVENTORY_RESERVATION &&
 		target >= PHASE_INVENTORY_RESERVATION && target <= PHASE_PRICE_LOCK &&
-		!events_held() && !store_lock_writes_run_user_code() && !store_striping_in_use())
+		!events_held() && !store_lock_writes_run_user_code() &&
+		!store_striping_in_use())
 	{
-		LockRow		before = *row;
+		LockRow			 before = *row;
 		StockReservation late;
 
 		memset(&late, 0, sizeof(late));
@@ -306,11 +329,12 @@ run_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase until)
 			return;
 		}
 		events_discard();
-		if (row->phase >= PHASE_INVENTORY_RESERVATION && target >= PHASE_PRICE_LOCK)
+		if (row->phase >= PHASE_INVENTORY_RESERVATION &&
+			target >= PHASE_PRICE_LOCK)
 			store_snapshots_delete(row->lock_id);
 		/* the version written meanwhile is the row's latest */
 		before.version = row->version;
-		*row = before;			/* its row is written again */
+		*row = before; /* its row is written again */
 	}
 	(void) advance_phases(row, payload, target, until, NULL);
 }
@@ -318,20 +342,21 @@ run_phases(LockRow *row, AdvancePayload *payload, CheckoutPhase until)
 Datum
 checkout_advance(PG_FUNCTION_ARGS)
 {
-	int			spi_state;
-	MemoryContext callcxt = CurrentMemoryContext;
-	int64		lock_id = lock_id_arg(fcinfo);
-	char	   *session_id = session_arg(fcinfo, 1);
-	CheckoutPhase until = PHASE_NONE;
+	int			   spi_state;
+	MemoryContext  callcxt = CurrentMemoryContext;
+	int64		   lock_id = lock_id_arg(fcinfo);
+	char		  *session_id = session_arg(fcinfo, 1);
+	CheckoutPhase  until = PHASE_NONE;
 	AdvancePayload payload;
-	LockRow		row;
-	CallReport	report;
+	LockRow		   row;
+	CallReport	   report;
 
 	memset(&payload, 0, sizeof(payload));
 	if (!PG_ARGISNULL(2))
 		parse_advance_payload(PG_GETARG_JSONB_P(2), &payload);
 	if (!PG_ARGISNULL(3))
-		until = phase_from_name(DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(3))));
+		until = phase_from_name(DatumGetCString(
+			DirectFunctionCall1(enum_out, PG_GETARG_DATUM(3))));
 
 	spi_state = checkout_spi_connect();
 	fetch_session_lock(lock_id, session_id, &row, &report);
@@ -350,9 +375,9 @@ checkout_advance(PG_FUNCTION_ARGS)
 Datum
 checkout_status(PG_FUNCTION_ARGS)
 {
-	int64		lock_id = lock_id_arg(fcinfo);
-	char	   *session_id = session_arg(fcinfo, 1);
-	LockRow		row;
+	int64	lock_id = lock_id_arg(fcinfo);
+	char   *session_id = session_arg(fcinfo, 1);
+	LockRow row;
 
 	if (!store_lock_read(lock_id, session_id, &row))
 		raise_lock_not_found(lock_id);
@@ -364,13 +389,13 @@ checkout_status(PG_FUNCTION_ARGS)
 Datum
 checkout_extend(PG_FUNCTION_ARGS)
 {
-	int			spi_state;
+	int			  spi_state;
 	MemoryContext callcxt = CurrentMemoryContext;
-	int64		lock_id = lock_id_arg(fcinfo);
-	char	   *session_id = session_arg(fcinfo, 1);
-	double		by_secs;
-	LockRow		row;
-	CallReport	report;
+	int64		  lock_id = lock_id_arg(fcinfo);
+	char		 *session_id = session_arg(fcinfo, 1);
+	double		  by_secs;
+	LockRow		  row;
+	CallReport	  report;
 
 	require_arg(fcinfo, 2, "by");
 	by_secs = interval_arg_seconds(fcinfo, 2, "by");
@@ -393,14 +418,16 @@ checkout_extend(PG_FUNCTION_ARGS)
  * overdue lock is expired instead.
  */
 static Datum
-end_session_lock(FunctionCallInfo fcinfo, int64 lock_id, const char *session_id, LockState state,
-				 CheckoutPhase failed_phase, const char *error_code, const char *error_message)
+end_session_lock(FunctionCallInfo fcinfo, int64 lock_id,
+				 const char *session_id, LockState state,
+				 CheckoutPhase failed_phase, const char *error_code,
+				 const char *error_message)
 {
-	int			spi_state;
+	int			  spi_state;
 	MemoryContext callcxt = CurrentMemoryContext;
-	LockRow		row;
-	LockRow    *rows[1] = {&row};
-	CallReport	report;
+	LockRow		  row;
+	LockRow		 *rows[1] = {&row};
+	CallReport	  report;
 
 	spi_state = checkout_spi_connect();
 	fetch_session_lock(lock_id, session_id, &row, &report);
@@ -416,37 +443,39 @@ end_session_lock(FunctionCallInfo fcinfo, int64 lock_id, const char *session_id,
 Datum
 checkout_cancel(PG_FUNCTION_ARGS)
 {
-	int64		lock_id = lock_id_arg(fcinfo);
-	char	   *session_id = session_arg(fcinfo, 1);
+	int64 lock_id = lock_id_arg(fcinfo);
+	char *session_id = session_arg(fcinfo, 1);
 
-	PG_RETURN_DATUM(end_session_lock(fcinfo, lock_id, session_id, LOCK_CANCELLED, PHASE_NONE,
-									 NULL, NULL));
+	PG_RETURN_DATUM(end_session_lock(fcinfo, lock_id, session_id,
+									 LOCK_CANCELLED, PHASE_NONE, NULL, NULL));
 }
 
 Datum
 checkout_fail(PG_FUNCTION_ARGS)
 {
-	int64		lock_id = lock_id_arg(fcinfo);
-	char	   *session_id = session_arg(fcinfo, 1);
-	char	   *reason = require_text_arg(fcinfo, 2, "reason", CHECKOUT_MAX_REASON);
+	int64 lock_id = lock_id_arg(fcinfo);
+	char *session_id = session_arg(fcinfo, 1);
+	char *reason = require_text_arg(fcinfo, 2, "reason", CHECKOUT_MAX_REASON);
 
-	PG_RETURN_DATUM(end_session_lock(fcinfo, lock_id, session_id, LOCK_FAILED, PHASE_PENDING,
-									 CHECKOUT_APP_FAILURE, reason));
+	PG_RETURN_DATUM(end_session_lock(fcinfo, lock_id, session_id, LOCK_FAILED,
+									 PHASE_PENDING, CHECKOUT_APP_FAILURE,
+									 reason));
 }
 
 Datum
 checkout_release(PG_FUNCTION_ARGS)
 {
-	int			spi_state;
+	int			  spi_state;
 	MemoryContext callcxt = CurrentMemoryContext;
-	int64		lock_id = lock_id_arg(fcinfo);
-	char	   *reason = require_text_arg(fcinfo, 1, "reason", CHECKOUT_MAX_REASON);
+	int64		  lock_id = lock_id_arg(fcinfo);
+	char *reason = require_text_arg(fcinfo, 1, "reason", CHECKOUT_MAX_REASON);
 	/* the function runs as its owner: name the admin who called it */
-	char	   *message = psprintf("released by %s: %s",
-								   GetUserNameFromId(GetOuterUserId(), false), reason);
-	LockRow		row;
-	LockRow    *rows[1] = {&row};
-	CallReport	report;
+	char *message = psprintf("released by %s: %s",
+							 GetUserNameFromId(GetOuterUserId(), false),
+							 reason);
+	LockRow	   row;
+	LockRow	  *rows[1] = {&row};
+	CallReport report;
 
 	spi_state = checkout_spi_connect();
 	if (!store_lock_fetch(lock_id, NULL, &row))

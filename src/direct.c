@@ -1,10 +1,10 @@
 /*
  * direct.c — rows of the extension's tables read by primary key,
- * row-locked and written without planned statements, the way logical replication
- * applies a change (ExecSimpleRelationInsert/Update/Delete): index entries,
- * NOT NULL and CHECK constraints, foreign-key triggers and the WAL are done
- * as a statement does them.  What it leaves out is the plan: no plan cache
- * lookup, no executor start of a plan tree, no projection.
+ * row-locked and written without planned statements, the way logical
+ * replication applies a change (ExecSimpleRelationInsert/Update/Delete): index
+ * entries, NOT NULL and CHECK constraints, foreign-key triggers and the WAL
+ * are done as a statement does them.  What it leaves out is the plan: no plan
+ * cache lookup, no executor start of a plan tree, no projection.
  *
  * That is only the same as SQL for a table whose definition is exactly the
  * one the extension created, so before it serves a table this file checks
@@ -79,38 +79,37 @@
 typedef struct ColumnShape
 {
 	const char *name;
-	Oid			type;			/* a built-in type, or */
-	const char *enum_type;		/* an enum of schema checkout */
+	Oid			type;	   /* a built-in type, or */
+	const char *enum_type; /* an enum of schema checkout */
 	bool		not_null;
 } ColumnShape;
 
 typedef struct ConstraintShape
 {
 	const char *name;
-	char		type;			/* pg_constraint.contype */
-	const char *check;			/* a CHECK's expression, deparsed */
+	char		type;  /* pg_constraint.contype */
+	const char *check; /* a CHECK's expression, deparsed */
 } ConstraintShape;
 
 typedef struct TableShape
 {
-	const char *name;
-	const ColumnShape *columns;
-	int			n_columns;
+	const char			  *name;
+	const ColumnShape	  *columns;
+	int					   n_columns;
 	const ConstraintShape *constraints;
-	int			n_constraints;
-	int			key[DIRECT_MAX_KEY];	/* the primary key's columns */
-	int			n_key;
-	AclMode		uses;			/* the privileges the direct path needs */
-	const char *trigger;		/* the extension's own trigger on it, or NULL */
+	int					   n_constraints;
+	int					   key[DIRECT_MAX_KEY]; /* the primary key's columns */
+	int					   n_key;
+	AclMode				   uses; /* the privileges the direct path needs */
+	const char *trigger; /* the extension's own trigger on it, or NULL */
 	/*
 	 * a second index the direct path scans (its first column is by_column), or
 	 * NULL
 	 */
 	const char *index;
-	const char *index_definition;	/* as pg_get_indexdef_string gives it */
+	const char *index_definition; /* as pg_get_indexdef_string gives it */
 	int			by_column;
 } TableShape;
-
 
 static const ColumnShape inventory_columns[INV_NCOLUMNS] = {
 	[INV_SKU] = {"sku", TEXTOID, NULL, true},
@@ -121,8 +120,9 @@ static const ColumnShape inventory_columns[INV_NCOLUMNS] = {
 static const ConstraintShape inventory_constraints[] = {
 	{"inventory_pkey", CONSTRAINT_PRIMARY, NULL},
 	{"inventory_reserved_within_on_hand", CONSTRAINT_CHECK,
-	"((reserved >= (0)::bigint) AND (reserved <= on_hand))"},
-	{"inventory_unit_price_not_negative", CONSTRAINT_CHECK, "(unit_price >= (0)::bigint)"},
+	 "((reserved >= (0)::bigint) AND (reserved <= on_hand))"},
+	{"inventory_unit_price_not_negative", CONSTRAINT_CHECK,
+	 "(unit_price >= (0)::bigint)"},
 };
 
 static const ColumnShape locks_columns[LK_NCOLUMNS] = {
@@ -149,9 +149,10 @@ static const ColumnShape locks_columns[LK_NCOLUMNS] = {
 };
 static const ConstraintShape locks_constraints[] = {
 	{"locks_pkey", CONSTRAINT_PRIMARY, NULL},
-	{"locks_expires_after_creation", CONSTRAINT_CHECK, "(expires_at > created_at)"},
+	{"locks_expires_after_creation", CONSTRAINT_CHECK,
+	 "(expires_at > created_at)"},
 	{"locks_finished_when_terminal", CONSTRAINT_CHECK,
-	"((state = 'active'::checkout.lock_state) = (finished_at IS NULL))"},
+	 "((state = 'active'::checkout.lock_state) = (finished_at IS NULL))"},
 };
 
 static const ColumnShape lock_lines_columns[LL_NCOLUMNS] = {
@@ -166,8 +167,10 @@ static const ConstraintShape lock_lines_constraints[] = {
 	{"lock_lines_pkey", CONSTRAINT_PRIMARY, NULL},
 	{"lock_lines_lock_id_line_no_key", CONSTRAINT_UNIQUE, NULL},
 	{"lock_lines_lock_id_fkey", CONSTRAINT_FOREIGN, NULL},
-	{"lock_lines_quantity_check", CONSTRAINT_CHECK, "(quantity >= (1)::bigint)"},
-	{"lock_lines_cart_price_check", CONSTRAINT_CHECK, "(cart_price >= (0)::bigint)"},
+	{"lock_lines_quantity_check", CONSTRAINT_CHECK,
+	 "(quantity >= (1)::bigint)"},
+	{"lock_lines_cart_price_check", CONSTRAINT_CHECK,
+	 "(cart_price >= (0)::bigint)"},
 };
 
 static const ColumnShape reservations_columns[RS_NCOLUMNS] = {
@@ -181,7 +184,8 @@ static const ConstraintShape reservations_constraints[] = {
 	{"reservations_pkey", CONSTRAINT_PRIMARY, NULL},
 	{"reservations_lock_id_fkey", CONSTRAINT_FOREIGN, NULL},
 	{"reservations_sku_fkey", CONSTRAINT_FOREIGN, NULL},
-	{"reservations_quantity_check", CONSTRAINT_CHECK, "(quantity > (0)::bigint)"},
+	{"reservations_quantity_check", CONSTRAINT_CHECK,
+	 "(quantity > (0)::bigint)"},
 	{"reservations_stripe_check", CONSTRAINT_CHECK, "(stripe >= 0)"},
 };
 
@@ -196,7 +200,7 @@ static const ConstraintShape stripes_constraints[] = {
 	{"inventory_stripes_sku_fkey", CONSTRAINT_FOREIGN, NULL},
 	{"inventory_stripes_stripe_check", CONSTRAINT_CHECK, "(stripe >= 1)"},
 	{"inventory_stripes_reserved_within_on_hand", CONSTRAINT_CHECK,
-	"((reserved >= (0)::bigint) AND (reserved <= on_hand))"},
+	 "((reserved >= (0)::bigint) AND (reserved <= on_hand))"},
 };
 
 static const ColumnShape price_snapshots_columns[PS_NCOLUMNS] = {
@@ -229,89 +233,97 @@ static const ConstraintShape orders_constraints[] = {
 	{"orders_lock_id_key", CONSTRAINT_UNIQUE, NULL},
 	{"orders_lock_id_fkey", CONSTRAINT_FOREIGN, NULL},
 	{"orders_source_check", CONSTRAINT_CHECK,
-	"(source = ANY ('{checkout,application}'::text[]))"},
-	{"orders_status_check", CONSTRAINT_CHECK, "(status = ANY ('{created,cancelled}'::text[]))"},
+	 "(source = ANY ('{checkout,application}'::text[]))"},
+	{"orders_status_check", CONSTRAINT_CHECK,
+	 "(status = ANY ('{created,cancelled}'::text[]))"},
 };
 
 static const TableShape table_shapes[DT_COUNT] = {
-	[DT_INVENTORY] = {
-		.name = "inventory",
-		.columns = inventory_columns,
-		.n_columns = INV_NCOLUMNS,
-		.constraints = inventory_constraints,
-		.n_constraints = lengthof(inventory_constraints),
-		.key = {INV_SKU},
-		.n_key = 1,
-		.uses = ACL_SELECT | ACL_UPDATE,
-		.trigger = "inventory_restock",
-	},
-	[DT_LOCKS] = {
-		.name = "locks",
-		.columns = locks_columns,
-		.n_columns = LK_NCOLUMNS,
-		.constraints = locks_constraints,
-		.n_constraints = lengthof(locks_constraints),
-		.key = {LK_LOCK_ID},
-		.n_key = 1,
-		.uses = ACL_SELECT | ACL_INSERT | ACL_UPDATE,
-		.index = "locks_active_cart",
-		.index_definition = 
-		"CREATE UNIQUE INDEX locks_active_cart ON checkout.locks "
-		"USING btree (cart_id, "
-		"(CASE WHEN exclusive THEN (0)::bigint ELSE lock_id END)) "
-		"WHERE (state = 'active'::checkout.lock_state)",
-		.by_column = LK_CART_ID,
-	},
-	[DT_LOCK_LINES] = {
-		.name = "lock_lines",
-		.columns = lock_lines_columns,
-		.n_columns = LL_NCOLUMNS,
-		.constraints = lock_lines_constraints,
-		.n_constraints = lengthof(lock_lines_constraints),
-		.key = {LL_LOCK_ID, LL_LINE_ID},
-		.n_key = 2,
-		.uses = ACL_SELECT | ACL_INSERT,
-	},
-	[DT_RESERVATIONS] = {
-		.name = "reservations",
-		.columns = reservations_columns,
-		.n_columns = RS_NCOLUMNS,
-		.constraints = reservations_constraints,
-		.n_constraints = lengthof(reservations_constraints),
-		.key = {RS_LOCK_ID, RS_SKU, RS_STRIPE},
-		.n_key = 3,
-		.uses = ACL_SELECT | ACL_INSERT | ACL_DELETE,
-	},
-	[DT_PRICE_SNAPSHOTS] = {
-		.name = "price_snapshots",
-		.columns = price_snapshots_columns,
-		.n_columns = PS_NCOLUMNS,
-		.constraints = price_snapshots_constraints,
-		.n_constraints = lengthof(price_snapshots_constraints),
-		.key = {PS_LOCK_ID, PS_LINE_ID},
-		.n_key = 2,
-		.uses = ACL_INSERT,
-	},
-	[DT_ORDERS] = {
-		.name = "orders",
-		.columns = orders_columns,
-		.n_columns = OR_NCOLUMNS,
-		.constraints = orders_constraints,
-		.n_constraints = lengthof(orders_constraints),
-		.key = {OR_ORDER_REF},
-		.n_key = 1,
-		.uses = ACL_SELECT | ACL_INSERT,
-	},
-	[DT_STRIPES] = {
-		.name = "inventory_stripes",
-		.columns = stripes_columns,
-		.n_columns = ST_NCOLUMNS,
-		.constraints = stripes_constraints,
-		.n_constraints = lengthof(stripes_constraints),
-		.key = {ST_SKU, ST_STRIPE},
-		.n_key = 2,
-		.uses = ACL_SELECT | ACL_UPDATE,
-	},
+	[DT_INVENTORY] =
+		{
+			.name = "inventory",
+			.columns = inventory_columns,
+			.n_columns = INV_NCOLUMNS,
+			.constraints = inventory_constraints,
+			.n_constraints = lengthof(inventory_constraints),
+			.key = {INV_SKU},
+			.n_key = 1,
+			.uses = ACL_SELECT | ACL_UPDATE,
+			.trigger = "inventory_restock",
+		},
+	[DT_LOCKS] =
+		{
+			.name = "locks",
+			.columns = locks_columns,
+			.n_columns = LK_NCOLUMNS,
+			.constraints = locks_constraints,
+			.n_constraints = lengthof(locks_constraints),
+			.key = {LK_LOCK_ID},
+			.n_key = 1,
+			.uses = ACL_SELECT | ACL_INSERT | ACL_UPDATE,
+			.index = "locks_active_cart",
+			.index_definition =
+				"CREATE UNIQUE INDEX locks_active_cart ON checkout.locks "
+				"USING btree (cart_id, "
+				"(CASE WHEN exclusive THEN (0)::bigint ELSE lock_id END)) "
+				"WHERE (state = 'active'::checkout.lock_state)",
+			.by_column = LK_CART_ID,
+		},
+	[DT_LOCK_LINES] =
+		{
+			.name = "lock_lines",
+			.columns = lock_lines_columns,
+			.n_columns = LL_NCOLUMNS,
+			.constraints = lock_lines_constraints,
+			.n_constraints = lengthof(lock_lines_constraints),
+			.key = {LL_LOCK_ID, LL_LINE_ID},
+			.n_key = 2,
+			.uses = ACL_SELECT | ACL_INSERT,
+		},
+	[DT_RESERVATIONS] =
+		{
+			.name = "reservations",
+			.columns = reservations_columns,
+			.n_columns = RS_NCOLUMNS,
+			.constraints = reservations_constraints,
+			.n_constraints = lengthof(reservations_constraints),
+			.key = {RS_LOCK_ID, RS_SKU, RS_STRIPE},
+			.n_key = 3,
+			.uses = ACL_SELECT | ACL_INSERT | ACL_DELETE,
+		},
+	[DT_PRICE_SNAPSHOTS] =
+		{
+			.name = "price_snapshots",
+			.columns = price_snapshots_columns,
+			.n_columns = PS_NCOLUMNS,
+			.constraints = price_snapshots_constraints,
+			.n_constraints = lengthof(price_snapshots_constraints),
+			.key = {PS_LOCK_ID, PS_LINE_ID},
+			.n_key = 2,
+			.uses = ACL_INSERT,
+		},
+	[DT_ORDERS] =
+		{
+			.name = "orders",
+			.columns = orders_columns,
+			.n_columns = OR_NCOLUMNS,
+			.constraints = orders_constraints,
+			.n_constraints = lengthof(orders_constraints),
+			.key = {OR_ORDER_REF},
+			.n_key = 1,
+			.uses = ACL_SELECT | ACL_INSERT,
+		},
+	[DT_STRIPES] =
+		{
+			.name = "inventory_stripes",
+			.columns = stripes_columns,
+			.n_columns = ST_NCOLUMNS,
+			.constraints = stripes_constraints,
+			.n_constraints = lengthof(stripes_constraints),
+			.key = {ST_SKU, ST_STRIPE},
+			.n_key = 2,
+			.uses = ACL_SELECT | ACL_UPDATE,
+		},
 };
 
 const char *
@@ -324,15 +336,15 @@ direct_table_name(DirectTable table)
 
 typedef struct TableState
 {
-	Oid			relid;			/* InvalidOid: look it up by name */
-	bool		known;			/* shape checked since the last invalidation */
-	char	   *differs;		/* NULL: the extension's definition; else why not */
-	bool		user_code;		/* a write runs a user's trigger or rule */
-	AttrNumber	attnums[DIRECT_MAX_COLUMNS];
-	Oid			pkey;
-	Oid			index;			/* TableShape.index, checked */
-	MemoryContext cxt;			/* differs lives here */
-	struct PlannedChecks *checks;	/* NULL until planned */
+	Oid			  relid;   /* InvalidOid: look it up by name */
+	bool		  known;   /* shape checked since the last invalidation */
+	char		 *differs; /* NULL: the extension's definition; else why not */
+	bool		  user_code; /* a write runs a user's trigger or rule */
+	AttrNumber	  attnums[DIRECT_MAX_COLUMNS];
+	Oid			  pkey;
+	Oid			  index;		  /* TableShape.index, checked */
+	MemoryContext cxt;			  /* differs lives here */
+	struct PlannedChecks *checks; /* NULL until planned */
 } TableState;
 
 /*
@@ -343,11 +355,11 @@ typedef struct TableState
  */
 typedef struct PlannedChecks
 {
-	MemoryContext cxt;			/* holds this struct and the expressions */
-	int			n;
-	Expr	  **exprs;
-	int			users;
-	bool		retired;
+	MemoryContext		  cxt; /* holds this struct and the expressions */
+	int					  n;
+	Expr				**exprs;
+	int					  users;
+	bool				  retired;
 	struct PlannedChecks *next_retired;
 } PlannedChecks;
 
@@ -356,7 +368,7 @@ static PlannedChecks *retired_checks = NULL;
 static TableState tables[DT_COUNT];
 
 /* whether checkout.inventory_stripes has a row: -1 unknown (store.c asks) */
-static int	stripes_in_use = -1;
+static int stripes_in_use = -1;
 
 int
 direct_stripes_in_use(void)
@@ -409,11 +421,11 @@ release_checks(PlannedChecks *pc)
 static void
 checks_xact_end(XactEvent event, void *arg)
 {
-	int			t;
+	int t;
 
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
-		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT &&
-		event != XACT_EVENT_PREPARE)
+		event != XACT_EVENT_PARALLEL_COMMIT &&
+		event != XACT_EVENT_PARALLEL_ABORT && event != XACT_EVENT_PREPARE)
 		return;
 	while (retired_checks != NULL)
 	{
@@ -442,7 +454,7 @@ forget_table(TableState *ts)
 static void
 relcache_invalidated(Datum arg, Oid relid)
 {
-	int			t;
+	int t;
 
 	if (relid == InvalidOid || tables[DT_STRIPES].relid == relid)
 		stripes_in_use = -1;
@@ -455,7 +467,7 @@ relcache_invalidated(Datum arg, Oid relid)
 static void
 function_invalidated(Datum arg, int cacheid, uint32 hashvalue)
 {
-	int			t;
+	int t;
 
 	for (t = 0; t < DT_COUNT; t++)
 		forget_checks(&tables[t]);
@@ -479,13 +491,14 @@ register_callbacks(void)
 static Oid
 column_type(const ColumnShape *col)
 {
-	Oid			nsp;
+	Oid nsp;
 
 	if (col->enum_type == NULL)
 		return col->type;
 	nsp = get_namespace_oid("checkout", false);
 	return GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
-						   CStringGetDatum(col->enum_type), ObjectIdGetDatum(nsp));
+						   CStringGetDatum(col->enum_type),
+						   ObjectIdGetDatum(nsp));
 }
 
 /*
@@ -494,11 +507,11 @@ column_type(const ColumnShape *col)
 static char *
 check_text(Relation rel, const char *ccbin)
 {
-	int			nest = NewGUCNestLevel();
-	char	   *text;
+	int	  nest = NewGUCNestLevel();
+	char *text;
 
-	(void) set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("search_path", "pg_catalog", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	text = deparse_expression(stringToNode(ccbin),
 							  deparse_context_for(RelationGetRelationName(rel),
 												  RelationGetRelid(rel)),
@@ -517,7 +530,8 @@ has_policies(Oid relid)
 
 	ScanKeyInit(&key, Anum_pg_policy_polrelid, BTEqualStrategyNumber, F_OIDEQ,
 				ObjectIdGetDatum(relid));
-	scan = systable_beginscan(catalog, PolicyPolrelidPolnameIndexId, true, NULL, 1, &key);
+	scan = systable_beginscan(catalog, PolicyPolrelidPolnameIndexId, true,
+							  NULL, 1, &key);
 	found = HeapTupleIsValid(systable_getnext(scan));
 	systable_endscan(scan);
 	table_close(catalog, AccessShareLock);
@@ -527,17 +541,17 @@ has_policies(Oid relid)
 static char *
 columns_difference(const TableShape *def, Relation rel, AttrNumber *attnums)
 {
-	TupleDesc	desc = RelationGetDescr(rel);
-	int			i;
-	int			c;
+	TupleDesc desc = RelationGetDescr(rel);
+	int		  i;
+	int		  c;
 
 	for (c = 0; c < def->n_columns; c++)
 		attnums[c] = InvalidAttrNumber;
 	for (i = 0; i < desc->natts; i++)
 	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
+		Form_pg_attribute  att = TupleDescAttr(desc, i);
 		const ColumnShape *col = NULL;
-		Oid			type;
+		Oid				   type;
 
 		if (att->attisdropped)
 			continue;
@@ -551,12 +565,16 @@ columns_difference(const TableShape *def, Relation rel, AttrNumber *attnums)
 		if (att->atttypid != type || att->atttypmod != -1)
 			return psprintf("column %s has type %s, not %s",
 							quote_identifier(col->name),
-							format_type_with_typemod(att->atttypid, att->atttypmod),
+							format_type_with_typemod(att->atttypid,
+													 att->atttypmod),
 							format_type_be(type));
 		if (att->attgenerated != '\0')
-			return psprintf("column %s is generated", quote_identifier(col->name));
-		if (att->attcollation != (type_is_collatable(type) ? DEFAULT_COLLATION_OID : InvalidOid))
-			return psprintf("column %s has another collation", quote_identifier(col->name));
+			return psprintf("column %s is generated",
+							quote_identifier(col->name));
+		if (att->attcollation !=
+			(type_is_collatable(type) ? DEFAULT_COLLATION_OID : InvalidOid))
+			return psprintf("column %s has another collation",
+							quote_identifier(col->name));
 		if (att->attnotnull != col->not_null)
 			return psprintf("column %s is %s", quote_identifier(col->name),
 							att->attnotnull ? "NOT NULL" : "nullable");
@@ -564,7 +582,8 @@ columns_difference(const TableShape *def, Relation rel, AttrNumber *attnums)
 	}
 	for (c = 0; c < def->n_columns; c++)
 		if (attnums[c] == InvalidAttrNumber)
-			return psprintf("column %s is missing", quote_identifier(def->columns[c].name));
+			return psprintf("column %s is missing",
+							quote_identifier(def->columns[c].name));
 	return NULL;
 }
 
@@ -578,14 +597,15 @@ constraints_difference(const TableShape *def, Relation rel)
 	int			matched = 0;
 	char	   *differs = NULL;
 
-	ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(RelationGetRelid(rel)));
-	scan = systable_beginscan(catalog, ConstraintRelidTypidNameIndexId, true, NULL, 1, &key);
+	ScanKeyInit(&key, Anum_pg_constraint_conrelid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(RelationGetRelid(rel)));
+	scan = systable_beginscan(catalog, ConstraintRelidTypidNameIndexId, true,
+							  NULL, 1, &key);
 	while (differs == NULL && HeapTupleIsValid(tuple = systable_getnext(scan)))
 	{
-		Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tuple);
+		Form_pg_constraint	   con = (Form_pg_constraint) GETSTRUCT(tuple);
 		const ConstraintShape *expected = NULL;
-		int			i;
+		int					   i;
 
 		for (i = 0; i < def->n_constraints && expected == NULL; i++)
 			if (strcmp(NameStr(con->conname), def->constraints[i].name) == 0 &&
@@ -593,12 +613,13 @@ constraints_difference(const TableShape *def, Relation rel)
 				expected = &def->constraints[i];
 		if (expected != NULL && expected->check != NULL)
 		{
-			bool		isnull;
-			Datum		bin = heap_getattr(tuple, Anum_pg_constraint_conbin,
-										   RelationGetDescr(catalog), &isnull);
+			bool  isnull;
+			Datum bin = heap_getattr(tuple, Anum_pg_constraint_conbin,
+									 RelationGetDescr(catalog), &isnull);
 
 			if (isnull || !con->convalidated ||
-				strcmp(check_text(rel, TextDatumGetCString(bin)), expected->check) != 0)
+				strcmp(check_text(rel, TextDatumGetCString(bin)),
+					   expected->check) != 0)
 				expected = NULL;
 		}
 		if (expected == NULL)
@@ -619,28 +640,32 @@ constraints_difference(const TableShape *def, Relation rel)
  * operator classes.
  */
 static char *
-primary_key_difference(const TableShape *def, Relation rel, const AttrNumber *attnums, Oid *pkey)
+primary_key_difference(const TableShape *def, Relation rel,
+					   const AttrNumber *attnums, Oid *pkey)
 {
-	Relation	index;
-	char	   *differs = NULL;
-	int			k;
+	Relation index;
+	char	*differs = NULL;
+	int		 k;
 
 	*pkey = RelationGetPrimaryKeyIndex(rel);
 	if (!OidIsValid(*pkey))
 		return pstrdup("it has no primary key");
 	index = index_open(*pkey, AccessShareLock);
 	if (index->rd_rel->relam != BTREE_AM_OID ||
-		index->rd_index->indnkeyatts != def->n_key || index->rd_indexprs != NIL)
+		index->rd_index->indnkeyatts != def->n_key ||
+		index->rd_indexprs != NIL)
 		differs = pstrdup("its primary key is not the extension's");
 	for (k = 0; differs == NULL && k < def->n_key; k++)
 	{
-		AttrNumber	attnum = attnums[def->key[k]];
-		Oid			type = TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid;
-		Oid			opclass = GetDefaultOpClass(type, BTREE_AM_OID);
+		AttrNumber attnum = attnums[def->key[k]];
+		Oid type = TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid;
+		Oid opclass = GetDefaultOpClass(type, BTREE_AM_OID);
 
 		if (index->rd_index->indkey.values[k] != attnum ||
-			!OidIsValid(opclass) || index->rd_opfamily[k] != get_opclass_family(opclass) ||
-			index->rd_indcollation[k] != TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attcollation)
+			!OidIsValid(opclass) ||
+			index->rd_opfamily[k] != get_opclass_family(opclass) ||
+			index->rd_indcollation[k] !=
+				TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attcollation)
 			differs = pstrdup("its primary key is not the extension's");
 	}
 	index_close(index, AccessShareLock);
@@ -657,9 +682,11 @@ is_users_trigger(const TableShape *def, const Trigger *trigger)
 {
 	if (trigger->tgisinternal)
 		return false;
-	return def->trigger == NULL || strcmp(trigger->tgname, def->trigger) != 0 ||
-		strcmp(get_func_name(trigger->tgfoid), def->trigger) != 0 ||
-		get_func_namespace(trigger->tgfoid) != get_namespace_oid("checkout", false);
+	return def->trigger == NULL ||
+		   strcmp(trigger->tgname, def->trigger) != 0 ||
+		   strcmp(get_func_name(trigger->tgfoid), def->trigger) != 0 ||
+		   get_func_namespace(trigger->tgfoid) !=
+			   get_namespace_oid("checkout", false);
 }
 
 /*
@@ -669,18 +696,20 @@ is_users_trigger(const TableShape *def, const Trigger *trigger)
 static char *
 index_difference(const TableShape *def, Relation rel, Oid *index)
 {
-	int			nest;
-	char	   *text;
+	int	  nest;
+	char *text;
 
 	*index = InvalidOid;
 	if (def->index == NULL)
 		return NULL;
 	*index = get_relname_relid(def->index, RelationGetNamespace(rel));
-	if (!OidIsValid(*index) || !list_member_oid(RelationGetIndexList(rel), *index))
-		return psprintf("its index %s is missing", quote_identifier(def->index));
+	if (!OidIsValid(*index) ||
+		!list_member_oid(RelationGetIndexList(rel), *index))
+		return psprintf("its index %s is missing",
+						quote_identifier(def->index));
 	nest = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("search_path", "pg_catalog", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	text = pg_get_indexdef_string(*index);
 	AtEOXact_GUC(true, nest);
 	if (strcmp(text, def->index_definition) != 0)
@@ -694,11 +723,12 @@ index_difference(const TableShape *def, Relation rel, Oid *index)
  * differs.
  */
 static char *
-shape_difference(const TableShape *def, Relation rel, AttrNumber *attnums, Oid *pkey, Oid *index)
+shape_difference(const TableShape *def, Relation rel, AttrNumber *attnums,
+				 Oid *pkey, Oid *index)
 {
 	Form_pg_class cls = rel->rd_rel;
-	char	   *differs;
-	int			i;
+	char		 *differs;
+	int			  i;
 
 	if (cls->relkind != RELKIND_RELATION || cls->relam != HEAP_TABLE_AM_OID)
 		return pstrdup("it is not a heap table");
@@ -715,7 +745,8 @@ shape_difference(const TableShape *def, Relation rel, AttrNumber *attnums, Oid *
 	for (i = 0; rel->trigdesc && i < rel->trigdesc->numtriggers; i++)
 		if (is_users_trigger(def, &rel->trigdesc->triggers[i]))
 			return psprintf("trigger %s is a user's",
-							quote_identifier(rel->trigdesc->triggers[i].tgname));
+							quote_identifier(
+								rel->trigdesc->triggers[i].tgname));
 	if ((differs = columns_difference(def, rel, attnums)) != NULL ||
 		(differs = constraints_difference(def, rel)) != NULL ||
 		(differs = primary_key_difference(def, rel, attnums, pkey)) != NULL ||
@@ -730,7 +761,7 @@ shape_difference(const TableShape *def, Relation rel, AttrNumber *attnums, Oid *
 static bool
 relation_runs_user_code(const TableShape *def, Relation rel)
 {
-	int			i;
+	int i;
 
 	if (rel->rd_rules != NULL)
 		return true;
@@ -743,10 +774,11 @@ relation_runs_user_code(const TableShape *def, Relation rel)
 static Oid
 table_relid(DirectTable table)
 {
-	Oid			relid = direct_table_relid(table);
+	Oid relid = direct_table_relid(table);
 
 	if (!OidIsValid(relid))
-		elog(ERROR, "checkout: table checkout.%s does not exist", table_shapes[table].name);
+		elog(ERROR, "checkout: table checkout.%s does not exist",
+			 table_shapes[table].name);
 	return relid;
 }
 
@@ -756,7 +788,8 @@ table_relid(DirectTable table)
 Oid
 direct_table_relid(DirectTable table)
 {
-	return get_relname_relid(table_shapes[table].name, get_namespace_oid("checkout", false));
+	return get_relname_relid(table_shapes[table].name,
+							 get_namespace_oid("checkout", false));
 }
 
 /* The OID direct_table_exists found (as of the last invalidation). */
@@ -794,7 +827,7 @@ table_open_known(DirectTable table, LOCKMODE table_lockmode)
 	register_callbacks();
 	for (tries = 0; rel == NULL; tries++)
 	{
-		Oid			relid = OidIsValid(ts->relid) ? ts->relid : table_relid(table);
+		Oid relid = OidIsValid(ts->relid) ? ts->relid : table_relid(table);
 
 		rel = try_table_open(relid, table_lockmode);
 		/*
@@ -809,19 +842,21 @@ table_open_known(DirectTable table, LOCKMODE table_lockmode)
 			rel = NULL;
 		}
 		if (rel == NULL && tries > 3)
-			elog(ERROR, "checkout: table checkout.%s keeps changing", table_shapes[table].name);
+			elog(ERROR, "checkout: table checkout.%s keeps changing",
+				 table_shapes[table].name);
 		if (rel == NULL)
 			ts->relid = InvalidOid;
 	}
 	if (!ts->known)
 	{
-		MemoryContext cxt = AllocSetContextCreate(CacheMemoryContext, "checkout table state",
+		MemoryContext cxt = AllocSetContextCreate(CacheMemoryContext,
+												  "checkout table state",
 												  ALLOCSET_SMALL_SIZES);
 		MemoryContext old;
-		char	   *differs;
+		char		 *differs;
 
-		differs = shape_difference(&table_shapes[table], rel, ts->attnums, &ts->pkey,
-								   &ts->index);
+		differs = shape_difference(&table_shapes[table], rel, ts->attnums,
+								   &ts->pkey, &ts->index);
 		old = MemoryContextSwitchTo(cxt);
 		ts->differs = differs ? pstrdup(differs) : NULL;
 		MemoryContextSwitchTo(old);
@@ -845,15 +880,19 @@ refusal(DirectTable table, Relation rel, AclMode need)
 	if (!checkout_direct_access)
 		return pstrdup("checkout.direct_access is off");
 	if (ExecutorCheckPerms_hook != NULL)
-		return pstrdup("an executor permission hook is loaded (pgaudit, sepgsql), which must see every access");
+		return pstrdup(
+			"an executor permission hook is loaded (pgaudit, sepgsql), which must see every access");
 	if (ts->differs != NULL)
 		return pstrdup(ts->differs);
-	held = pg_class_aclmask(RelationGetRelid(rel), GetUserId(), need, ACLMASK_ALL);
+	held = pg_class_aclmask(RelationGetRelid(rel), GetUserId(), need,
+							ACLMASK_ALL);
 	if ((held & need) != need)
-		return psprintf("%s lacks %s on it", GetUserNameFromId(GetUserId(), false),
-						(need & ~held & ACL_SELECT) ? "SELECT" :
-						(need & ~held & ACL_INSERT) ? "INSERT" :
-						(need & ~held & ACL_UPDATE) ? "UPDATE" : "DELETE");
+		return psprintf("%s lacks %s on it",
+						GetUserNameFromId(GetUserId(), false),
+						(need & ~held & ACL_SELECT)	  ? "SELECT"
+						: (need & ~held & ACL_INSERT) ? "INSERT"
+						: (need & ~held & ACL_UPDATE) ? "UPDATE"
+													  : "DELETE");
 	return NULL;
 }
 
@@ -864,7 +903,7 @@ refusal(DirectTable table, Relation rel, AclMode need)
 static Relation
 direct_open(DirectTable table, LOCKMODE table_lockmode, AclMode need)
 {
-	Relation	rel;
+	Relation rel;
 
 	/* the cheap tests first: nothing to open when the path is off */
 	if (!checkout_direct_access || ExecutorCheckPerms_hook != NULL)
@@ -886,8 +925,8 @@ direct_open(DirectTable table, LOCKMODE table_lockmode, AclMode need)
 bool
 direct_runs_user_code(DirectTable table)
 {
-	Relation	rel = table_open_known(table, AccessShareLock);
-	bool		user_code = tables[table].user_code;
+	Relation rel = table_open_known(table, AccessShareLock);
+	bool	 user_code = tables[table].user_code;
 
 	table_close(rel, NoLock);
 	return user_code;
@@ -896,7 +935,7 @@ direct_runs_user_code(DirectTable table)
 bool
 direct_usable(DirectTable table, AclMode need, char **why_not)
 {
-	Relation	rel = table_open_known(table, AccessShareLock);
+	Relation rel = table_open_known(table, AccessShareLock);
 
 	*why_not = refusal(table, rel, need ? need : table_shapes[table].uses);
 	table_close(rel, NoLock);
@@ -906,13 +945,16 @@ direct_usable(DirectTable table, AclMode need, char **why_not)
 /* ---- reading and row-locking rows by primary key ---- */
 
 static bool
-key_open_index(KeyScan *ks, DirectTable table, AclMode need, bool statement, bool by_pkey)
+key_open_index(KeyScan *ks, DirectTable table, AclMode need, bool statement,
+			   bool by_pkey)
 {
 	const TableShape *def = &table_shapes[table];
-	TableState *ts = &tables[table];
-	int			k;
+	TableState		 *ts = &tables[table];
+	int				  k;
 
-	ks->rel = direct_open(table, (need & ACL_UPDATE) ? RowShareLock : AccessShareLock, need);
+	ks->rel = direct_open(table,
+						  (need & ACL_UPDATE) ? RowShareLock : AccessShareLock,
+						  need);
 	if (ks->rel == NULL)
 		return false;
 	ks->table = table;
@@ -925,10 +967,11 @@ key_open_index(KeyScan *ks, DirectTable table, AclMode need, bool statement, boo
 	ks->index = index_open(by_pkey ? ts->pkey : ts->index, AccessShareLock);
 	ks->n_key = by_pkey ? def->n_key : 1;
 	for (k = 0; k < ks->n_key; k++)
-		ks->key_types[k] = def->columns[by_pkey ? def->key[k] : def->by_column].type;
+		ks->key_types[k] =
+			def->columns[by_pkey ? def->key[k] : def->by_column].type;
 	ks->found = table_slot_create(ks->rel, NULL);
 	ks->rowlocked = NULL;
-	ks->scan = NULL;			/* begun for the number of keys of the first scan */
+	ks->scan = NULL; /* begun for the number of keys of the first scan */
 	return true;
 }
 
@@ -975,20 +1018,22 @@ key_close(KeyScan *ks)
 void
 key_scan_prefix(KeyScan *ks, const Datum *values, int n)
 {
-	int			k;
+	int k;
 
 	Assert(n >= 1 && n <= ks->n_key);
 	for (k = 0; k < n; k++)
 	{
-		Oid			type = ks->key_types[k];
+		Oid type = ks->key_types[k];
 
 		/*
 		 * compared as the index orders the column: its operator class, its
 		 * collation
 		 */
-		ScanKeyEntryInitialize(&ks->keys[k], 0, k + 1, BTEqualStrategyNumber, InvalidOid,
-							   ks->index->rd_indcollation[k],
-							   type == INT8OID ? F_INT8EQ : type == INT4OID ? F_INT4EQ : F_TEXTEQ,
+		ScanKeyEntryInitialize(&ks->keys[k], 0, k + 1, BTEqualStrategyNumber,
+							   InvalidOid, ks->index->rd_indcollation[k],
+							   type == INT8OID	 ? F_INT8EQ
+							   : type == INT4OID ? F_INT4EQ
+												 : F_TEXTEQ,
 							   values[k]);
 	}
 	if (ks->scan != NULL && ks->scan->numberOfKeys != n)
@@ -997,7 +1042,8 @@ key_scan_prefix(KeyScan *ks, const Datum *values, int n)
 		ks->scan = NULL;
 	}
 	if (ks->scan == NULL)
-		ks->scan = index_beginscan(ks->rel, ks->index, GetActiveSnapshot(), n, 0);
+		ks->scan = index_beginscan(ks->rel, ks->index, GetActiveSnapshot(), n,
+								   0);
 	index_rescan(ks->scan, ks->keys, n, NULL, 0);
 }
 
@@ -1049,8 +1095,8 @@ bool
 key_rowlock(KeyScan *ks, LockTupleMode mode)
 {
 	ItemPointerData tid = ks->found->tts_tid;
-	TM_FailureData tmfd;
-	TM_Result	result;
+	TM_FailureData	tmfd;
+	TM_Result		result;
 
 	/*
 	 * what the executor says of FOR UPDATE in a read-only transaction (25006)
@@ -1059,9 +1105,12 @@ key_rowlock(KeyScan *ks, LockTupleMode mode)
 	Assert(ks->own_snapshot);
 	if (ks->rowlocked == NULL)
 		ks->rowlocked = table_slot_create(ks->rel, NULL);
-	result = table_tuple_lock(ks->rel, &tid, GetActiveSnapshot(), ks->rowlocked,
-							  GetCurrentCommandId(true), mode, LockWaitBlock,
-							  IsolationUsesXactSnapshot() ? 0 : TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
+	result = table_tuple_lock(ks->rel, &tid, GetActiveSnapshot(),
+							  ks->rowlocked, GetCurrentCommandId(true), mode,
+							  LockWaitBlock,
+							  IsolationUsesXactSnapshot()
+								  ? 0
+								  : TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
 							  &tmfd);
 	switch (result)
 	{
@@ -1073,10 +1122,12 @@ key_rowlock(KeyScan *ks, LockTupleMode mode)
 			if (IsolationUsesXactSnapshot())
 				ereport(ERROR,
 						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-						 errmsg("could not serialize access due to concurrent update")));
+						 errmsg(
+							 "could not serialize access due to concurrent update")));
 			return false;
 		default:
-			elog(ERROR, "checkout: unexpected result %d locking a row of checkout.%s",
+			elog(ERROR,
+				 "checkout: unexpected result %d locking a row of checkout.%s",
 				 (int) result, RelationGetRelationName(ks->rel));
 	}
 	pg_unreachable();
@@ -1085,7 +1136,7 @@ key_rowlock(KeyScan *ks, LockTupleMode mode)
 Datum
 slot_column(KeyScan *ks, TupleTableSlot *slot, int column, bool *isnull)
 {
-	AttrNumber	attnum = tables[ks->table].attnums[column];
+	AttrNumber attnum = tables[ks->table].attnums[column];
 
 	*isnull = slot->tts_isnull[attnum - 1];
 	return slot->tts_values[attnum - 1];
@@ -1108,19 +1159,21 @@ slot_tid(TupleTableSlot *slot)
 static PlannedChecks *
 plan_checks(Relation rel)
 {
-	TupleConstr *constr = RelationGetDescr(rel)->constr;
-	int			n = constr ? constr->num_check : 0;
-	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "checkout CHECK constraints",
-											  ALLOCSET_SMALL_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(cxt);
+	TupleConstr	  *constr = RelationGetDescr(rel)->constr;
+	int			   n = constr ? constr->num_check : 0;
+	MemoryContext  cxt = AllocSetContextCreate(CurrentMemoryContext,
+											   "checkout CHECK constraints",
+											   ALLOCSET_SMALL_SIZES);
+	MemoryContext  old = MemoryContextSwitchTo(cxt);
 	PlannedChecks *pc = palloc0(sizeof(PlannedChecks));
-	int			i;
+	int			   i;
 
 	pc->cxt = cxt;
 	pc->n = n;
 	pc->exprs = palloc(sizeof(Expr *) * Max(n, 1));
 	for (i = 0; i < n; i++)
-		pc->exprs[i] = expression_planner((Expr *) stringToNode(constr->check[i].ccbin));
+		pc->exprs[i] = expression_planner(
+			(Expr *) stringToNode(constr->check[i].ccbin));
 	MemoryContextSwitchTo(old);
 	MemoryContextSetParent(cxt, CacheMemoryContext);
 	return pc;
@@ -1133,9 +1186,9 @@ plan_checks(Relation rel)
 static void
 prepare_checks(RowWrite *w)
 {
-	TableState *ts = &tables[w->table];
+	TableState	 *ts = &tables[w->table];
 	MemoryContext old;
-	int			i;
+	int			  i;
 
 	if (w->checks != NULL)
 		return;
@@ -1144,9 +1197,11 @@ prepare_checks(RowWrite *w)
 	w->checks = ts->checks;
 	w->checks->users++;
 	old = MemoryContextSwitchTo(w->estate->es_query_cxt);
-	w->rri->ri_ConstraintExprs = palloc0(sizeof(ExprState *) * Max(w->checks->n, 1));
+	w->rri->ri_ConstraintExprs = palloc0(sizeof(ExprState *) *
+										 Max(w->checks->n, 1));
 	for (i = 0; i < w->checks->n; i++)
-		w->rri->ri_ConstraintExprs[i] = ExecInitExpr(w->checks->exprs[i], NULL);
+		w->rri->ri_ConstraintExprs[i] = ExecInitExpr(w->checks->exprs[i],
+													 NULL);
 	MemoryContextSwitchTo(old);
 }
 
@@ -1172,7 +1227,7 @@ row_write_begin(RowWrite *w, DirectTable table, AclMode need)
 	w->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
 
-	w->checks = NULL;			/* prepared at the first row inserted or updated */
+	w->checks = NULL; /* prepared at the first row inserted or updated */
 
 	w->defaults = NULL;
 	w->default_known = NULL;
@@ -1181,7 +1236,8 @@ row_write_begin(RowWrite *w, DirectTable table, AclMode need)
 	ExecOpenIndices(w->rri, false);
 	EvalPlanQualInit(&w->epq, w->estate, NULL, NIL, -1);
 	w->old = table_slot_create(w->rel, &w->estate->es_tupleTable);
-	w->new = ExecInitExtraTupleSlot(w->estate, RelationGetDescr(w->rel), &TTSOpsVirtual);
+	w->new = ExecInitExtraTupleSlot(w->estate, RelationGetDescr(w->rel),
+									&TTSOpsVirtual);
 	AfterTriggerBeginQuery();
 	return true;
 }
@@ -1196,7 +1252,8 @@ write_attnum(RowWrite *w, int column)
 Oid
 row_column_type(RowWrite *w, int column)
 {
-	return TupleDescAttr(RelationGetDescr(w->rel), write_attnum(w, column) - 1)->atttypid;
+	return TupleDescAttr(RelationGetDescr(w->rel), write_attnum(w, column) - 1)
+		->atttypid;
 }
 
 /*
@@ -1207,12 +1264,15 @@ static void
 fetch_rowlocked(RowWrite *w, ItemPointer tid)
 {
 	if (!table_tuple_fetch_row_version(w->rel, tid, SnapshotAny, w->old))
-		elog(ERROR, "checkout: a row of checkout.%s vanished under its row lock",
+		elog(ERROR,
+			 "checkout: a row of checkout.%s vanished under its row lock",
 			 RelationGetRelationName(w->rel));
 	slot_getallattrs(w->old);
 	ExecClearTuple(w->new);
-	memcpy(w->new->tts_values, w->old->tts_values, sizeof(Datum) * w->old->tts_nvalid);
-	memcpy(w->new->tts_isnull, w->old->tts_isnull, sizeof(bool) * w->old->tts_nvalid);
+	memcpy(w->new->tts_values, w->old->tts_values,
+		   sizeof(Datum) * w->old->tts_nvalid);
+	memcpy(w->new->tts_isnull, w->old->tts_isnull,
+		   sizeof(bool) * w->old->tts_nvalid);
 }
 
 /* Writes w->new over w->old; the new version's tid goes back into tid. */
@@ -1230,10 +1290,10 @@ write_over(RowWrite *w, ItemPointer tid)
  * is the row's latest): n columns set anew, the others kept.
  */
 void
-row_update(RowWrite *w, ItemPointer tid, const int *columns, const Datum *values,
-		   const bool *isnull, int n)
+row_update(RowWrite *w, ItemPointer tid, const int *columns,
+		   const Datum *values, const bool *isnull, int n)
 {
-	int			i;
+	int i;
 
 	PreventCommandIfReadOnly("UPDATE");
 	fetch_rowlocked(w, tid);
@@ -1250,21 +1310,22 @@ row_update(RowWrite *w, ItemPointer tid, const int *columns, const Datum *values
  * row-locked), as SET c = c + delta does: out of range is 22003.
  */
 void
-row_add(RowWrite *w, ItemPointer tid, const int *columns, const int64 *deltas, int n)
+row_add(RowWrite *w, ItemPointer tid, const int *columns, const int64 *deltas,
+		int n)
 {
-	int			i;
+	int i;
 
 	PreventCommandIfReadOnly("UPDATE");
 	fetch_rowlocked(w, tid);
 	for (i = 0; i < n; i++)
 	{
-		AttrNumber	attnum = write_attnum(w, columns[i]);
-		int64		sum;
+		AttrNumber attnum = write_attnum(w, columns[i]);
+		int64	   sum;
 
-		if (pg_add_s64_overflow(DatumGetInt64(w->new->tts_values[attnum - 1]), deltas[i], &sum))
-			ereport(ERROR,
-					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-					 errmsg("bigint out of range")));
+		if (pg_add_s64_overflow(DatumGetInt64(w->new->tts_values[attnum - 1]),
+								deltas[i], &sum))
+			ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+							errmsg("bigint out of range")));
 		w->new->tts_values[attnum - 1] = Int64GetDatum(sum);
 	}
 	write_over(w, tid);
@@ -1276,11 +1337,12 @@ row_add(RowWrite *w, ItemPointer tid, const int *columns, const int64 *deltas, i
  * the write's first row that needs it, not at every row.
  */
 void
-row_insert(RowWrite *w, const int *columns, const Datum *values, const bool *isnull, int n)
+row_insert(RowWrite *w, const int *columns, const Datum *values,
+		   const bool *isnull, int n)
 {
-	TupleDesc	desc = RelationGetDescr(w->rel);
-	bool	   *given = palloc0(sizeof(bool) * desc->natts);
-	int			i;
+	TupleDesc desc = RelationGetDescr(w->rel);
+	bool	 *given = palloc0(sizeof(bool) * desc->natts);
+	int		  i;
 
 	PreventCommandIfReadOnly("INSERT");
 	if (w->defaults == NULL)
@@ -1291,7 +1353,7 @@ row_insert(RowWrite *w, const int *columns, const Datum *values, const bool *isn
 	ExecClearTuple(w->new);
 	for (i = 0; i < n; i++)
 	{
-		AttrNumber	attnum = write_attnum(w, columns[i]);
+		AttrNumber attnum = write_attnum(w, columns[i]);
 
 		w->new->tts_values[attnum - 1] = values[i];
 		w->new->tts_isnull[attnum - 1] = isnull[i];
@@ -1303,8 +1365,9 @@ row_insert(RowWrite *w, const int *columns, const Datum *values, const bool *isn
 			continue;
 		if (!w->default_known[i])
 		{
-			Node	   *def = TupleDescAttr(desc, i)->attisdropped ? NULL
-				: build_column_default(w->rel, i + 1);
+			Node *def = TupleDescAttr(desc, i)->attisdropped
+							? NULL
+							: build_column_default(w->rel, i + 1);
 
 			if (def != NULL)
 				w->defaults[i] = ExecPrepareExpr((Expr *) def, w->estate);
@@ -1312,9 +1375,10 @@ row_insert(RowWrite *w, const int *columns, const Datum *values, const bool *isn
 		}
 		w->new->tts_isnull[i] = true;
 		if (w->defaults[i] != NULL)
-			w->new->tts_values[i] = ExecEvalExprSwitchContext(w->defaults[i],
-															  GetPerTupleExprContext(w->estate),
-															  &w->new->tts_isnull[i]);
+			w->new->tts_values[i] =
+				ExecEvalExprSwitchContext(w->defaults[i],
+										  GetPerTupleExprContext(w->estate),
+										  &w->new->tts_isnull[i]);
 	}
 	prepare_checks(w);
 	ExecStoreVirtualTuple(w->new);
@@ -1325,7 +1389,7 @@ row_insert(RowWrite *w, const int *columns, const Datum *values, const bool *isn
 Datum
 row_inserted(RowWrite *w, int column, bool *isnull)
 {
-	AttrNumber	attnum = write_attnum(w, column);
+	AttrNumber attnum = write_attnum(w, column);
 
 	*isnull = w->new->tts_isnull[attnum - 1];
 	return w->new->tts_values[attnum - 1];

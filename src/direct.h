@@ -35,41 +35,91 @@ typedef enum DirectTable
  */
 enum
 {
-	INV_SKU, INV_ON_HAND, INV_RESERVED, INV_UNIT_PRICE, INV_NCOLUMNS
+	INV_SKU,
+	INV_ON_HAND,
+	INV_RESERVED,
+	INV_UNIT_PRICE,
+	INV_NCOLUMNS
 };
 enum
 {
-	LK_LOCK_ID, LK_CART_ID, LK_SESSION_ID, LK_STATE, LK_PHASE, LK_EXCLUSIVE,
-	LK_IDEMPOTENCY_KEY, LK_GATEWAY, LK_CREATED_AT, LK_EXPIRES_AT, LK_FINISHED_AT,
-	LK_TOTAL, LK_ORDER_REF, LK_AUTH_REFERENCE, LK_AUTH_AMOUNT, LK_CAPTURE_REFERENCE,
-	LK_CAPTURE_AMOUNT, LK_FAILED_PHASE, LK_ERROR_CODE, LK_ERROR_MESSAGE, LK_NCOLUMNS
+	LK_LOCK_ID,
+	LK_CART_ID,
+	LK_SESSION_ID,
+	LK_STATE,
+	LK_PHASE,
+	LK_EXCLUSIVE,
+	LK_IDEMPOTENCY_KEY,
+	LK_GATEWAY,
+	LK_CREATED_AT,
+	LK_EXPIRES_AT,
+	LK_FINISHED_AT,
+	LK_TOTAL,
+	LK_ORDER_REF,
+	LK_AUTH_REFERENCE,
+	LK_AUTH_AMOUNT,
+	LK_CAPTURE_REFERENCE,
+	LK_CAPTURE_AMOUNT,
+	LK_FAILED_PHASE,
+	LK_ERROR_CODE,
+	LK_ERROR_MESSAGE,
+	LK_NCOLUMNS
 };
 enum
 {
-	LL_LOCK_ID, LL_LINE_NO, LL_LINE_ID, LL_SKU, LL_QUANTITY, LL_CART_PRICE, LL_NCOLUMNS
+	LL_LOCK_ID,
+	LL_LINE_NO,
+	LL_LINE_ID,
+	LL_SKU,
+	LL_QUANTITY,
+	LL_CART_PRICE,
+	LL_NCOLUMNS
 };
 enum
 {
-	RS_LOCK_ID, RS_SKU, RS_QUANTITY, RS_RESERVED_AT, RS_STRIPE, RS_NCOLUMNS
+	RS_LOCK_ID,
+	RS_SKU,
+	RS_QUANTITY,
+	RS_RESERVED_AT,
+	RS_STRIPE,
+	RS_NCOLUMNS
 };
 enum
 {
-	PS_LOCK_ID, PS_LINE_ID, PS_SKU, PS_QUANTITY, PS_CART_PRICE, PS_LOCKED_PRICE,
-	PS_DRIFT_PERCENT, PS_TAKEN_AT, PS_NCOLUMNS
+	PS_LOCK_ID,
+	PS_LINE_ID,
+	PS_SKU,
+	PS_QUANTITY,
+	PS_CART_PRICE,
+	PS_LOCKED_PRICE,
+	PS_DRIFT_PERCENT,
+	PS_TAKEN_AT,
+	PS_NCOLUMNS
 };
 enum
 {
-	OR_ORDER_REF, OR_LOCK_ID, OR_CART_ID, OR_TOTAL, OR_SOURCE, OR_STATUS, OR_CREATED_AT,
-	OR_CANCELLED_AT, OR_NCOLUMNS
+	OR_ORDER_REF,
+	OR_LOCK_ID,
+	OR_CART_ID,
+	OR_TOTAL,
+	OR_SOURCE,
+	OR_STATUS,
+	OR_CREATED_AT,
+	OR_CANCELLED_AT,
+	OR_NCOLUMNS
 };
 
 enum
 {
-	ST_SKU, ST_STRIPE, ST_ON_HAND, ST_RESERVED, ST_NCOLUMNS
+	ST_SKU,
+	ST_STRIPE,
+	ST_ON_HAND,
+	ST_RESERVED,
+	ST_NCOLUMNS
 };
 
 #define DIRECT_MAX_COLUMNS LK_NCOLUMNS
-#define DIRECT_MAX_KEY 3
+#define DIRECT_MAX_KEY	   3
 
 /*
  * Whether the direct path may serve the table for the privileges `need`
@@ -95,56 +145,60 @@ extern const char *direct_table_name(DirectTable table);
  */
 typedef struct KeyScan
 {
-	DirectTable table;
-	Relation	rel;
-	Relation	index;
+	DirectTable				  table;
+	Relation				  rel;
+	Relation				  index;
 	struct IndexScanDescData *scan;
-	TupleTableSlot *found;		/* the row key_next found */
-	TupleTableSlot *rowlocked;	/* the version key_rowlock row-locked */
-	ScanKeyData keys[DIRECT_MAX_KEY];
-	Oid			key_types[DIRECT_MAX_KEY];
-	int			n_key;
-	bool		own_snapshot;
+	TupleTableSlot			 *found; /* the row key_next found */
+	TupleTableSlot *rowlocked;		 /* the version key_rowlock row-locked */
+	ScanKeyData		keys[DIRECT_MAX_KEY];
+	Oid				key_types[DIRECT_MAX_KEY];
+	int				n_key;
+	bool			own_snapshot;
 } KeyScan;
 
-extern bool key_open(KeyScan *ks, DirectTable table, AclMode need, bool statement);
-extern bool key_open_by(KeyScan *ks, DirectTable table, AclMode need, bool statement);
-extern void key_close(KeyScan *ks);
-extern void key_scan(KeyScan *ks, Datum value);
-extern void key_scan_prefix(KeyScan *ks, const Datum *values, int n);
-extern bool key_next(KeyScan *ks);
-extern bool key_find(KeyScan *ks, Datum value);
-extern bool key_find_prefix(KeyScan *ks, const Datum *values, int n);
-extern bool key_rowlock(KeyScan *ks, LockTupleMode mode);
+extern bool		   key_open(KeyScan *ks, DirectTable table, AclMode need,
+							bool statement);
+extern bool		   key_open_by(KeyScan *ks, DirectTable table, AclMode need,
+							   bool statement);
+extern void		   key_close(KeyScan *ks);
+extern void		   key_scan(KeyScan *ks, Datum value);
+extern void		   key_scan_prefix(KeyScan *ks, const Datum *values, int n);
+extern bool		   key_next(KeyScan *ks);
+extern bool		   key_find(KeyScan *ks, Datum value);
+extern bool		   key_find_prefix(KeyScan *ks, const Datum *values, int n);
+extern bool		   key_rowlock(KeyScan *ks, LockTupleMode mode);
 /* a column of ks->found or ks->rowlocked, by the table's column enum */
-extern Datum slot_column(KeyScan *ks, TupleTableSlot *slot, int column, bool *isnull);
+extern Datum	   slot_column(KeyScan *ks, TupleTableSlot *slot, int column,
+							   bool *isnull);
 extern ItemPointer slot_tid(TupleTableSlot *slot);
 
 /* ---- writing rows ---- */
 
 typedef struct RowWrite
 {
-	DirectTable table;
-	Relation	rel;
-	EState	   *estate;
-	ResultRelInfo *rri;
-	EPQState	epq;
-	TupleTableSlot *old;		/* the version written over */
-	TupleTableSlot *new;		/* the version written */
-	struct PlannedChecks *checks;	/* the table's CHECK constraints, in use */
-	ExprState **defaults;		/* row_insert's column defaults, by attnum - 1 */
-	bool	   *default_known;	/* whether defaults[i] was looked up */
+	DirectTable		table;
+	Relation		rel;
+	EState		   *estate;
+	ResultRelInfo  *rri;
+	EPQState		epq;
+	TupleTableSlot *old;		  /* the version written over */
+	TupleTableSlot *new;		  /* the version written */
+	struct PlannedChecks *checks; /* the table's CHECK constraints, in use */
+	ExprState **defaults; /* row_insert's column defaults, by attnum - 1 */
+	bool	   *default_known; /* whether defaults[i] was looked up */
 } RowWrite;
 
-extern bool row_write_begin(RowWrite *w, DirectTable table, AclMode need);
-extern void row_insert(RowWrite *w, const int *columns, const Datum *values, const bool *isnull,
-					   int n);
-extern void row_update(RowWrite *w, ItemPointer tid, const int *columns, const Datum *values,
-					   const bool *isnull, int n);
-extern void row_add(RowWrite *w, ItemPointer tid, const int *columns, const int64 *deltas, int n);
-extern void row_delete(RowWrite *w, ItemPointer tid);
+extern bool	 row_write_begin(RowWrite *w, DirectTable table, AclMode need);
+extern void	 row_insert(RowWrite *w, const int *columns, const Datum *values,
+						const bool *isnull, int n);
+extern void	 row_update(RowWrite *w, ItemPointer tid, const int *columns,
+						const Datum *values, const bool *isnull, int n);
+extern void	 row_add(RowWrite *w, ItemPointer tid, const int *columns,
+					 const int64 *deltas, int n);
+extern void	 row_delete(RowWrite *w, ItemPointer tid);
 extern Datum row_inserted(RowWrite *w, int column, bool *isnull);
-extern void row_write_end(RowWrite *w);
-extern Oid	row_column_type(RowWrite *w, int column);
+extern void	 row_write_end(RowWrite *w);
+extern Oid	 row_column_type(RowWrite *w, int column);
 
-#endif							/* CHECKOUT_DIRECT_H */
+#endif /* CHECKOUT_DIRECT_H */

@@ -8,15 +8,16 @@
 #define CHECKOUT_ERRORS_H
 
 /* ---- SQLSTATEs of class KC (docs/user-guide.md, "Error codes") ---- */
-#define ERRCODE_CHECKOUT_IN_PROGRESS	MAKE_SQLSTATE('K','C','0','0','1')
-#define ERRCODE_CHECKOUT_LOCK_NOT_FOUND MAKE_SQLSTATE('K','C','0','0','2')
-#define ERRCODE_CHECKOUT_LOCK_NOT_ACTIVE MAKE_SQLSTATE('K','C','0','0','4')
-#define ERRCODE_CHECKOUT_PAYLOAD_REQUIRED MAKE_SQLSTATE('K','C','0','2','0')
-#define ERRCODE_CHECKOUT_CART_LOCKED	MAKE_SQLSTATE('K','C','0','3','0')
+#define ERRCODE_CHECKOUT_IN_PROGRESS	 MAKE_SQLSTATE('K', 'C', '0', '0', '1')
+#define ERRCODE_CHECKOUT_LOCK_NOT_FOUND	 MAKE_SQLSTATE('K', 'C', '0', '0', '2')
+#define ERRCODE_CHECKOUT_LOCK_NOT_ACTIVE MAKE_SQLSTATE('K', 'C', '0', '0', '4')
+#define ERRCODE_CHECKOUT_PAYLOAD_REQUIRED \
+	MAKE_SQLSTATE('K', 'C', '0', '2', '0')
+#define ERRCODE_CHECKOUT_CART_LOCKED MAKE_SQLSTATE('K', 'C', '0', '3', '0')
 
 /* Business-failure codes, stored in locks.error_code (never raised) */
 #define CHECKOUT_INVALID_CART		"KC010"
-#define CHECKOUT_INSUFFICIENT_STOCK	"KC011"
+#define CHECKOUT_INSUFFICIENT_STOCK "KC011"
 #define CHECKOUT_PRICE_DRIFT		"KC012"
 #define CHECKOUT_PAYMENT_MISMATCH	"KC013"
 #define CHECKOUT_APP_FAILURE		"KC014"
@@ -30,8 +31,8 @@
 /*
  * Longest free text (reasons of checkout_fail and checkout_release), in bytes
  */
-#define CHECKOUT_MAX_REASON		1000
+#define CHECKOUT_MAX_REASON 1000
 /* Largest payment metadata object, as JSON text, in bytes */
-#define CHECKOUT_MAX_METADATA	4096
+#define CHECKOUT_MAX_METADATA 4096
 
-#endif							/* CHECKOUT_ERRORS_H */
+#endif /* CHECKOUT_ERRORS_H */

@@ -45,11 +45,11 @@
  * `completed` and `failed`,
  * which the calling session already has, are opt-in.
  */
-#define NTF_VOID		0x01
-#define NTF_REFUND		0x02
-#define NTF_EXPIRED		0x04
-#define NTF_COMPLETED	0x08
-#define NTF_FAILED		0x10
+#define NTF_VOID	  0x01
+#define NTF_REFUND	  0x02
+#define NTF_EXPIRED	  0x04
+#define NTF_COMPLETED 0x08
+#define NTF_FAILED	  0x10
 
 /* a name in a list setting (checkout.log_events, checkout.notify_events) */
 typedef struct NamedBit
@@ -69,9 +69,9 @@ static const NamedBit notify_names[] = {
 
 typedef struct EventDef
 {
-	const char *name;			/* in the log line and events.event */
+	const char *name; /* in the log line and events.event */
 	int			category;
-	int			notify;			/* NTF_* bits this event may be notified as */
+	int			notify; /* NTF_* bits this event may be notified as */
 } EventDef;
 
 static const EventDef event_catalogue[EV_COUNT] = {
@@ -85,8 +85,10 @@ static const EventDef event_catalogue[EV_COUNT] = {
 	[EV_STOCK_COMMITTED] = {"stock committed", EVC_STOCK, 0},
 	[EV_ROLLBACK_STARTED] = {"rollback started", EVC_ROLLBACKS, 0},
 	/* these two when they record a void or refund to make */
-	[EV_ROLLBACK_STEP] = {"rollback step completed", EVC_ROLLBACKS, NTF_VOID | NTF_REFUND},
-	[EV_PAYMENT_REFUSED] = {"payment refused", EVC_FAILURES, NTF_VOID | NTF_REFUND},
+	[EV_ROLLBACK_STEP] = {"rollback step completed", EVC_ROLLBACKS,
+						  NTF_VOID | NTF_REFUND},
+	[EV_PAYMENT_REFUSED] = {"payment refused", EVC_FAILURES,
+							NTF_VOID | NTF_REFUND},
 	[EV_COMPLETED] = {"completed", EVC_LIFECYCLE, NTF_COMPLETED},
 	[EV_FAILED] = {"failed", EVC_FAILURES, NTF_FAILED},
 	[EV_EXPIRED] = {"expired", EVC_LIFECYCLE, NTF_EXPIRED},
@@ -105,11 +107,11 @@ static const NamedBit event_categories[] = {
 /* a log line or a table row waiting for commit or for events_flush() */
 typedef struct PendingEvent
 {
-	int			nest_level;
-	EventKind	kind;
-	int64		lock_id;
-	char	   *cart_id;
-	char	   *text;			/* the log line, or the row's detail JSON */
+	int		  nest_level;
+	EventKind kind;
+	int64	  lock_id;
+	char	 *cart_id;
+	char	 *text; /* the log line, or the row's detail JSON */
 } PendingEvent;
 
 /*
@@ -149,7 +151,7 @@ notify_mask(void)
 static int
 notify_bit(const char *name)
 {
-	int			i;
+	int i;
 
 	for (i = 0; i < lengthof(notify_names); i++)
 		if (strcmp(notify_names[i].name, name) == 0)
@@ -162,21 +164,25 @@ event_wanted(EventKind kind)
 {
 	const EventDef *def = &event_catalogue[kind];
 
-	return logging_category(def->category) || (def->notify & notify_mask()) != 0;
+	return logging_category(def->category) ||
+		   (def->notify & notify_mask()) != 0;
 }
 
 void
-event_begin(CheckoutEvent *ev, EventKind kind, int64 lock_id, const char *cart_id)
+event_begin(CheckoutEvent *ev, EventKind kind, int64 lock_id,
+			const char *cart_id)
 {
 	ev->kind = kind;
 	ev->lock_id = lock_id;
 	ev->cart_id = cart_id;
 	/* compensation events name their kind (event_notify_compensation) */
-	ev->notify_as = (event_catalogue[kind].notify & (NTF_VOID | NTF_REFUND)) ? NULL
-		: event_catalogue[kind].name;
+	ev->notify_as = (event_catalogue[kind].notify & (NTF_VOID | NTF_REFUND))
+						? NULL
+						: event_catalogue[kind].name;
 	ev->compensation_id = 0;
 	initStringInfo(&ev->json);
-	appendStringInfo(&ev->json, "{\"lock_id\":" INT64_FORMAT ",\"cart_id\":", lock_id);
+	appendStringInfo(&ev->json,
+					 "{\"lock_id\":" INT64_FORMAT ",\"cart_id\":", lock_id);
 	escape_json(&ev->json, cart_id ? cart_id : "");
 }
 
@@ -218,7 +224,8 @@ event_add_time(CheckoutEvent *ev, const char *key, TimestampTz t)
 
 /* The event records a void or refund the application must make: notify it. */
 void
-event_notify_compensation(CheckoutEvent *ev, const char *kind, int64 compensation_id)
+event_notify_compensation(CheckoutEvent *ev, const char *kind,
+						  int64 compensation_id)
 {
 	Assert(event_catalogue[ev->kind].notify & notify_bit(kind));
 	ev->notify_as = kind;
@@ -244,7 +251,8 @@ buffer_event(CheckoutEvent *ev, bool is_row)
 	}
 	else
 	{
-		pe->text = psprintf("[checkout] %s %s", event_catalogue[ev->kind].name, ev->json.data);
+		pe->text = psprintf("[checkout] %s %s", event_catalogue[ev->kind].name,
+							ev->json.data);
 		pending_lines = lappend(pending_lines, pe);
 	}
 	MemoryContextSwitchTo(old);
@@ -260,7 +268,8 @@ send_notify(CheckoutEvent *ev)
 	escape_json(&payload, ev->notify_as);
 	appendStringInfo(&payload, ",\"lock_id\":" INT64_FORMAT, ev->lock_id);
 	if (ev->compensation_id > 0)
-		appendStringInfo(&payload, ",\"compensation_id\":" INT64_FORMAT, ev->compensation_id);
+		appendStringInfo(&payload, ",\"compensation_id\":" INT64_FORMAT,
+						 ev->compensation_id);
 	appendStringInfoChar(&payload, '}');
 	Async_Notify(checkout_notify_channel, payload.data);
 }
@@ -281,7 +290,9 @@ event_emit(CheckoutEvent *ev)
 	if (ev->notify_as && (notify_bit(ev->notify_as) & notify_mask()))
 	{
 		if (holding)
-			elog(ERROR, "checkout event \"%s\" cannot be notified while events are held", def->name);
+			elog(ERROR,
+				 "checkout event \"%s\" cannot be notified while events are held",
+				 def->name);
 		send_notify(ev);
 	}
 	pfree(ev->json.data);
@@ -328,23 +339,24 @@ void
 events_flush(void)
 {
 	static Statement insert = {
-		.sql = "INSERT INTO checkout.events (event, lock_id, cart_id, detail) "
-		"SELECT e.event, e.lock_id, e.cart_id, e.detail::pg_catalog.jsonb "
-		"FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::int8[]), pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[])) "
-		"     WITH ORDINALITY AS e(event, lock_id, cart_id, detail, n) ORDER BY e.n",
+		.sql =
+			"INSERT INTO checkout.events (event, lock_id, cart_id, detail) "
+			"SELECT e.event, e.lock_id, e.cart_id, e.detail::pg_catalog.jsonb "
+			"FROM ROWS FROM (pg_catalog.unnest($1::text[]), "
+			"  pg_catalog.unnest($2::int8[]), pg_catalog.unnest($3::text[]), "
+			"  pg_catalog.unnest($4::text[])) "
+			"WITH ORDINALITY AS e(event, lock_id, cart_id, detail, n) "
+			"ORDER BY e.n",
 		.nargs = 4,
 		.argtypes = {TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID},
 	};
-	ListCell   *lc;
-	int			n = list_length(pending_rows);
-	Datum	   *names,
-			   *ids,
-			   *carts,
-			   *details;
-	bool	   *cart_nulls;
-	Datum		values[4];
-	int			dims[1];
-	int			lbs[1] = {1};
+	ListCell *lc;
+	int		  n = list_length(pending_rows);
+	Datum	 *names, *ids, *carts, *details;
+	bool	 *cart_nulls;
+	Datum	  values[4];
+	int		  dims[1];
+	int		  lbs[1] = {1};
 
 	if (n == 0)
 		return;
@@ -371,10 +383,16 @@ events_flush(void)
 	list_free_deep(pending_rows);
 	pending_rows = NIL;
 	dims[0] = n;
-	values[0] = PointerGetDatum(construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT));
-	values[1] = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[2] = PointerGetDatum(construct_md_array(carts, cart_nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
-	values[3] = PointerGetDatum(construct_array(details, n, TEXTOID, -1, false, TYPALIGN_INT));
+	values[0] = PointerGetDatum(
+		construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64),
+												FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
+	values[2] = PointerGetDatum(construct_md_array(carts, cart_nulls, 1, dims,
+												   lbs, TEXTOID, -1, false,
+												   TYPALIGN_INT));
+	values[3] = PointerGetDatum(
+		construct_array(details, n, TEXTOID, -1, false, TYPALIGN_INT));
 	stmt_exec(&insert, values, NULL, false);
 }
 
@@ -386,14 +404,16 @@ int64
 checkout_prune_events(int batch)
 {
 	static Statement prune = {
-		.sql = "DELETE FROM checkout.events WHERE event_id IN ("
-		"  SELECT event_id FROM checkout.events "
-		"  WHERE logged_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1) "
-		"  LIMIT $2)",
+		.sql =
+			"DELETE FROM checkout.events "
+			"WHERE event_id IN ( SELECT event_id FROM checkout.events WHERE "
+			"  logged_at < pg_catalog.now() - pg_catalog.make_interval(secs "
+			"  => $1) LIMIT $2)",
 		.nargs = 2,
 		.argtypes = {INT4OID, INT4OID},
 	};
-	Datum		values[2] = {Int32GetDatum(checkout_event_retention_s), Int32GetDatum(batch)};
+	Datum values[2] = {Int32GetDatum(checkout_event_retention_s),
+					   Int32GetDatum(batch)};
 
 	return stmt_exec(&prune, values, NULL, false);
 }
@@ -401,19 +421,19 @@ checkout_prune_events(int batch)
 static void
 flush_log_lines(void)
 {
-	ListCell   *lc;
-	bool		interesting = message_level_is_interesting(LOG);
+	ListCell *lc;
+	bool	  interesting = message_level_is_interesting(LOG);
 
 	foreach(lc, pending_lines)
 	{
 		PendingEvent *pe = (PendingEvent *) lfirst(lc);
 
 		if (interesting)
-			ereport(LOG, (errmsg_internal("%s", pe->text),
-						  errhidestmt(true), errhidecontext(true)));
+			ereport(LOG, (errmsg_internal("%s", pe->text), errhidestmt(true),
+						  errhidecontext(true)));
 	}
 	pending_lines = NIL;
-	pending_rows = NIL;			/* none: each API call flushes its own */
+	pending_rows = NIL; /* none: each API call flushes its own */
 }
 
 /*
@@ -422,7 +442,8 @@ flush_log_lines(void)
  * other checkouts wait on (a hot sku's ledger row is held until then).
  */
 static void
-events_release_callback(ResourceReleasePhase phase, bool isCommit, bool isTopLevel, void *arg)
+events_release_callback(ResourceReleasePhase phase, bool isCommit,
+						bool isTopLevel, void *arg)
 {
 	if (phase == RESOURCE_RELEASE_AFTER_LOCKS && isTopLevel && isCommit)
 		flush_log_lines();
@@ -442,7 +463,7 @@ events_xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			pending_lines = NIL;	/* the memory goes with the transaction */
+			pending_lines = NIL; /* the memory goes with the transaction */
 			pending_rows = NIL;
 			holding = false;
 			break;
@@ -454,7 +475,7 @@ events_xact_callback(XactEvent event, void *arg)
 static List *
 pending_at_subxact_end(List *pending, SubXactEvent event, int level)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
 	foreach(lc, pending)
 	{
@@ -474,10 +495,10 @@ static void
 events_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 						SubTransactionId parentSubid, void *arg)
 {
-	int			level = GetCurrentTransactionNestLevel();
+	int level = GetCurrentTransactionNestLevel();
 
 	if (event == SUBXACT_EVENT_ABORT_SUB)
-		holding = false;		/* an error left the call that held them */
+		holding = false; /* an error left the call that held them */
 	pending_lines = pending_at_subxact_end(pending_lines, event, level);
 	pending_rows = pending_at_subxact_end(pending_rows, event, level);
 }
@@ -494,7 +515,7 @@ events_init(void)
 static const char *
 default_names(const NamedBit *names, int n, char *buf, size_t size)
 {
-	int			i;
+	int i;
 
 	if (buf[0] == '\0')
 		for (i = 0; i < n; i++)
@@ -512,11 +533,11 @@ static bool
 check_name_list(char **newval, void **extra, const NamedBit *names, int n,
 				const char *what, const char *choices)
 {
-	char	   *raw = pstrdup(*newval);
-	List	   *items;
-	ListCell   *lc;
-	int			mask = 0;
-	int		   *result;
+	char	 *raw = pstrdup(*newval);
+	List	 *items;
+	ListCell *lc;
+	int		  mask = 0;
+	int		 *result;
 
 	if (!SplitIdentifierString(raw, ',', &items))
 	{
@@ -531,7 +552,8 @@ check_name_list(char **newval, void **extra, const NamedBit *names, int n,
 
 		for (i = 0; i < n; i++)
 		{
-			if (pg_strcasecmp(tok, "all") == 0 || pg_strcasecmp(tok, names[i].name) == 0)
+			if (pg_strcasecmp(tok, "all") == 0 ||
+				pg_strcasecmp(tok, names[i].name) == 0)
 			{
 				mask |= names[i].bit;
 				known = true;
@@ -539,7 +561,8 @@ check_name_list(char **newval, void **extra, const NamedBit *names, int n,
 		}
 		if (!known)
 		{
-			GUC_check_errdetail("Unrecognized %s \"%s\"; use %s, all or none.", what, tok, choices);
+			GUC_check_errdetail("Unrecognized %s \"%s\"; use %s, all or none.",
+								what, tok, choices);
 			return false;
 		}
 	}
@@ -557,15 +580,17 @@ log_events_default(void)
 {
 	static char buf[128];
 
-	return default_names(event_categories, lengthof(event_categories), buf, sizeof(buf));
+	return default_names(event_categories, lengthof(event_categories), buf,
+						 sizeof(buf));
 }
 
 /* checkout.log_events: a comma list of categories, or all / none */
 bool
 check_log_events(char **newval, void **extra, GucSource source)
 {
-	return check_name_list(newval, extra, event_categories, lengthof(event_categories),
-						   "event category", "lifecycle, failures, rollbacks, price_drift, phases, stock");
+	return check_name_list(newval, extra, event_categories,
+						   lengthof(event_categories), "event category",
+						   "lifecycle, failures, rollbacks, price_drift, phases, stock");
 }
 
 void
@@ -580,7 +605,8 @@ notify_events_default(void)
 {
 	static char buf[128];
 
-	return default_names(notify_names, lengthof(notify_names), buf, sizeof(buf));
+	return default_names(notify_names, lengthof(notify_names), buf,
+						 sizeof(buf));
 }
 
 /* checkout.notify_events: a comma list of notified events, or all / none */
@@ -588,7 +614,8 @@ bool
 check_notify_events(char **newval, void **extra, GucSource source)
 {
 	return check_name_list(newval, extra, notify_names, lengthof(notify_names),
-						   "event", "void_required, refund_required, expired, completed, failed");
+						   "event",
+						   "void_required, refund_required, expired, completed, failed");
 }
 
 void

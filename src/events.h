@@ -45,23 +45,27 @@ typedef enum EventKind
 
 typedef struct CheckoutEvent
 {
-	EventKind	kind;
+	EventKind	   kind;
 	/* the object being built, without its closing brace */
 	StringInfoData json;
-	int64		lock_id;
-	const char *cart_id;
-	const char *notify_as;		/* NOTIFY with this "event" name, or NULL */
-	int64		compensation_id;	/* carried by the NOTIFY when > 0 */
+	int64		   lock_id;
+	const char	  *cart_id;
+	const char	  *notify_as; /* NOTIFY with this "event" name, or NULL */
+	int64		   compensation_id; /* carried by the NOTIFY when > 0 */
 } CheckoutEvent;
 
 /* true when emitting kind would write anything: test before building one */
 extern bool event_wanted(EventKind kind);
-extern void event_begin(CheckoutEvent *ev, EventKind kind, int64 lock_id, const char *cart_id);
-extern void event_add_text(CheckoutEvent *ev, const char *key, const char *value);
+extern void event_begin(CheckoutEvent *ev, EventKind kind, int64 lock_id,
+						const char *cart_id);
+extern void event_add_text(CheckoutEvent *ev, const char *key,
+						   const char *value);
 extern void event_add_int(CheckoutEvent *ev, const char *key, int64 value);
-extern void event_add_raw(CheckoutEvent *ev, const char *key, const char *json);
+extern void event_add_raw(CheckoutEvent *ev, const char *key,
+						  const char *json);
 extern void event_add_time(CheckoutEvent *ev, const char *key, TimestampTz t);
-extern void event_notify_compensation(CheckoutEvent *ev, const char *kind, int64 compensation_id);
+extern void event_notify_compensation(CheckoutEvent *ev, const char *kind,
+									  int64 compensation_id);
 extern void event_emit(CheckoutEvent *ev);
 extern void events_flush(void);
 extern bool events_held(void);
@@ -71,7 +75,7 @@ extern void events_discard(void);
 
 extern int64 checkout_prune_events(int batch);
 
-extern void events_init(void);
+extern void		   events_init(void);
 extern const char *log_events_default(void);
 extern bool check_log_events(char **newval, void **extra, GucSource source);
 extern void assign_log_events(const char *newval, void *extra);
@@ -79,4 +83,4 @@ extern const char *notify_events_default(void);
 extern bool check_notify_events(char **newval, void **extra, GucSource source);
 extern void assign_notify_events(const char *newval, void *extra);
 
-#endif							/* CHECKOUT_EVENTS_H */
+#endif /* CHECKOUT_EVENTS_H */

@@ -29,11 +29,11 @@ PG_FUNCTION_INFO_V1(checkout_cleanup_expired);
 void
 expire_locks(LockRow *const *rows, int n)
 {
-	LockRow   **paid = palloc(sizeof(LockRow *) * Max(n, 1));
-	LockRow   **unpaid = palloc(sizeof(LockRow *) * Max(n, 1));
-	int			n_paid = 0;
-	int			n_unpaid = 0;
-	int			i;
+	LockRow **paid = palloc(sizeof(LockRow *) * Max(n, 1));
+	LockRow **unpaid = palloc(sizeof(LockRow *) * Max(n, 1));
+	int		  n_paid = 0;
+	int		  n_unpaid = 0;
+	int		  i;
 
 	for (i = 0; i < n; i++)
 	{
@@ -76,10 +76,10 @@ expire_if_overdue(LockRow *row)
 int
 checkout_expire_due(int batch)
 {
-	LockRow    *rows;
-	LockRow   **ptrs;
-	int			n = store_locks_due(batch, &rows);
-	int			i;
+	LockRow	 *rows;
+	LockRow **ptrs;
+	int		  n = store_locks_due(batch, &rows);
+	int		  i;
 
 	if (n == 0)
 		return 0;
@@ -100,16 +100,15 @@ checkout_next_due(TimestampTz *next_due)
 Datum
 checkout_cleanup_expired(PG_FUNCTION_ARGS)
 {
-	int			batch;
-	int			n;
-	int			spi_state;
+	int batch;
+	int n;
+	int spi_state;
 
 	require_arg(fcinfo, 0, "batch");
 	batch = PG_GETARG_INT32(0);
 	if (batch < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("batch must be at least 1")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("batch must be at least 1")));
 	spi_state = checkout_spi_connect();
 	n = checkout_expire_due(batch);
 	checkout_spi_finish(spi_state);

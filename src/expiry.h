@@ -13,4 +13,4 @@ extern void expire_locks(LockRow *const *rows, int n);
 extern int	checkout_expire_due(int batch);
 extern bool checkout_next_due(TimestampTz *next_due);
 
-#endif							/* CHECKOUT_EXPIRY_H */
+#endif /* CHECKOUT_EXPIRY_H */

@@ -38,7 +38,8 @@
 bool
 lock_overdue(const LockRow *row)
 {
-	return row->state == LOCK_ACTIVE && row->expires_at <= GetCurrentTransactionStartTimestamp();
+	return row->state == LOCK_ACTIVE &&
+		   row->expires_at <= GetCurrentTransactionStartTimestamp();
 }
 
 /*
@@ -59,7 +60,8 @@ raise_lock_not_found(int64 lock_id)
 	ereport(ERROR,
 			(errcode(ERRCODE_CHECKOUT_LOCK_NOT_FOUND),
 			 errmsg("checkout lock " INT64_FORMAT " not found", lock_id),
-			 errhint("A lock is visible only to the session that started it.")));
+			 errhint(
+				 "A lock is visible only to the session that started it.")));
 }
 
 void
@@ -69,7 +71,8 @@ raise_not_active(const LockRow *row)
 			(errcode(ERRCODE_CHECKOUT_LOCK_NOT_ACTIVE),
 			 errmsg("checkout lock " INT64_FORMAT " is %s", row->lock_id,
 					lock_state_name(lock_effective_state(row))),
-			 errhint("Start a new checkout for cart %s.", quote_user_text(row->cart_id))));
+			 errhint("Start a new checkout for cart %s.",
+					 quote_user_text(row->cart_id))));
 }
 
 /* ---- writing ---- */
@@ -81,13 +84,16 @@ raise_not_active(const LockRow *row)
  * looks at the cart's locks.
  */
 bool
-lock_create(const char *cart_id, const char *session_id, const char *idempotency_key,
-			double ttl_secs, const CartLines *cart, LockRow *row)
+lock_create(const char *cart_id, const char *session_id,
+			const char *idempotency_key, double ttl_secs,
+			const CartLines *cart, LockRow *row)
 {
 	if (checkout_prevent_concurrent && store_cart_has_active_lock(cart_id))
 		return false;
-	store_lock_insert(cart_id, session_id, idempotency_key, checkout_prevent_concurrent,
-					  checkout_payment_gateway ? checkout_payment_gateway : "", ttl_secs, row);
+	store_lock_insert(cart_id, session_id, idempotency_key,
+					  checkout_prevent_concurrent,
+					  checkout_payment_gateway ? checkout_payment_gateway : "",
+					  ttl_secs, row);
 	store_lines_insert(row->lock_id, cart);
 
 	if (event_wanted(EV_STARTED))
@@ -113,7 +119,8 @@ static Datum
 enum_datum(TupleDesc desc, int attno, const char *label)
 {
 	return DirectFunctionCall2(enum_in, CStringGetDatum(label),
-							   ObjectIdGetDatum(TupleDescAttr(desc, attno)->atttypid));
+							   ObjectIdGetDatum(
+								   TupleDescAttr(desc, attno)->atttypid));
 }
 
 /*
@@ -123,7 +130,8 @@ void
 lock_extend(LockRow *row, double by_secs)
 {
 	TimestampTz wanted = row->expires_at + (int64) (by_secs * USECS_PER_SEC);
-	TimestampTz limit = row->created_at + (int64) checkout_max_ttl_s * USECS_PER_SEC;
+	TimestampTz limit = row->created_at +
+						(int64) checkout_max_ttl_s * USECS_PER_SEC;
 
 	row->expires_at = Max(row->expires_at, Min(wanted, limit));
 	store_lock_save(row);
@@ -166,7 +174,8 @@ lock_completed_event(const LockRow *row, bool rolled_forward)
 	event_add_text(&ev, "order_ref", row->order_ref);
 	if (row->has_total)
 		event_add_int(&ev, "total", row->total);
-	event_add_raw(&ev, "duration_seconds", duration_seconds_text(row->created_at, row->finished_at));
+	event_add_raw(&ev, "duration_seconds",
+				  duration_seconds_text(row->created_at, row->finished_at));
 	if (rolled_forward)
 		event_add_raw(&ev, "completed_by_expiry", "true");
 	event_emit(&ev);
@@ -179,7 +188,7 @@ lock_completed_event(const LockRow *row, bool rolled_forward)
 void
 locks_complete(LockRow *const *rows, int n, bool rolled_forward)
 {
-	int			i;
+	int i;
 
 	for (i = 0; i < n; i++)
 	{
@@ -193,9 +202,9 @@ locks_complete(LockRow *const *rows, int n, bool rolled_forward)
 static void
 roll_back(LockRow *const *rows, int n)
 {
-	LockRow   **done = palloc(sizeof(LockRow *) * Max(n, 1));
-	int			phase;
-	int			i;
+	LockRow **done = palloc(sizeof(LockRow *) * Max(n, 1));
+	int		  phase;
+	int		  i;
 
 	if (event_wanted(EV_ROLLBACK_STARTED))
 	{
@@ -205,7 +214,8 @@ roll_back(LockRow *const *rows, int n)
 
 			if (rows[i]->phase == PHASE_NONE)
 				continue;
-			event_begin(&ev, EV_ROLLBACK_STARTED, rows[i]->lock_id, rows[i]->cart_id);
+			event_begin(&ev, EV_ROLLBACK_STARTED, rows[i]->lock_id,
+						rows[i]->cart_id);
 			event_add_text(&ev, "from_phase", phase_name(rows[i]->phase));
 			event_emit(&ev);
 		}
@@ -213,7 +223,7 @@ roll_back(LockRow *const *rows, int n)
 	for (phase = PHASE_LAST; phase > PHASE_NONE; phase--)
 	{
 		const PhaseDef *def = phase_def((CheckoutPhase) phase);
-		int			m = 0;
+		int				m = 0;
 
 		if (def->compensate == NULL)
 			continue;
@@ -232,25 +242,29 @@ roll_back(LockRow *const *rows, int n)
  * and message.
  */
 void
-locks_end(LockRow *const *rows, int n, LockState state, CheckoutPhase failed_phase,
-		  const char *error_code, const char *error_message)
+locks_end(LockRow *const *rows, int n, LockState state,
+		  CheckoutPhase failed_phase, const char *error_code,
+		  const char *error_message)
 {
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
-	EventKind	event = state == LOCK_FAILED ? EV_FAILED
-		: state == LOCK_EXPIRED ? EV_EXPIRED : EV_CANCELLED;
+	EventKind	event = state == LOCK_FAILED	? EV_FAILED
+						: state == LOCK_EXPIRED ? EV_EXPIRED
+												: EV_CANCELLED;
 	int			i;
 
 	Assert(state != LOCK_ACTIVE && state != LOCK_COMPLETED);
 	roll_back(rows, n);
 	for (i = 0; i < n; i++)
 	{
-		LockRow    *row = rows[i];
+		LockRow *row = rows[i];
 
 		CHECK_FOR_INTERRUPTS();
 		row->state = state;
 		row->finished_at = now;
-		row->failed_phase = failed_phase != PHASE_PENDING ? failed_phase
-			: (CheckoutPhase) Min(row->phase + 1, PHASE_LAST);
+		row->failed_phase = failed_phase != PHASE_PENDING
+								? failed_phase
+								: (CheckoutPhase) Min(row->phase + 1,
+													  PHASE_LAST);
 		row->error_code = error_code ? pstrdup(error_code) : NULL;
 		row->error_message = error_message ? pstrdup(error_message) : NULL;
 		store_lock_save(row);
@@ -262,14 +276,18 @@ locks_end(LockRow *const *rows, int n, LockState state, CheckoutPhase failed_pha
 			event_begin(&ev, event, row->lock_id, row->cart_id);
 			if (state != LOCK_FAILED)
 				event_add_text(&ev, "last_phase",
-							   row->phase > PHASE_NONE ? phase_name(row->phase) : NULL);
+							   row->phase > PHASE_NONE ? phase_name(row->phase)
+													   : NULL);
 			if (row->failed_phase > PHASE_NONE)
 				event_add_text(&ev, "phase", phase_name(row->failed_phase));
 			if (error_code)
 				event_add_text(&ev, "code", error_code);
 			if (error_message)
-				event_add_text(&ev, state == LOCK_CANCELLED ? "reason" : "detail", error_message);
-			event_add_raw(&ev, "duration_seconds", duration_seconds_text(row->created_at, now));
+				event_add_text(&ev,
+							   state == LOCK_CANCELLED ? "reason" : "detail",
+							   error_message);
+			event_add_raw(&ev, "duration_seconds",
+						  duration_seconds_text(row->created_at, now));
 			event_emit(&ev);
 		}
 	}
@@ -295,13 +313,14 @@ call_report_begin(CallReport *report, const LockRow *row)
 HeapTuple
 lock_status_tuple(const LockRow *row, const CallReport *report, TupleDesc desc)
 {
-	Datum		values[STATUS_FIELDS];
-	bool		nulls[STATUS_FIELDS];
+	Datum values[STATUS_FIELDS];
+	bool  nulls[STATUS_FIELDS];
 
 	memset(nulls, 0, sizeof(nulls));
 	values[0] = Int64GetDatum(row->lock_id);
 	values[1] = CStringGetTextDatum(row->cart_id);
-	values[2] = enum_datum(desc, 2, lock_state_name(lock_effective_state(row)));
+	values[2] = enum_datum(desc, 2,
+						   lock_state_name(lock_effective_state(row)));
 	if (row->phase > PHASE_NONE)
 		values[3] = enum_datum(desc, 3, phase_name(row->phase));
 	else
@@ -327,17 +346,20 @@ lock_status_tuple(const LockRow *row, const CallReport *report, TupleDesc desc)
 		nulls[9] = true;
 	if (desc->natts >= STATUS_FIELDS)
 	{
-		Oid			phase_type = TupleDescAttr(desc, 3)->atttypid;
-		Datum	   *ran = palloc(sizeof(Datum) * PHASE_LAST);
-		int			n = 0;
-		int			p;
+		Oid	   phase_type = TupleDescAttr(desc, 3)->atttypid;
+		Datum *ran = palloc(sizeof(Datum) * PHASE_LAST);
+		int	   n = 0;
+		int	   p;
 
 		if (report != NULL)
 			for (p = report->phase_before + 1; p <= row->phase; p++)
-				ran[n++] = DirectFunctionCall2(enum_in, CStringGetDatum(phase_name((CheckoutPhase) p)),
+				ran[n++] = DirectFunctionCall2(enum_in,
+											   CStringGetDatum(phase_name(
+												   (CheckoutPhase) p)),
 											   ObjectIdGetDatum(phase_type));
 		values[10] = BoolGetDatum(report != NULL && report->created);
-		values[11] = PointerGetDatum(construct_array(ran, n, phase_type, sizeof(Oid), true,
+		values[11] = PointerGetDatum(construct_array(ran, n, phase_type,
+													 sizeof(Oid), true,
 													 TYPALIGN_INT));
 		values[12] = BoolGetDatum(report != NULL && report->was_active &&
 								  row->state != LOCK_ACTIVE);

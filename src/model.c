@@ -16,13 +16,12 @@ static const char *const phase_names[] = {
 	[PHASE_STOCK_COMMIT] = "stock_commit",
 };
 
-StaticAssertDecl(lengthof(phase_names) == PHASE_LAST + 1, "one name per phase");
+StaticAssertDecl(lengthof(phase_names) == PHASE_LAST + 1,
+				 "one name per phase");
 
 static const char *const lock_state_names[] = {
-	[LOCK_ACTIVE] = "active",
-	[LOCK_COMPLETED] = "completed",
-	[LOCK_FAILED] = "failed",
-	[LOCK_EXPIRED] = "expired",
+	[LOCK_ACTIVE] = "active",		[LOCK_COMPLETED] = "completed",
+	[LOCK_FAILED] = "failed",		[LOCK_EXPIRED] = "expired",
 	[LOCK_CANCELLED] = "cancelled",
 };
 
@@ -36,7 +35,7 @@ phase_name(CheckoutPhase phase)
 CheckoutPhase
 phase_from_name(const char *name)
 {
-	int			p;
+	int p;
 
 	for (p = PHASE_NONE + 1; p <= PHASE_LAST; p++)
 		if (strcmp(phase_names[p], name) == 0)
@@ -54,7 +53,7 @@ lock_state_name(LockState state)
 LockState
 lock_state_from_name(const char *name)
 {
-	int			s;
+	int s;
 
 	for (s = 0; s < lengthof(lock_state_names); s++)
 		if (strcmp(lock_state_names[s], name) == 0)

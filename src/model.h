@@ -42,33 +42,33 @@ typedef enum LockState
  */
 typedef struct LockRow
 {
-	int64		lock_id;
-	char	   *cart_id;
-	char	   *session_id;
-	LockState	state;
-	CheckoutPhase phase;		/* last completed, PHASE_NONE right after start */
-	TimestampTz created_at;
-	TimestampTz expires_at;
-	TimestampTz finished_at;	/* 0 while active */
-	bool		has_total;
-	int64		total;
-	char	   *order_ref;		/* NULL until order_creation */
-	char	   *auth_reference; /* NULL until payment_authorization */
-	int64		auth_amount;
-	char	   *capture_reference;	/* NULL until payment_capture */
-	int64		capture_amount;
+	int64		  lock_id;
+	char		 *cart_id;
+	char		 *session_id;
+	LockState	  state;
+	CheckoutPhase phase; /* last completed, PHASE_NONE right after start */
+	TimestampTz	  created_at;
+	TimestampTz	  expires_at;
+	TimestampTz	  finished_at; /* 0 while active */
+	bool		  has_total;
+	int64		  total;
+	char		 *order_ref;	  /* NULL until order_creation */
+	char		 *auth_reference; /* NULL until payment_authorization */
+	int64		  auth_amount;
+	char		 *capture_reference; /* NULL until payment_capture */
+	int64		  capture_amount;
 	CheckoutPhase failed_phase; /* PHASE_NONE unless failed or expired */
-	char	   *error_code;
-	char	   *error_message;
+	char		 *error_code;
+	char		 *error_message;
 	/*
 	 * the version of the row this call holds row-locked (store.c's), or NULL
 	 */
 	struct RowVersion *version;
 } LockRow;
 
-extern const char *phase_name(CheckoutPhase phase);
+extern const char	*phase_name(CheckoutPhase phase);
 extern CheckoutPhase phase_from_name(const char *name);
-extern const char *lock_state_name(LockState state);
-extern LockState lock_state_from_name(const char *name);
+extern const char	*lock_state_name(LockState state);
+extern LockState	 lock_state_from_name(const char *name);
 
-#endif							/* CHECKOUT_MODEL_H */
+#endif /* CHECKOUT_MODEL_H */

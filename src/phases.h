@@ -11,23 +11,23 @@
 
 typedef enum PayloadNeed
 {
-	PAYLOAD_NONE,				/* ignores the payload */
-	PAYLOAD_OPTIONAL,			/* order_creation: {"order_ref"} or nothing */
-	PAYLOAD_PAYMENT				/* needs {"reference", "amount"} */
+	PAYLOAD_NONE,	  /* ignores the payload */
+	PAYLOAD_OPTIONAL, /* order_creation: {"order_ref"} or nothing */
+	PAYLOAD_PAYMENT	  /* needs {"reference", "amount"} */
 } PayloadNeed;
 
 /* What one checkout_advance call works with. */
 typedef struct PhaseContext
 {
-	LockRow    *lock;			/* run functions record their results here */
-	PaymentPayload *payment;	/* NULL when absent or already used this call */
-	char	   *order_ref;		/* the application's own order, or NULL */
-	CartStock  *cart;			/* loaded (and its stock rows row-locked) once per call */
+	LockRow		   *lock;	   /* run functions record their results here */
+	PaymentPayload *payment;   /* NULL when absent or already used this call */
+	char		   *order_ref; /* the application's own order, or NULL */
+	CartStock *cart; /* loaded (and its stock rows row-locked) once per call */
 	/* non-NULL: the stock rows are only read, the reservation written late */
 	StockReservation *late;
 	/* set by a run function that returns false (a business failure) */
-	const char *error_code;
-	char	   *error_message;
+	const char		 *error_code;
+	char			 *error_message;
 } PhaseContext;
 
 /*
@@ -40,12 +40,12 @@ typedef struct PhaseContext
 typedef struct PhaseDef
 {
 	CheckoutPhase phase;
-	PayloadNeed payload;
-	bool		(*run) (PhaseContext *ctx);
-	void		(*compensate) (LockRow *const *locks, int n);
+	PayloadNeed	  payload;
+	bool (*run)(PhaseContext *ctx);
+	void (*compensate)(LockRow *const *locks, int n);
 } PhaseDef;
 
 extern const PhaseDef *phase_def(CheckoutPhase phase);
 extern void phase_completed_event(const LockRow *lock, CheckoutPhase phase);
 
-#endif							/* CHECKOUT_PHASES_H */
+#endif /* CHECKOUT_PHASES_H */

@@ -12,9 +12,9 @@
  * writes a sku, and the CHECK constraints (reserved <= on_hand) back the
  * check up, so stock cannot be oversold.  A late reservation decides from
  * rows read and checks the decision again on the rows once row-locked
- * (stock_rowlock_late), so it, too, writes only what those rows allow.  Release and commit work on a set
- * of locks with one update per stock row: a sweep of thousands of locks on
- * a hot sku touches each of its rows once.
+ * (stock_rowlock_late), so it, too, writes only what those rows allow. Release
+ * and commit work on a set of locks with one update per stock row: a sweep of
+ * thousands of locks on a hot sku touches each of its rows once.
  *
  * A striped sku (checkout_stripe) has its units in several rows, so that
  * its buyers do not all queue on one.  A reservation takes the stripe its
@@ -34,9 +34,9 @@
 #include "access/xact.h"
 #include "catalog/pg_collation.h"
 #include "miscadmin.h"
+#include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
-#include "utils/json.h"
 #include "utils/varlena.h"
 
 #include "events.h"
@@ -58,7 +58,7 @@ cmp_cart_line(const void *a, const void *b)
 {
 	const CartLine *x = (const CartLine *) a;
 	const CartLine *y = (const CartLine *) b;
-	int			c = sku_cmp(x->sku, y->sku);
+	int				c = sku_cmp(x->sku, y->sku);
 
 	return c != 0 ? c : (x->line_no > y->line_no) - (x->line_no < y->line_no);
 }
@@ -71,12 +71,12 @@ cmp_cart_line(const void *a, const void *b)
 void
 stock_load_cart(int64 lock_id, CartStock *out, bool rowlock)
 {
-	CartLine   *lines;
-	int			n = store_cart_lines(lock_id, &lines);
-	char	  **skus = palloc(sizeof(char *) * Max(n, 1));
-	LedgerRow  *ledger = palloc(sizeof(LedgerRow) * Max(n, 1));
-	int			n_skus = 0;
-	int			i;
+	CartLine  *lines;
+	int		   n = store_cart_lines(lock_id, &lines);
+	char	 **skus = palloc(sizeof(char *) * Max(n, 1));
+	LedgerRow *ledger = palloc(sizeof(LedgerRow) * Max(n, 1));
+	int		   n_skus = 0;
+	int		   i;
 
 	qsort(lines, n, sizeof(CartLine), cmp_cart_line);
 	for (i = 0; i < n; i++)
@@ -96,15 +96,15 @@ stock_load_cart(int64 lock_id, CartStock *out, bool rowlock)
 	n_skus = 0;
 	for (i = 0; i < n; i++)
 	{
-		LedgerRow  *row;
-		int			f = out->n_found;
+		LedgerRow *row;
+		int		   f = out->n_found;
 
 		CHECK_FOR_INTERRUPTS();
 		if (i > 0 && strcmp(lines[i].sku, lines[i - 1].sku) != 0)
 			n_skus++;
 		row = &ledger[n_skus];
 		if (!row->found)
-			continue;			/* not in the inventory: not found */
+			continue; /* not in the inventory: not found */
 		out->line_ids[f] = lines[i].line_id;
 		out->skus[f] = lines[i].sku;
 		out->quantities[f] = lines[i].quantity;
@@ -124,7 +124,7 @@ void
 stock_write_reservation(int64 lock_id, const StockReservation *res)
 {
 	ReservedPart *parts = palloc(sizeof(ReservedPart) * Max(res->n, 1));
-	int			i;
+	int			  i;
 
 	for (i = 0; i < res->n; i++)
 	{
@@ -147,15 +147,16 @@ reserve_in_stripe(int64 lock_id, const char *sku, int32 stripe, int64 wanted)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
-	bool		reserved = false;
+	bool		  reserved = false;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		StripeRow	row;
+		StripeRow row;
 
-		if (store_stripes_rowlock(sku, &stripe, 1, &row) && row.on_hand - row.reserved >= wanted)
+		if (store_stripes_rowlock(sku, &stripe, 1, &row) &&
+			row.on_hand - row.reserved >= wanted)
 		{
 			ReservedPart part = {(char *) sku, stripe, wanted, row.version};
 
@@ -171,7 +172,7 @@ reserve_in_stripe(int64 lock_id, const char *sku, int32 stripe, int64 wanted)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
+		ErrorData *edata;
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
@@ -189,23 +190,25 @@ reserve_in_stripe(int64 lock_id, const char *sku, int32 stripe, int64 wanted)
  * Reserves wanted units of a striped sku: in one stripe the fast way when
  * one has them as read (its lock's, else the fullest), else, or when that
  * stripe turned out short, from every stripe row-locked in order, the
- * lock's own first.  Parts taken that way are added to parts (for the caller to
- * write); false with the sku's total available when it is short.
+ * lock's own first.  Parts taken that way are added to parts (for the caller
+ * to write); false with the sku's total available when it is short.
  */
 static bool
-reserve_striped(int64 lock_id, const char *sku, int64 wanted, const LedgerRow *row,
-				ReservedPart *parts, int *n_parts, int64 *available)
+reserve_striped(int64 lock_id, const char *sku, int64 wanted,
+				const LedgerRow *row, ReservedPart *parts, int *n_parts,
+				int64 *available)
 {
-	int			n = row->n_stripes;
-	int			own = (int) (lock_id % n);
-	int			target = own;
-	int32	   *numbers = palloc(sizeof(int32) * n);
-	StripeRow  *rowlocked = palloc(sizeof(StripeRow) * n);
-	int64		total = 0;
-	int64		left = wanted;
-	int			k;
+	int		   n = row->n_stripes;
+	int		   own = (int) (lock_id % n);
+	int		   target = own;
+	int32	  *numbers = palloc(sizeof(int32) * n);
+	StripeRow *rowlocked = palloc(sizeof(StripeRow) * n);
+	int64	   total = 0;
+	int64	   left = wanted;
+	int		   k;
 
-#define STRIPE_AVAILABLE(k) (row->stripes[k].on_hand - row->stripes[k].reserved)
+#define STRIPE_AVAILABLE(k) \
+	(row->stripes[k].on_hand - row->stripes[k].reserved)
 	if (STRIPE_AVAILABLE(own) < wanted)
 		for (k = 0; k < n; k++)
 			if (STRIPE_AVAILABLE(k) > STRIPE_AVAILABLE(target))
@@ -218,7 +221,8 @@ reserve_striped(int64 lock_id, const char *sku, int64 wanted, const LedgerRow *r
 	for (k = 0; k < n; k++)
 		numbers[k] = row->stripes[k].stripe;
 	if (!store_stripes_rowlock(sku, numbers, n, rowlocked))
-		elog(ERROR, "checkout: a stripe of sku %s vanished under the stock table lock",
+		elog(ERROR,
+			 "checkout: a stripe of sku %s vanished under the stock table lock",
 			 quote_user_text(sku));
 	for (k = 0; k < n; k++)
 		total += rowlocked[k].on_hand - rowlocked[k].reserved;
@@ -229,8 +233,8 @@ reserve_striped(int64 lock_id, const char *sku, int64 wanted, const LedgerRow *r
 	}
 	for (k = 0; left > 0; k = (k + 1) % n)
 	{
-		int			i = (own + k) % n;
-		int64		take = Min(left, rowlocked[i].on_hand - rowlocked[i].reserved);
+		int	  i = (own + k) % n;
+		int64 take = Min(left, rowlocked[i].on_hand - rowlocked[i].reserved);
 
 		if (take <= 0)
 			continue;
@@ -251,7 +255,7 @@ reserve_striped(int64 lock_id, const char *sku, int64 wanted, const LedgerRow *r
 static void
 refresh_cart_lines(CartStock *cart, const LedgerRow *row)
 {
-	int			i;
+	int i;
 
 	for (i = 0; i < cart->n_found; i++)
 		if (cart->ledger[i] == row)
@@ -265,22 +269,22 @@ refresh_cart_lines(CartStock *cart, const LedgerRow *row)
  * Reserves the cart's summed quantity of each sku, or nothing: false with
  * the first shortfall (in sku order) when a sku has too little stock.  The
  * rows are row-locked in sku order: those the load row-locked, then the
- * rest (rows after a striped sku, a striped sku's stripes).  With `late` the cart was
- * only read and has no striped sku: the reservation is decided and returned
- * there, for stock_rowlock_late to check and stock_write_reservation to write;
- * a striped sku makes it false, to be decided again the other way.
+ * rest (rows after a striped sku, a striped sku's stripes).  With `late` the
+ * cart was only read and has no striped sku: the reservation is decided and
+ * returned there, for stock_rowlock_late to check and stock_write_reservation
+ * to write; a striped sku makes it false, to be decided again the other way.
  */
 bool
 stock_reserve(const LockRow *lock, CartStock *cart, StockShortfall *shortfall,
 			  StockReservation *late)
 {
 	StockReservation res;
-	ReservedPart *parts;
-	int			n_parts = 0;
-	int			max_parts = 0;
-	bool		wrote_striped = false;
-	int64		units = 0;
-	int			i;
+	ReservedPart	*parts;
+	int				 n_parts = 0;
+	int				 max_parts = 0;
+	bool			 wrote_striped = false;
+	int64			 units = 0;
+	int				 i;
 
 	res.skus = palloc(sizeof(char *) * Max(cart->n_found, 1));
 	res.wanted = palloc(sizeof(int64) * Max(cart->n_found, 1));
@@ -291,7 +295,7 @@ stock_reserve(const LockRow *lock, CartStock *cart, StockShortfall *shortfall,
 	/* lines come sorted by sku: sum each run (sums were checked at start) */
 	for (i = 0; i < cart->n_found; i++)
 	{
-		int			n = res.n;
+		int n = res.n;
 
 		if (n > 0 && strcmp(res.skus[n - 1], cart->skus[i]) == 0)
 			res.wanted[n - 1] += cart->quantities[i];
@@ -310,16 +314,16 @@ stock_reserve(const LockRow *lock, CartStock *cart, StockShortfall *shortfall,
 	shortfall->sku = NULL;
 	for (i = 0; i < res.n && shortfall->sku == NULL; i++)
 	{
-		LedgerRow  *row = res.ledger[i];
-		int64		available;
+		LedgerRow *row = res.ledger[i];
+		int64	   available;
 
 		CHECK_FOR_INTERRUPTS();
 		if (row->n_stripes > 0)
 		{
 			if (late)
-				return false;	/* decided again, the rows taken in order */
-			if (reserve_striped(lock->lock_id, res.skus[i], res.wanted[i], row, parts, &n_parts,
-								&available))
+				return false; /* decided again, the rows taken in order */
+			if (reserve_striped(lock->lock_id, res.skus[i], res.wanted[i], row,
+								parts, &n_parts, &available))
 			{
 				wrote_striped = true;
 				continue;
@@ -327,7 +331,8 @@ stock_reserve(const LockRow *lock, CartStock *cart, StockShortfall *shortfall,
 		}
 		else
 		{
-			if (!late && !row->rowlocked && store_ledger_rowlock(res.skus[i], row))
+			if (!late && !row->rowlocked &&
+				store_ledger_rowlock(res.skus[i], row))
 				refresh_cart_lines(cart, row);
 			available = row->found ? row->on_hand - row->reserved : 0;
 			if (available >= res.wanted[i])
@@ -345,7 +350,7 @@ stock_reserve(const LockRow *lock, CartStock *cart, StockShortfall *shortfall,
 	}
 	if (shortfall->sku != NULL)
 	{
-		int			j;
+		int j;
 
 		/* report the sku's whole want */
 		shortfall->wanted = 0;
@@ -357,7 +362,7 @@ stock_reserve(const LockRow *lock, CartStock *cart, StockShortfall *shortfall,
 		 */
 		if (wrote_striped)
 		{
-			MovedStock	moved;
+			MovedStock moved;
 
 			store_held_stock_move(&lock->lock_id, 1, false, &moved);
 		}
@@ -396,8 +401,8 @@ stock_reserve(const LockRow *lock, CartStock *cart, StockShortfall *shortfall,
 bool
 stock_rowlock_late(StockReservation *res)
 {
-	LedgerRow  *rows = palloc(sizeof(LedgerRow) * Max(res->n, 1));
-	int			i;
+	LedgerRow *rows = palloc(sizeof(LedgerRow) * Max(res->n, 1));
+	int		   i;
 
 	store_ledger_rows(res->skus, res->n, true, rows);
 	for (i = 0; i < res->n; i++)
@@ -420,25 +425,26 @@ stock_rowlock_late(StockReservation *res)
 static void
 move_held_stock(LockRow *const *locks, int n_locks, bool sell)
 {
-	EventKind	stock_event = sell ? EV_STOCK_COMMITTED : EV_STOCK_RELEASED;
-	MovedStock	moved;
-	LockRow   **by_id;
-	int			i;
+	EventKind  stock_event = sell ? EV_STOCK_COMMITTED : EV_STOCK_RELEASED;
+	MovedStock moved;
+	LockRow	 **by_id;
+	int		   i;
 
 	store_held_stock_move(lock_ids_of(locks, n_locks), n_locks, sell, &moved);
 
-	if (moved.n == 0 || !(event_wanted(stock_event) || (!sell && event_wanted(EV_ROLLBACK_STEP))))
+	if (moved.n == 0 || !(event_wanted(stock_event) ||
+						  (!sell && event_wanted(EV_ROLLBACK_STEP))))
 		return;
 
 	by_id = locks_sorted_by_id(locks, n_locks);
 	for (i = 0; i < moved.n;)
 	{
-		int64		lock_id = moved.lock_ids[i];
-		LockRow    *lock = locks_find(by_id, n_locks, lock_id);
-		const char *cart_id = lock ? lock->cart_id : NULL;
+		int64		   lock_id = moved.lock_ids[i];
+		LockRow		  *lock = locks_find(by_id, n_locks, lock_id);
+		const char	  *cart_id = lock ? lock->cart_id : NULL;
 		StringInfoData items;
-		int64		units = 0;
-		CheckoutEvent ev;
+		int64		   units = 0;
+		CheckoutEvent  ev;
 
 		initStringInfo(&items);
 		appendStringInfoChar(&items, '[');
@@ -449,7 +455,8 @@ move_held_stock(LockRow *const *locks, int n_locks, bool sell)
 				appendStringInfoChar(&items, ',');
 			appendStringInfoString(&items, "{\"sku\":");
 			escape_json(&items, moved.skus[i]);
-			appendStringInfo(&items, ",\"quantity\":" INT64_FORMAT "}", moved.quantities[i]);
+			appendStringInfo(&items, ",\"quantity\":" INT64_FORMAT "}",
+							 moved.quantities[i]);
 			units += moved.quantities[i];
 		}
 		appendStringInfoChar(&items, ']');

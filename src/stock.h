@@ -23,16 +23,16 @@ typedef struct CartStock
 	char	  **skus;
 	int64	   *quantities;
 	int64	   *cart_prices;
-	int64	   *available;		/* on_hand - reserved of the line's sku */
-	int64	   *unit_prices;	/* the sku's current price */
-	LedgerRow **ledger;			/* the sku's inventory row, as row-locked or read */
+	int64	   *available;	 /* on_hand - reserved of the line's sku */
+	int64	   *unit_prices; /* the sku's current price */
+	LedgerRow **ledger; /* the sku's inventory row, as row-locked or read */
 } CartStock;
 
 typedef struct StockShortfall
 {
-	char	   *sku;
-	int64		wanted;
-	int64		available;
+	char *sku;
+	int64 wanted;
+	int64 available;
 } StockShortfall;
 
 /*
@@ -41,20 +41,21 @@ typedef struct StockShortfall
  */
 typedef struct StockReservation
 {
-	int			n;				/* skus, in sku order */
+	int			n; /* skus, in sku order */
 	char	  **skus;
 	int64	   *wanted;
-	int64	   *unit_prices;	/* as read: a changed price means decide again */
-	LedgerRow **ledger;			/* the skus' inventory rows, row-locked when written */
+	int64	   *unit_prices; /* as read: a changed price means decide again */
+	LedgerRow **ledger; /* the skus' inventory rows, row-locked when written */
 } StockReservation;
 
 extern void stock_load_cart(int64 lock_id, CartStock *out, bool rowlock);
-extern bool stock_reserve(const LockRow *lock, CartStock *cart, StockShortfall *shortfall,
-						  StockReservation *late);
+extern bool stock_reserve(const LockRow *lock, CartStock *cart,
+						  StockShortfall *shortfall, StockReservation *late);
 extern bool stock_rowlock_late(StockReservation *res);
-extern void stock_write_reservation(int64 lock_id, const StockReservation *res);
+extern void stock_write_reservation(int64					lock_id,
+									const StockReservation *res);
 extern void stock_rowlock_held(LockRow *const *locks, int n);
 extern void stock_release(LockRow *const *locks, int n);
 extern void stock_commit(LockRow *const *locks, int n);
 
-#endif							/* CHECKOUT_STOCK_H */
+#endif /* CHECKOUT_STOCK_H */

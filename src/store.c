@@ -23,8 +23,8 @@
 #include "access/htup_details.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
-#include "funcapi.h"
 #include "common/hashfn.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
@@ -46,7 +46,7 @@ PG_FUNCTION_INFO_V1(checkout_table_access);
 typedef struct RowVersion
 {
 	ItemPointerData tid;
-	bool		rowlocked;		/* by this transaction: the row's latest */
+	bool			rowlocked; /* by this transaction: the row's latest */
 } RowVersion;
 
 static RowVersion *
@@ -61,18 +61,21 @@ version_of(TupleTableSlot *slot, bool rowlocked)
 
 /* ---- locks ---- */
 
-#define LOCK_COLUMN_LIST \
-	"lock_id, cart_id, session_id, state, phase, exclusive, " \
-	"idempotency_key, gateway, created_at, expires_at, finished_at, " \
+#define LOCK_COLUMN_LIST                                                 \
+	"lock_id, cart_id, session_id, state, phase, exclusive, "            \
+	"idempotency_key, gateway, created_at, expires_at, finished_at, "    \
 	"total, order_ref, auth_reference, auth_amount, capture_reference, " \
 	"capture_amount, failed_phase, error_code, error_message "
 #define LOCK_COLUMNS "SELECT " LOCK_COLUMN_LIST "FROM checkout.locks "
 /* in the order of the LK_ columns */
-#define LOCK_COLUMN_NAMES \
-	{"lock_id", "cart_id", "session_id", "state", "phase", "exclusive", "idempotency_key", \
-	 "gateway", "created_at", "expires_at", "finished_at", "total", "order_ref", \
-	 "auth_reference", "auth_amount", "capture_reference", "capture_amount", "failed_phase", \
-	 "error_code", "error_message"}
+#define LOCK_COLUMN_NAMES                                                  \
+	{                                                                      \
+		"lock_id", "cart_id", "session_id", "state", "phase", "exclusive", \
+			"idempotency_key", "gateway", "created_at", "expires_at",      \
+			"finished_at", "total", "order_ref", "auth_reference",         \
+			"auth_amount", "capture_reference", "capture_amount",          \
+			"failed_phase", "error_code", "error_message"                  \
+	}
 
 /*
  * A LockRow from the lock columns' values, in LK_ order, as stored (enums
@@ -82,9 +85,9 @@ version_of(TupleTableSlot *slot, bool rowlocked)
 static void
 lock_row_from_values(const Datum *v, const bool *isnull, LockRow *row)
 {
-#define TEXT_AT(c) (isnull[c] ? NULL : TextDatumGetCString(v[c]))
-#define INT8_AT(c) (isnull[c] ? 0 : DatumGetInt64(v[c]))
-#define TIME_AT(c) (isnull[c] ? 0 : DatumGetTimestampTz(v[c]))
+#define TEXT_AT(c)	(isnull[c] ? NULL : TextDatumGetCString(v[c]))
+#define INT8_AT(c)	(isnull[c] ? 0 : DatumGetInt64(v[c]))
+#define TIME_AT(c)	(isnull[c] ? 0 : DatumGetTimestampTz(v[c]))
 #define LABEL_AT(c) DatumGetCString(DirectFunctionCall1(enum_out, v[c]))
 #define PHASE_AT(c) (isnull[c] ? PHASE_NONE : phase_from_name(LABEL_AT(c)))
 	row->lock_id = INT8_AT(LK_LOCK_ID);
@@ -116,9 +119,9 @@ lock_row_from_values(const Datum *v, const bool *isnull, LockRow *row)
 static void
 lock_row_from_slot(KeyScan *ks, TupleTableSlot *slot, LockRow *row)
 {
-	Datum		values[LK_NCOLUMNS];
-	bool		isnull[LK_NCOLUMNS];
-	int			c;
+	Datum values[LK_NCOLUMNS];
+	bool  isnull[LK_NCOLUMNS];
+	int	  c;
 
 	for (c = 0; c < LK_NCOLUMNS; c++)
 		values[c] = slot_column(ks, slot, c, &isnull[c]);
@@ -126,18 +129,19 @@ lock_row_from_slot(KeyScan *ks, TupleTableSlot *slot, LockRow *row)
 }
 
 static int
-fetch_rows(Statement *st, Datum *values, const char *nulls, bool read_only, LockRow **rows)
+fetch_rows(Statement *st, Datum *values, const char *nulls, bool read_only,
+		   LockRow **rows)
 {
-	int			n = stmt_exec(st, values, nulls, read_only);
+	int			   n = stmt_exec(st, values, nulls, read_only);
 	SPITupleTable *tt = SPI_tuptable;
-	int			i;
+	int			   i;
 
 	*rows = palloc(sizeof(LockRow) * Max(n, 1));
 	for (i = 0; i < n; i++)
 	{
-		Datum		v[LK_NCOLUMNS];
-		bool		isnull[LK_NCOLUMNS];
-		int			c;
+		Datum v[LK_NCOLUMNS];
+		bool  isnull[LK_NCOLUMNS];
+		int	  c;
 
 		CHECK_FOR_INTERRUPTS();
 		for (c = 0; c < LK_NCOLUMNS; c++)
@@ -148,9 +152,10 @@ fetch_rows(Statement *st, Datum *values, const char *nulls, bool read_only, Lock
 }
 
 static bool
-fetch_one(Statement *st, Datum *values, const char *nulls, bool read_only, LockRow *row)
+fetch_one(Statement *st, Datum *values, const char *nulls, bool read_only,
+		  LockRow *row)
 {
-	LockRow    *rows;
+	LockRow *rows;
 
 	if (fetch_rows(st, values, nulls, read_only, &rows) == 0)
 		return false;
@@ -167,13 +172,16 @@ bool
 store_lock_fetch(int64 lock_id, const char *session_id, LockRow *row)
 {
 	static Statement fetch = {
-		.sql = LOCK_COLUMNS "WHERE lock_id = $1 AND ($2::text IS NULL OR session_id = $2) "
+		.sql = LOCK_COLUMNS
+		"WHERE lock_id = $1 AND ($2::text IS NULL OR session_id = $2) "
 		"FOR UPDATE",
-		.nargs = 2, .argtypes = {INT8OID, TEXTOID}, .generic = true,
+		.nargs = 2,
+		.argtypes = {INT8OID, TEXTOID},
+		.generic = true,
 		.columns = LOCK_COLUMN_NAMES,
 	};
-	KeyScan		ks;
-	bool		found = false;
+	KeyScan ks;
+	bool	found = false;
 
 	if (key_open(&ks, DT_LOCKS, ACL_SELECT | ACL_UPDATE, true))
 	{
@@ -184,7 +192,8 @@ store_lock_fetch(int64 lock_id, const char *session_id, LockRow *row)
 			 * session_id never changes: the version found tells whose lock it
 			 * is
 			 */
-			if ((session_id == NULL || strcmp(row->session_id, session_id) == 0) &&
+			if ((session_id == NULL ||
+				 strcmp(row->session_id, session_id) == 0) &&
 				key_rowlock(&ks, LockTupleExclusive))
 			{
 				lock_row_from_slot(&ks, ks.rowlocked, row);
@@ -196,8 +205,8 @@ store_lock_fetch(int64 lock_id, const char *session_id, LockRow *row)
 	}
 	else
 	{
-		Datum		values[2] = {Int64GetDatum(lock_id), (Datum) 0};
-		char		nulls[2] = {' ', session_id ? ' ' : 'n'};
+		Datum values[2] = {Int64GetDatum(lock_id), (Datum) 0};
+		char  nulls[2] = {' ', session_id ? ' ' : 'n'};
 
 		if (session_id)
 			values[1] = CStringGetTextDatum(session_id);
@@ -216,11 +225,13 @@ store_lock_read(int64 lock_id, const char *session_id, LockRow *row)
 {
 	static Statement read = {
 		.sql = LOCK_COLUMNS "WHERE lock_id = $1",
-		.nargs = 1, .argtypes = {INT8OID}, .generic = true,
+		.nargs = 1,
+		.argtypes = {INT8OID},
+		.generic = true,
 		.columns = LOCK_COLUMN_NAMES,
 	};
-	KeyScan		ks;
-	bool		found = false;
+	KeyScan ks;
+	bool	found = false;
 
 	if (key_open(&ks, DT_LOCKS, ACL_SELECT, false))
 	{
@@ -234,16 +245,16 @@ store_lock_read(int64 lock_id, const char *session_id, LockRow *row)
 	else
 	{
 		MemoryContext caller = CurrentMemoryContext;
-		Datum		values[1] = {Int64GetDatum(lock_id)};
-		int			spi_state = checkout_spi_connect();
+		Datum		  values[1] = {Int64GetDatum(lock_id)};
+		int			  spi_state = checkout_spi_connect();
 
 		if (stmt_exec(&read, values, NULL, true) > 0)
 		{
 			/* the row outlives SPI: build it in the caller's memory */
 			MemoryContext spi = MemoryContextSwitchTo(caller);
-			Datum		v[LK_NCOLUMNS];
-			bool		isnull[LK_NCOLUMNS];
-			int			c;
+			Datum		  v[LK_NCOLUMNS];
+			bool		  isnull[LK_NCOLUMNS];
+			int			  c;
 
 			for (c = 0; c < LK_NCOLUMNS; c++)
 				v[c] = stmt_datum(&read, SPI_tuptable, 0, c, &isnull[c]);
@@ -253,19 +264,25 @@ store_lock_read(int64 lock_id, const char *session_id, LockRow *row)
 		}
 		checkout_spi_finish(spi_state);
 	}
-	return found && (session_id == NULL || strcmp(row->session_id, session_id) == 0);
+	return found &&
+		   (session_id == NULL || strcmp(row->session_id, session_id) == 0);
 }
 
 /* The lock this session made with this idempotency key, row-locked. */
 bool
-store_lock_fetch_by_key(const char *session_id, const char *idempotency_key, LockRow *row)
+store_lock_fetch_by_key(const char *session_id, const char *idempotency_key,
+						LockRow *row)
 {
 	static Statement by_key = {
-		.sql = LOCK_COLUMNS "WHERE session_id = $1 AND idempotency_key = $2 FOR UPDATE",
-		.nargs = 2, .argtypes = {TEXTOID, TEXTOID}, .generic = true,
+		.sql = LOCK_COLUMNS
+		"WHERE session_id = $1 AND idempotency_key = $2 FOR UPDATE",
+		.nargs = 2,
+		.argtypes = {TEXTOID, TEXTOID},
+		.generic = true,
 		.columns = LOCK_COLUMN_NAMES,
 	};
-	Datum		values[2] = {CStringGetTextDatum(session_id), CStringGetTextDatum(idempotency_key)};
+	Datum values[2] = {CStringGetTextDatum(session_id),
+					   CStringGetTextDatum(idempotency_key)};
 
 	return fetch_one(&by_key, values, NULL, false, row);
 }
@@ -275,11 +292,14 @@ int
 store_locks_of_cart(const char *cart_id, LockRow **rows)
 {
 	static Statement by_cart = {
-		.sql = LOCK_COLUMNS "WHERE cart_id = $1 AND state = 'active' ORDER BY lock_id FOR UPDATE",
-		.nargs = 1, .argtypes = {TEXTOID}, .generic = true,
+		.sql = LOCK_COLUMNS
+		"WHERE cart_id = $1 AND state = 'active' ORDER BY lock_id FOR UPDATE",
+		.nargs = 1,
+		.argtypes = {TEXTOID},
+		.generic = true,
 		.columns = LOCK_COLUMN_NAMES,
 	};
-	Datum		values[1] = {CStringGetTextDatum(cart_id)};
+	Datum values[1] = {CStringGetTextDatum(cart_id)};
 
 	return fetch_rows(&by_cart, values, NULL, false, rows);
 }
@@ -292,12 +312,14 @@ int
 store_locks_due(int batch, LockRow **rows)
 {
 	static Statement due = {
-		.sql = LOCK_COLUMNS "WHERE state = 'active' AND expires_at <= pg_catalog.now() "
+		.sql = LOCK_COLUMNS
+		"WHERE state = 'active' AND expires_at <= pg_catalog.now() "
 		"ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED",
-		.nargs = 1, .argtypes = {INT4OID},
+		.nargs = 1,
+		.argtypes = {INT4OID},
 		.columns = LOCK_COLUMN_NAMES,
 	};
-	Datum		values[1] = {Int32GetDatum(batch)};
+	Datum values[1] = {Int32GetDatum(batch)};
 
 	return fetch_rows(&due, values, NULL, false, rows);
 }
@@ -307,7 +329,9 @@ bool
 store_next_due(TimestampTz *next_due)
 {
 	static Statement next = {
-		.sql = "SELECT pg_catalog.min(expires_at) AS next_due FROM checkout.locks WHERE state = 'active'",
+		.sql = "SELECT pg_catalog.min(expires_at) AS next_due "
+			   "FROM checkout.locks "
+			   "WHERE state = 'active'",
 		.columns = {"next_due"},
 	};
 
@@ -326,13 +350,16 @@ bool
 store_cart_has_live_lock(const char *cart_id)
 {
 	static Statement live_lock = {
-		.sql = "SELECT 1 FROM checkout.locks "
-		"WHERE cart_id = $1 AND state = 'active' AND expires_at > pg_catalog.now() LIMIT 1",
+		.sql = "SELECT 1 "
+			   "FROM checkout.locks "
+			   "WHERE cart_id = $1 AND state = 'active' AND expires_at > "
+			   "  pg_catalog.now() "
+			   "LIMIT 1",
 		.nargs = 1,
 		.argtypes = {TEXTOID},
 		.generic = true,
 	};
-	Datum		values[1] = {CStringGetTextDatum(cart_id)};
+	Datum values[1] = {CStringGetTextDatum(cart_id)};
 
 	return stmt_exec(&live_lock, values, NULL, true) > 0;
 }
@@ -340,7 +367,7 @@ store_cart_has_live_lock(const char *cart_id)
 static Datum
 interval_from_seconds(double secs)
 {
-	Interval   *iv = palloc0(sizeof(Interval));
+	Interval *iv = palloc0(sizeof(Interval));
 
 	iv->time = (TimeOffset) (secs * USECS_PER_SEC);
 	return IntervalPGetDatum(iv);
@@ -360,29 +387,35 @@ interval_from_seconds(double secs)
  * serialization failure, to be retried.
  */
 void
-store_claim_start(const char *cart_id, const char *session_id, const char *idempotency_key)
+store_claim_start(const char *cart_id, const char *session_id,
+				  const char *idempotency_key)
 {
-	bool		waited = false;
-	int			i;
+	bool waited = false;
+	int	 i;
 
 	for (i = 0; i < 2; i++)
 	{
-		LOCKTAG		tag;
-		uint64		h;
+		LOCKTAG tag;
+		uint64	h;
 
 		if (i == 0 && cart_id == NULL)
 			continue;
 		if (i == 1 && idempotency_key == NULL)
 			continue;
 		if (i == 0)
-			h = hash_bytes_extended((const unsigned char *) cart_id, strlen(cart_id), 0);
+			h = hash_bytes_extended((const unsigned char *) cart_id,
+									strlen(cart_id), 0);
 		else
 			h = hash_bytes_extended((const unsigned char *) idempotency_key,
 									strlen(idempotency_key),
-									hash_bytes_extended((const unsigned char *) session_id,
-														strlen(session_id), 0));
-		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h, 3 + i);
-		if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+									hash_bytes_extended((const unsigned char *)
+															session_id,
+														strlen(session_id),
+														0));
+		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
+							 3 + i);
+		if (LockAcquire(&tag, ExclusiveLock, false, true) ==
+			LOCKACQUIRE_NOT_AVAIL)
 		{
 			waited = true;
 			(void) LockAcquire(&tag, ExclusiveLock, false, false);
@@ -403,11 +436,16 @@ bool
 store_cart_has_active_lock(const char *cart_id)
 {
 	static Statement active = {
-		.sql = "SELECT 1 FROM checkout.locks WHERE cart_id = $1 AND state = 'active' LIMIT 1",
-		.nargs = 1, .argtypes = {TEXTOID}, .generic = true,
+		.sql = "SELECT 1 "
+			   "FROM checkout.locks "
+			   "WHERE cart_id = $1 AND state = 'active' "
+			   "LIMIT 1",
+		.nargs = 1,
+		.argtypes = {TEXTOID},
+		.generic = true,
 	};
-	KeyScan		ks;
-	bool		found = false;
+	KeyScan ks;
+	bool	found = false;
 
 	if (key_open_by(&ks, DT_LOCKS, ACL_SELECT, true))
 	{
@@ -418,10 +456,11 @@ store_cart_has_active_lock(const char *cart_id)
 		 */
 		while (!found && key_next(&ks))
 		{
-			bool		isnull;
-			Datum		state = slot_column(&ks, ks.found, LK_STATE, &isnull);
+			bool  isnull;
+			Datum state = slot_column(&ks, ks.found, LK_STATE, &isnull);
 
-			found = strcmp(DatumGetCString(DirectFunctionCall1(enum_out, state)),
+			found = strcmp(DatumGetCString(
+							   DirectFunctionCall1(enum_out, state)),
 						   lock_state_name(LOCK_ACTIVE)) == 0;
 		}
 		key_close(&ks);
@@ -429,7 +468,7 @@ store_cart_has_active_lock(const char *cart_id)
 	}
 	else
 	{
-		Datum		values[1] = {CStringGetTextDatum(cart_id)};
+		Datum values[1] = {CStringGetTextDatum(cart_id)};
 
 		return stmt_exec(&active, values, NULL, false) > 0;
 	}
@@ -440,50 +479,58 @@ store_cart_has_active_lock(const char *cart_id)
  * found the cart free); its id, created_at and expires_at go into row.
  */
 void
-store_lock_insert(const char *cart_id, const char *session_id, const char *idempotency_key,
-				  bool exclusive, const char *gateway, double ttl_secs, LockRow *row)
+store_lock_insert(const char *cart_id, const char *session_id,
+				  const char *idempotency_key, bool exclusive,
+				  const char *gateway, double ttl_secs, LockRow *row)
 {
 	static Statement create = {
-		.sql = "INSERT INTO checkout.locks "
-		"  (cart_id, session_id, exclusive, idempotency_key, gateway, expires_at) "
-		"VALUES ($1, $2, $3, $4, $5, $6) RETURNING lock_id, created_at",
+		.sql = "INSERT INTO checkout.locks (cart_id, session_id, exclusive, "
+			   "  idempotency_key, gateway, expires_at) "
+			   "VALUES ($1, $2, $3, $4, $5, $6) "
+			   "RETURNING lock_id, created_at",
 		.nargs = 6,
-		.argtypes = {TEXTOID, TEXTOID, BOOLOID, TEXTOID, TEXTOID, TIMESTAMPTZOID},
+		.argtypes = {TEXTOID, TEXTOID, BOOLOID, TEXTOID, TEXTOID,
+					 TIMESTAMPTZOID},
 		.generic = true,
 		.qualified = true,
 		.columns = {"lock_id", "created_at"},
 	};
-	static const int columns[6] = {LK_CART_ID, LK_SESSION_ID, LK_EXCLUSIVE, LK_IDEMPOTENCY_KEY,
-	LK_GATEWAY, LK_EXPIRES_AT};
+	static const int columns[6] = {LK_CART_ID,	 LK_SESSION_ID,
+								   LK_EXCLUSIVE, LK_IDEMPOTENCY_KEY,
+								   LK_GATEWAY,	 LK_EXPIRES_AT};
 	/* now() + ttl, as the statement would compute it */
-	TimestampTz expires_at =
-		DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
-												TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
-												interval_from_seconds(ttl_secs)));
-	Datum		values[6];
-	bool		isnull[6] = {false, false, false, idempotency_key == NULL, false, false};
-	RowWrite	w;
+	TimestampTz		 expires_at = DatumGetTimestampTz(
+			 DirectFunctionCall2(timestamptz_pl_interval,
+								 TimestampTzGetDatum(
+									 GetCurrentTransactionStartTimestamp()),
+								 interval_from_seconds(ttl_secs)));
+	Datum	 values[6];
+	bool	 isnull[6] = {false, false, false, idempotency_key == NULL,
+						  false, false};
+	RowWrite w;
 
 	values[0] = CStringGetTextDatum(cart_id);
 	values[1] = CStringGetTextDatum(session_id);
 	values[2] = BoolGetDatum(exclusive);
-	values[3] = idempotency_key ? CStringGetTextDatum(idempotency_key) : (Datum) 0;
+	values[3] = idempotency_key ? CStringGetTextDatum(idempotency_key)
+								: (Datum) 0;
 	values[4] = CStringGetTextDatum(gateway);
 	values[5] = TimestampTzGetDatum(expires_at);
 
 	memset(row, 0, sizeof(*row));
 	if (row_write_begin(&w, DT_LOCKS, ACL_INSERT))
 	{
-		bool		null;
+		bool null;
 
 		row_insert(&w, columns, values, isnull, 6);
 		row->lock_id = DatumGetInt64(row_inserted(&w, LK_LOCK_ID, &null));
-		row->created_at = DatumGetTimestampTz(row_inserted(&w, LK_CREATED_AT, &null));
+		row->created_at = DatumGetTimestampTz(
+			row_inserted(&w, LK_CREATED_AT, &null));
 		row_write_end(&w);
 	}
 	else
 	{
-		char		nulls[6] = {' ', ' ', ' ', idempotency_key ? ' ' : 'n', ' ', ' '};
+		char nulls[6] = {' ', ' ', ' ', idempotency_key ? ' ' : 'n', ' ', ' '};
 
 		if (stmt_exec(&create, values, nulls, false) != 1)
 			elog(ERROR, "checkout: the lock's INSERT inserted no row");
@@ -502,21 +549,25 @@ void
 store_lines_insert(int64 lock_id, const CartLines *cart)
 {
 	static Statement lines = {
-		.sql = "INSERT INTO checkout.lock_lines (lock_id, line_no, line_id, sku, quantity, cart_price) "
-		"SELECT $1, t.line_no, t.line_id, t.sku, t.quantity, t.price "
-		"FROM ROWS FROM (pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[]), "
-		"                pg_catalog.unnest($4::int8[]), pg_catalog.unnest($5::int8[])) "
-		"     WITH ORDINALITY AS t(line_id, sku, quantity, price, line_no)",
+		.sql =
+			"INSERT INTO checkout.lock_lines (lock_id, line_no, line_id, "
+			"  sku, quantity, cart_price) "
+			"SELECT $1, t.line_no, t.line_id, t.sku, t.quantity, t.price "
+			"FROM ROWS FROM (pg_catalog.unnest($2::text[]), "
+			"  pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::int8[]), "
+			"  pg_catalog.unnest($5::int8[])) "
+			"WITH ORDINALITY AS t(line_id, sku, quantity, price, line_no)",
 		.nargs = 5,
-		.argtypes = {INT8OID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID},
+		.argtypes = {INT8OID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
+					 INT8ARRAYOID},
 		.generic = true,
 	};
-	static const int columns[6] = {LL_LOCK_ID, LL_LINE_NO, LL_LINE_ID, LL_SKU, LL_QUANTITY,
-	LL_CART_PRICE};
-	RowWrite	w;
-	Datum		values[6];
-	bool		isnull[6] = {false, false, false, false, false, false};
-	int			i;
+	static const int columns[6] = {LL_LOCK_ID, LL_LINE_NO,	LL_LINE_ID,
+								   LL_SKU,	   LL_QUANTITY, LL_CART_PRICE};
+	RowWrite		 w;
+	Datum			 values[6];
+	bool			 isnull[6] = {false, false, false, false, false, false};
+	int				 i;
 
 	if (!row_write_begin(&w, DT_LOCK_LINES, ACL_INSERT))
 	{
@@ -559,32 +610,47 @@ void
 store_lock_save(LockRow *row)
 {
 	static Statement save = {
-		.sql = "UPDATE checkout.locks SET state = $2::checkout.lock_state, "
-		"  phase = $3::checkout.phase, expires_at = $4, finished_at = $5, total = $6, "
-		"  order_ref = $7, auth_reference = $8, auth_amount = $9, "
-		"  capture_reference = $10, capture_amount = $11, "
-		"  failed_phase = $12::checkout.phase, error_code = $13, error_message = $14 "
-		"WHERE lock_id = $1",
+		.sql = "UPDATE checkout.locks "
+			   "SET state = $2::checkout.lock_state, "
+			   "  phase = $3::checkout.phase, expires_at = $4, "
+			   "  finished_at = $5, total = $6, order_ref = $7, "
+			   "  auth_reference = $8, auth_amount = $9, "
+			   "  capture_reference = $10, capture_amount = $11, "
+			   "  failed_phase = $12::checkout.phase, error_code = $13, "
+			   "  error_message = $14 "
+			   "WHERE lock_id = $1",
 		.nargs = 14,
-		.argtypes = {INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID,
-			TEXTOID, TEXTOID, INT8OID, TEXTOID, INT8OID, TEXTOID, TEXTOID, TEXTOID},
+		.argtypes = {INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+					 INT8OID, TEXTOID, TEXTOID, INT8OID, TEXTOID, INT8OID,
+					 TEXTOID, TEXTOID, TEXTOID},
 		.generic = true,
 	};
 	/* the columns a call changes, in the statement's order ($2 ...) */
-	static const int columns[13] = {
-		LK_STATE, LK_PHASE, LK_EXPIRES_AT, LK_FINISHED_AT, LK_TOTAL, LK_ORDER_REF,
-		LK_AUTH_REFERENCE, LK_AUTH_AMOUNT, LK_CAPTURE_REFERENCE, LK_CAPTURE_AMOUNT,
-		LK_FAILED_PHASE, LK_ERROR_CODE, LK_ERROR_MESSAGE
-	};
-	const char *phase = row->phase > PHASE_NONE ? phase_name(row->phase) : NULL;
-	const char *failed = row->failed_phase > PHASE_NONE ? phase_name(row->failed_phase) : NULL;
+	static const int columns[13] =
+		{LK_STATE,			LK_PHASE,		 LK_EXPIRES_AT,
+		 LK_FINISHED_AT,	LK_TOTAL,		 LK_ORDER_REF,
+		 LK_AUTH_REFERENCE, LK_AUTH_AMOUNT,	 LK_CAPTURE_REFERENCE,
+		 LK_CAPTURE_AMOUNT, LK_FAILED_PHASE, LK_ERROR_CODE,
+		 LK_ERROR_MESSAGE};
+	const char *phase = row->phase > PHASE_NONE ? phase_name(row->phase)
+												: NULL;
+	const char *failed = row->failed_phase > PHASE_NONE
+							 ? phase_name(row->failed_phase)
+							 : NULL;
 	Datum		values[14];
 	bool		isnull[14];
 	RowWrite	w;
 	int			i;
 
 	memset(isnull, 0, sizeof(isnull));
-#define SET_TEXT(i, v) do { if (v) values[i] = CStringGetTextDatum(v); else isnull[i] = true; } while (0)
+#define SET_TEXT(i, v)                          \
+	do                                          \
+	{                                           \
+		if (v)                                  \
+			values[i] = CStringGetTextDatum(v); \
+		else                                    \
+			isnull[i] = true;                   \
+	} while (0)
 	values[0] = Int64GetDatum(row->lock_id);
 	values[3] = TimestampTzGetDatum(row->expires_at);
 	values[4] = TimestampTzGetDatum(row->finished_at);
@@ -611,7 +677,8 @@ store_lock_save(LockRow *row)
 		isnull[11] = failed == NULL;
 		if (failed)
 			values[11] = enum_value(&w, LK_FAILED_PHASE, failed);
-		row_update(&w, &row->version->tid, columns, values + 1, isnull + 1, 13);
+		row_update(&w, &row->version->tid, columns, values + 1, isnull + 1,
+				   13);
 		row_write_end(&w);
 		return;
 	}
@@ -622,12 +689,13 @@ store_lock_save(LockRow *row)
 	SET_TEXT(11, failed);
 #undef SET_TEXT
 	{
-		char		nulls[14];
+		char nulls[14];
 
 		for (i = 0; i < 14; i++)
 			nulls[i] = isnull[i] ? 'n' : ' ';
 		if (stmt_exec(&save, values, nulls, false) != 1)
-			elog(ERROR, "checkout lock " INT64_FORMAT " vanished", row->lock_id);
+			elog(ERROR, "checkout lock " INT64_FORMAT " vanished",
+				 row->lock_id);
 	}
 	/* the version the call held is no longer the row's latest */
 	row->version = NULL;
@@ -641,7 +709,8 @@ store_lock_save(LockRow *row)
 bool
 store_lock_writes_run_user_code(void)
 {
-	return direct_runs_user_code(DT_PRICE_SNAPSHOTS) || direct_runs_user_code(DT_LOCKS);
+	return direct_runs_user_code(DT_PRICE_SNAPSHOTS) ||
+		   direct_runs_user_code(DT_LOCKS);
 }
 
 /* ---- a lock's cart lines and the stock ledger ---- */
@@ -651,14 +720,17 @@ int
 store_cart_lines(int64 lock_id, CartLine **lines)
 {
 	static Statement read = {
-		.sql = "SELECT line_no, line_id, sku, quantity, cart_price FROM checkout.lock_lines "
-		"WHERE lock_id = $1",
-		.nargs = 1, .argtypes = {INT8OID}, .generic = true,
+		.sql = "SELECT line_no, line_id, sku, quantity, cart_price "
+			   "FROM checkout.lock_lines "
+			   "WHERE lock_id = $1",
+		.nargs = 1,
+		.argtypes = {INT8OID},
+		.generic = true,
 		.columns = {"line_no", "line_id", "sku", "quantity", "cart_price"},
 	};
-	KeyScan		ks;
-	int			cap = 8;
-	int			n = 0;
+	KeyScan ks;
+	int		cap = 8;
+	int		n = 0;
 
 	*lines = palloc(sizeof(CartLine) * cap);
 	if (key_open(&ks, DT_LOCK_LINES, ACL_SELECT, true))
@@ -666,8 +738,8 @@ store_cart_lines(int64 lock_id, CartLine **lines)
 		key_scan(&ks, Int64GetDatum(lock_id));
 		while (key_next(&ks))
 		{
-			CartLine   *line;
-			bool		isnull;
+			CartLine *line;
+			bool	  isnull;
 
 			CHECK_FOR_INTERRUPTS();
 			if (n == cap)
@@ -676,26 +748,31 @@ store_cart_lines(int64 lock_id, CartLine **lines)
 				*lines = repalloc(*lines, sizeof(CartLine) * cap);
 			}
 			line = &(*lines)[n++];
-			line->line_no = DatumGetInt32(slot_column(&ks, ks.found, LL_LINE_NO, &isnull));
-			line->line_id = TextDatumGetCString(slot_column(&ks, ks.found, LL_LINE_ID, &isnull));
-			line->sku = TextDatumGetCString(slot_column(&ks, ks.found, LL_SKU, &isnull));
-			line->quantity = DatumGetInt64(slot_column(&ks, ks.found, LL_QUANTITY, &isnull));
-			line->cart_price = DatumGetInt64(slot_column(&ks, ks.found, LL_CART_PRICE, &isnull));
+			line->line_no = DatumGetInt32(
+				slot_column(&ks, ks.found, LL_LINE_NO, &isnull));
+			line->line_id = TextDatumGetCString(
+				slot_column(&ks, ks.found, LL_LINE_ID, &isnull));
+			line->sku = TextDatumGetCString(
+				slot_column(&ks, ks.found, LL_SKU, &isnull));
+			line->quantity = DatumGetInt64(
+				slot_column(&ks, ks.found, LL_QUANTITY, &isnull));
+			line->cart_price = DatumGetInt64(
+				slot_column(&ks, ks.found, LL_CART_PRICE, &isnull));
 		}
 		key_close(&ks);
 	}
 	else
 	{
-		Datum		values[1] = {Int64GetDatum(lock_id)};
+		Datum		   values[1] = {Int64GetDatum(lock_id)};
 		SPITupleTable *tt;
-		int			i;
+		int			   i;
 
 		n = stmt_exec(&read, values, NULL, false);
 		tt = SPI_tuptable;
 		*lines = repalloc(*lines, sizeof(CartLine) * Max(n, 1));
 		for (i = 0; i < n; i++)
 		{
-			CartLine   *line = &(*lines)[i];
+			CartLine *line = &(*lines)[i];
 
 			CHECK_FOR_INTERRUPTS();
 			line->line_no = (int32) stmt_int8(&read, tt, i, 0);
@@ -714,14 +791,14 @@ store_first_unknown_line(int64 lock_id, char **line_id, char **sku)
 {
 	static Statement unknown = {
 		.sql = "SELECT l.line_id, l.sku FROM checkout.lock_lines l "
-		"WHERE l.lock_id = $1 AND NOT EXISTS "
-		"  (SELECT 1 FROM checkout.inventory i WHERE i.sku = l.sku) "
-		"ORDER BY l.line_no LIMIT 1",
+			   "WHERE l.lock_id = $1 AND NOT EXISTS "
+			   "  (SELECT 1 FROM checkout.inventory i WHERE i.sku = l.sku) "
+			   "ORDER BY l.line_no LIMIT 1",
 		.nargs = 1,
 		.argtypes = {INT8OID},
 		.columns = {"line_id", "sku"},
 	};
-	Datum		values[1] = {Int64GetDatum(lock_id)};
+	Datum values[1] = {Int64GetDatum(lock_id)};
 
 	if (stmt_exec(&unknown, values, NULL, false) == 0)
 		return false;
@@ -745,7 +822,8 @@ void
 store_stock_table_lock(void)
 {
 	if (direct_table_exists(DT_STRIPES))
-		LockRelationOid(direct_table_known_relid(DT_STRIPES), RowExclusiveLock);
+		LockRelationOid(direct_table_known_relid(DT_STRIPES),
+						RowExclusiveLock);
 }
 
 /*
@@ -771,22 +849,26 @@ store_striping_in_use(void)
 }
 
 static void
-ledger_row_from_slot(KeyScan *ks, TupleTableSlot *slot, LedgerRow *row, bool rowlocked)
+ledger_row_from_slot(KeyScan *ks, TupleTableSlot *slot, LedgerRow *row,
+					 bool rowlocked)
 {
-	bool		isnull;
+	bool isnull;
 
 	row->found = true;
 	row->rowlocked = rowlocked;
 	row->on_hand = DatumGetInt64(slot_column(ks, slot, INV_ON_HAND, &isnull));
-	row->reserved = DatumGetInt64(slot_column(ks, slot, INV_RESERVED, &isnull));
-	row->unit_price = DatumGetInt64(slot_column(ks, slot, INV_UNIT_PRICE, &isnull));
+	row->reserved = DatumGetInt64(
+		slot_column(ks, slot, INV_RESERVED, &isnull));
+	row->unit_price = DatumGetInt64(
+		slot_column(ks, slot, INV_UNIT_PRICE, &isnull));
 	row->version = version_of(slot, rowlocked);
 }
 
 static void
-stripe_row_from_slot(KeyScan *ks, TupleTableSlot *slot, StripeRow *row, bool rowlocked)
+stripe_row_from_slot(KeyScan *ks, TupleTableSlot *slot, StripeRow *row,
+					 bool rowlocked)
 {
-	bool		isnull;
+	bool isnull;
 
 	row->stripe = DatumGetInt32(slot_column(ks, slot, ST_STRIPE, &isnull));
 	row->on_hand = DatumGetInt64(slot_column(ks, slot, ST_ON_HAND, &isnull));
@@ -802,14 +884,17 @@ static int
 read_stripes(const char *sku, StripeRow **rows)
 {
 	static Statement read = {
-		.sql = "SELECT stripe, on_hand, reserved FROM checkout.inventory_stripes "
-		"WHERE sku = $1 ORDER BY stripe",
-		.nargs = 1, .argtypes = {TEXTOID}, .generic = true,
+		.sql =
+			"SELECT stripe, on_hand, reserved FROM checkout.inventory_stripes "
+			"WHERE sku = $1 ORDER BY stripe",
+		.nargs = 1,
+		.argtypes = {TEXTOID},
+		.generic = true,
 		.columns = {"stripe", "on_hand", "reserved"},
 	};
-	KeyScan		ks;
-	int			cap = 8;
-	int			n = 0;
+	KeyScan ks;
+	int		cap = 8;
+	int		n = 0;
 
 	*rows = palloc(sizeof(StripeRow) * cap);
 	if (key_open(&ks, DT_STRIPES, ACL_SELECT, true))
@@ -829,9 +914,9 @@ read_stripes(const char *sku, StripeRow **rows)
 	}
 	else
 	{
-		Datum		values[1] = {CStringGetTextDatum(sku)};
+		Datum		   values[1] = {CStringGetTextDatum(sku)};
 		SPITupleTable *tt;
-		int			i;
+		int			   i;
 
 		n = stmt_exec(&read, values, NULL, false);
 		tt = SPI_tuptable;
@@ -856,24 +941,26 @@ ledger_row_by_statement(const char *sku, bool rowlock, LedgerRow *row)
 {
 	static Statement read[2] = {
 		{
-			.sql = "SELECT on_hand, reserved, unit_price FROM checkout.inventory "
-			"WHERE sku = $1",
+			.sql =
+				"SELECT on_hand, reserved, unit_price FROM checkout.inventory "
+				"WHERE sku = $1",
 			.nargs = 1,
 			.argtypes = {TEXTOID},
 			.generic = true,
 			.columns = {"on_hand", "reserved", "unit_price"},
 		},
 		{
-			.sql = "SELECT on_hand, reserved, unit_price FROM checkout.inventory "
-			"WHERE sku = $1 FOR NO KEY UPDATE",
+			.sql =
+				"SELECT on_hand, reserved, unit_price FROM checkout.inventory "
+				"WHERE sku = $1 FOR NO KEY UPDATE",
 			.nargs = 1,
 			.argtypes = {TEXTOID},
 			.generic = true,
 			.columns = {"on_hand", "reserved", "unit_price"},
 		},
 	};
-	Statement  *st = &read[rowlock];
-	Datum		values[1] = {CStringGetTextDatum(sku)};
+	Statement *st = &read[rowlock];
+	Datum	   values[1] = {CStringGetTextDatum(sku)};
 
 	row->version = NULL;
 	row->rowlocked = false;
@@ -899,9 +986,9 @@ ledger_row_by_statement(const char *sku, bool rowlock, LedgerRow *row)
 void
 store_ledger_rows(char *const *skus, int n, bool rowlock, LedgerRow *rows)
 {
-	bool		striping;
-	KeyScan		ks;
-	int			i;
+	bool	striping;
+	KeyScan ks;
+	int		i;
 
 	store_stock_table_lock();
 	striping = store_striping_in_use();
@@ -912,7 +999,8 @@ store_ledger_rows(char *const *skus, int n, bool rowlock, LedgerRow *rows)
 		if (striping)
 			rows[i].n_stripes = read_stripes(skus[i], &rows[i].stripes);
 	}
-	if (!key_open(&ks, DT_INVENTORY, rowlock ? ACL_SELECT | ACL_UPDATE : ACL_SELECT, true))
+	if (!key_open(&ks, DT_INVENTORY,
+				  rowlock ? ACL_SELECT | ACL_UPDATE : ACL_SELECT, true))
 	{
 		for (i = 0; i < n; i++)
 		{
@@ -926,7 +1014,7 @@ store_ledger_rows(char *const *skus, int n, bool rowlock, LedgerRow *rows)
 	{
 		for (i = 0; i < n; i++)
 		{
-			bool		isnull;
+			bool isnull;
 
 			CHECK_FOR_INTERRUPTS();
 			rows[i].found = rows[i].rowlocked = false;
@@ -942,7 +1030,8 @@ store_ledger_rows(char *const *skus, int n, bool rowlock, LedgerRow *rows)
 			 * this sku?
 			 */
 			else if (key_rowlock(&ks, LockTupleNoKeyExclusive) &&
-					 strcmp(TextDatumGetCString(slot_column(&ks, ks.rowlocked, INV_SKU, &isnull)),
+					 strcmp(TextDatumGetCString(slot_column(&ks, ks.rowlocked,
+															INV_SKU, &isnull)),
 							skus[i]) == 0)
 				ledger_row_from_slot(&ks, ks.rowlocked, &rows[i], true);
 		}
@@ -951,7 +1040,7 @@ store_ledger_rows(char *const *skus, int n, bool rowlock, LedgerRow *rows)
 	/* a striped sku's stock is its stripes' */
 	for (i = 0; i < n; i++)
 	{
-		int			k;
+		int k;
 
 		if (rows[i].n_stripes == 0 || !rows[i].found)
 			continue;
@@ -971,22 +1060,24 @@ store_ledger_rows(char *const *skus, int n, bool rowlock, LedgerRow *rows)
 bool
 store_ledger_rowlock(const char *sku, LedgerRow *row)
 {
-	int			n_stripes = row->n_stripes;
-	StripeRow  *stripes = row->stripes;
-	char	   *skus[1] = {(char *) sku};
-	KeyScan		ks;
+	int		   n_stripes = row->n_stripes;
+	StripeRow *stripes = row->stripes;
+	char	  *skus[1] = {(char *) sku};
+	KeyScan	   ks;
 
 	Assert(n_stripes == 0);
 	if (!key_open(&ks, DT_INVENTORY, ACL_SELECT | ACL_UPDATE, true))
 		ledger_row_by_statement(sku, true, row);
 	else
 	{
-		bool		isnull;
+		bool isnull;
 
 		row->found = row->rowlocked = false;
 		if (key_find(&ks, CStringGetTextDatum(skus[0])) &&
 			key_rowlock(&ks, LockTupleNoKeyExclusive) &&
-			strcmp(TextDatumGetCString(slot_column(&ks, ks.rowlocked, INV_SKU, &isnull)), sku) == 0)
+			strcmp(TextDatumGetCString(
+					   slot_column(&ks, ks.rowlocked, INV_SKU, &isnull)),
+				   sku) == 0)
 			ledger_row_from_slot(&ks, ks.rowlocked, row, true);
 		key_close(&ks);
 	}
@@ -1002,26 +1093,31 @@ store_ledger_rowlock(const char *sku, LedgerRow *row)
  * table lock, store_stock_table_lock).
  */
 bool
-store_stripes_rowlock(const char *sku, const int32 *numbers, int n, StripeRow *rows)
+store_stripes_rowlock(const char *sku, const int32 *numbers, int n,
+					  StripeRow *rows)
 {
 	static Statement rowlock = {
 		.sql = "SELECT on_hand, reserved FROM checkout.inventory_stripes "
-		"WHERE sku = $1 AND stripe = $2 FOR NO KEY UPDATE",
-		.nargs = 2, .argtypes = {TEXTOID, INT4OID}, .generic = true,
+			   "WHERE sku = $1 AND stripe = $2 FOR NO KEY UPDATE",
+		.nargs = 2,
+		.argtypes = {TEXTOID, INT4OID},
+		.generic = true,
 		.columns = {"on_hand", "reserved"},
 	};
-	KeyScan		ks;
-	bool		all = true;
-	int			i;
+	KeyScan ks;
+	bool	all = true;
+	int		i;
 
 	if (key_open(&ks, DT_STRIPES, ACL_SELECT | ACL_UPDATE, true))
 	{
 		for (i = 0; i < n && all; i++)
 		{
-			Datum		key[2] = {CStringGetTextDatum(sku), Int32GetDatum(numbers[i])};
+			Datum key[2] = {CStringGetTextDatum(sku),
+							Int32GetDatum(numbers[i])};
 
 			CHECK_FOR_INTERRUPTS();
-			all = key_find_prefix(&ks, key, 2) && key_rowlock(&ks, LockTupleNoKeyExclusive);
+			all = key_find_prefix(&ks, key, 2) &&
+				  key_rowlock(&ks, LockTupleNoKeyExclusive);
 			if (all)
 				stripe_row_from_slot(&ks, ks.rowlocked, &rows[i], true);
 		}
@@ -1030,7 +1126,8 @@ store_stripes_rowlock(const char *sku, const int32 *numbers, int n, StripeRow *r
 	}
 	for (i = 0; i < n && all; i++)
 	{
-		Datum		values[2] = {CStringGetTextDatum(sku), Int32GetDatum(numbers[i])};
+		Datum values[2] = {CStringGetTextDatum(sku),
+						   Int32GetDatum(numbers[i])};
 
 		CHECK_FOR_INTERRUPTS();
 		all = stmt_exec(&rowlock, values, NULL, false) > 0;
@@ -1066,17 +1163,20 @@ ledger_row_moved(const char *sku)
  */
 typedef struct StockWrites
 {
-	RowWrite	held;			/* checkout.reservations */
-	RowWrite	ledger;			/* checkout.inventory */
-	RowWrite	stripes;		/* checkout.inventory_stripes */
-	bool		begun[3];
+	RowWrite held;	  /* checkout.reservations */
+	RowWrite ledger;  /* checkout.inventory */
+	RowWrite stripes; /* checkout.inventory_stripes */
+	bool	 begun[3];
 } StockWrites;
 
 static RowWrite *
 stock_write(StockWrites *sw, int which, AclMode need)
 {
-	static const DirectTable tables[3] = {DT_RESERVATIONS, DT_INVENTORY, DT_STRIPES};
-	RowWrite   *w = which == 0 ? &sw->held : which == 1 ? &sw->ledger : &sw->stripes;
+	static const DirectTable tables[3] = {DT_RESERVATIONS, DT_INVENTORY,
+										  DT_STRIPES};
+	RowWrite				*w = which == 0	  ? &sw->held
+								 : which == 1 ? &sw->ledger
+											  : &sw->stripes;
 
 	if (!sw->begun[which])
 		sw->begun[which] = row_write_begin(w, tables[which], need);
@@ -1096,9 +1196,10 @@ stock_writes_end(StockWrites *sw)
 
 /* Whether the direct path may write every table the parts touch. */
 static bool
-stock_writes_direct(StockWrites *sw, const ReservedPart *parts, int n, AclMode held_need)
+stock_writes_direct(StockWrites *sw, const ReservedPart *parts, int n,
+					AclMode held_need)
 {
-	int			i;
+	int i;
 
 	memset(sw, 0, sizeof(*sw));
 	if (!stock_write(sw, 0, held_need))
@@ -1124,35 +1225,49 @@ store_reservation_insert(int64 lock_id, ReservedPart *parts, int n)
 {
 	/* no stripe column: the statement serves a 0.2.0 schema too */
 	static Statement reserve = {
-		.sql = "INSERT INTO checkout.reservations (lock_id, sku, quantity) VALUES ($1, $2, $3)",
-		.nargs = 3, .argtypes = {INT8OID, TEXTOID, INT8OID}, .generic = true,
+		.sql = "INSERT INTO checkout.reservations (lock_id, sku, quantity) "
+			   "VALUES ($1, $2, $3)",
+		.nargs = 3,
+		.argtypes = {INT8OID, TEXTOID, INT8OID},
+		.generic = true,
 	};
 	static Statement reserve_stripe = {
-		.sql = "INSERT INTO checkout.reservations (lock_id, sku, quantity, stripe) "
-		"VALUES ($1, $2, $3, $4)",
-		.nargs = 4, .argtypes = {INT8OID, TEXTOID, INT8OID, INT4OID}, .generic = true,
+		.sql = "INSERT INTO checkout.reservations (lock_id, sku, quantity, "
+			   "  stripe) "
+			   "VALUES ($1, $2, $3, $4)",
+		.nargs = 4,
+		.argtypes = {INT8OID, TEXTOID, INT8OID, INT4OID},
+		.generic = true,
 	};
 	static Statement raise_row = {
-		.sql = "UPDATE checkout.inventory SET reserved = reserved + $2 WHERE sku = $1",
-		.nargs = 2, .argtypes = {TEXTOID, INT8OID}, .generic = true,
+		.sql = "UPDATE checkout.inventory "
+			   "SET reserved = reserved + $2 "
+			   "WHERE sku = $1",
+		.nargs = 2,
+		.argtypes = {TEXTOID, INT8OID},
+		.generic = true,
 	};
 	static Statement raise_stripe = {
-		.sql = "UPDATE checkout.inventory_stripes SET reserved = reserved + $3 "
-		"WHERE sku = $1 AND stripe = $2",
-		.nargs = 3, .argtypes = {TEXTOID, INT4OID, INT8OID}, .generic = true,
+		.sql =
+			"UPDATE checkout.inventory_stripes SET reserved = reserved + $3 "
+			"WHERE sku = $1 AND stripe = $2",
+		.nargs = 3,
+		.argtypes = {TEXTOID, INT4OID, INT8OID},
+		.generic = true,
 	};
-	static const int held_columns[4] = {RS_LOCK_ID, RS_SKU, RS_QUANTITY, RS_STRIPE};
+	static const int held_columns[4] = {RS_LOCK_ID, RS_SKU, RS_QUANTITY,
+										RS_STRIPE};
 	static const int ledger_reserved[1] = {INV_RESERVED};
 	static const int stripe_reserved[1] = {ST_RESERVED};
-	StockWrites sw;
-	int			i;
+	StockWrites		 sw;
+	int				 i;
 
 	if (stock_writes_direct(&sw, parts, n, ACL_INSERT))
 	{
 		for (i = 0; i < n; i++)
 		{
-			Datum		values[4];
-			bool		isnull[4] = {false, false, false, false};
+			Datum values[4];
+			bool  isnull[4] = {false, false, false, false};
 
 			CHECK_FOR_INTERRUPTS();
 			values[0] = Int64GetDatum(lock_id);
@@ -1163,9 +1278,11 @@ store_reservation_insert(int64 lock_id, ReservedPart *parts, int n)
 			 * the stock row first, then what holds it: as the statements below
 			 */
 			if (parts[i].stripe == 0)
-				row_add(&sw.ledger, &parts[i].version->tid, ledger_reserved, &parts[i].quantity, 1);
+				row_add(&sw.ledger, &parts[i].version->tid, ledger_reserved,
+						&parts[i].quantity, 1);
 			else
-				row_add(&sw.stripes, &parts[i].version->tid, stripe_reserved, &parts[i].quantity, 1);
+				row_add(&sw.stripes, &parts[i].version->tid, stripe_reserved,
+						&parts[i].quantity, 1);
 			row_insert(&sw.held, held_columns, values, isnull, 4);
 		}
 		stock_writes_end(&sw);
@@ -1173,9 +1290,9 @@ store_reservation_insert(int64 lock_id, ReservedPart *parts, int n)
 	}
 	for (i = 0; i < n; i++)
 	{
-		Datum		held[4];
-		Datum		raise[3];
-		bool		striped = parts[i].stripe != 0;
+		Datum held[4];
+		Datum raise[3];
+		bool  striped = parts[i].stripe != 0;
 
 		CHECK_FOR_INTERRUPTS();
 		held[0] = Int64GetDatum(lock_id);
@@ -1183,7 +1300,8 @@ store_reservation_insert(int64 lock_id, ReservedPart *parts, int n)
 		held[2] = Int64GetDatum(parts[i].quantity);
 		held[3] = raise[1] = Int32GetDatum(parts[i].stripe);
 		raise[striped ? 2 : 1] = Int64GetDatum(parts[i].quantity);
-		if (stmt_exec(striped ? &raise_stripe : &raise_row, raise, NULL, false) != 1)
+		if (stmt_exec(striped ? &raise_stripe : &raise_row, raise, NULL,
+					  false) != 1)
 			ledger_row_moved(parts[i].sku);
 		stmt_exec(striped ? &reserve_stripe : &reserve, held, NULL, false);
 		/* the version the caller held is no longer the row's latest */
@@ -1194,9 +1312,9 @@ store_reservation_insert(int64 lock_id, ReservedPart *parts, int n)
 /* One reservation row of a lock, as read to be released or sold. */
 typedef struct HeldPart
 {
-	char	   *sku;
-	int32		stripe;
-	int64		quantity;
+	char		   *sku;
+	int32			stripe;
+	int64			quantity;
 	ItemPointerData tid;
 } HeldPart;
 
@@ -1213,14 +1331,14 @@ sku_cmp(const char *a, const char *b)
  * order[] sorted by (ids[i], held[i].sku): what moved, grouped per lock and
  * sku
  */
-static const int64 *sort_ids;
+static const int64	  *sort_ids;
 static const HeldPart *sort_held;
 
 static int
 cmp_held_by_lock(const void *a, const void *b)
 {
-	int			x = *(const int *) a;
-	int			y = *(const int *) b;
+	int x = *(const int *) a;
+	int y = *(const int *) b;
 
 	if (sort_ids[x] != sort_ids[y])
 		return sort_ids[x] < sort_ids[y] ? -1 : 1;
@@ -1240,7 +1358,7 @@ cmp_held_by_row(const void *a, const void *b)
 {
 	const HeldPart *x = (const HeldPart *) a;
 	const HeldPart *y = (const HeldPart *) b;
-	int			c = sku_cmp(x->sku, y->sku);
+	int				c = sku_cmp(x->sku, y->sku);
 
 	return c != 0 ? c : (x->stripe > y->stripe) - (x->stripe < y->stripe);
 }
@@ -1250,12 +1368,12 @@ cmp_held_by_row(const void *a, const void *b)
  * (stripe 0) or the stripes'; returns how many rows.
  */
 static int
-sum_held_per_row(const HeldPart *held, int n, bool stripes_only, char **skus, int32 *stripes,
-				 int64 *quantities)
+sum_held_per_row(const HeldPart *held, int n, bool stripes_only, char **skus,
+				 int32 *stripes, int64 *quantities)
 {
-	HeldPart   *sorted = palloc(sizeof(HeldPart) * Max(n, 1));
-	int			m = 0;
-	int			i;
+	HeldPart *sorted = palloc(sizeof(HeldPart) * Max(n, 1));
+	int		  m = 0;
+	int		  i;
 
 	memcpy(sorted, held, sizeof(HeldPart) * n);
 	qsort(sorted, n, sizeof(HeldPart), cmp_held_by_row);
@@ -1263,7 +1381,8 @@ sum_held_per_row(const HeldPart *held, int n, bool stripes_only, char **skus, in
 	{
 		if ((sorted[i].stripe != 0) != stripes_only)
 			continue;
-		if (m > 0 && stripes[m - 1] == sorted[i].stripe && strcmp(skus[m - 1], sorted[i].sku) == 0)
+		if (m > 0 && stripes[m - 1] == sorted[i].stripe &&
+			strcmp(skus[m - 1], sorted[i].sku) == 0)
 		{
 			quantities[m - 1] += sorted[i].quantity;
 			continue;
@@ -1289,13 +1408,13 @@ move_one_lock(int64 lock_id, bool sell, HeldPart **out, int *n_out)
 {
 	static const int ledger_columns[2] = {INV_RESERVED, INV_ON_HAND};
 	static const int stripe_columns[2] = {ST_RESERVED, ST_ON_HAND};
-	KeyScan		ks;
-	HeldPart   *held;
-	ReservedPart *parts;
-	StockWrites sw;
-	int			cap = 4;
-	int			n = 0;
-	int			i;
+	KeyScan			 ks;
+	HeldPart		*held;
+	ReservedPart	*parts;
+	StockWrites		 sw;
+	int				 cap = 4;
+	int				 n = 0;
+	int				 i;
 
 	if (!key_open(&ks, DT_RESERVATIONS, ACL_SELECT, true))
 		return false;
@@ -1303,7 +1422,7 @@ move_one_lock(int64 lock_id, bool sell, HeldPart **out, int *n_out)
 	key_scan(&ks, Int64GetDatum(lock_id));
 	while (key_next(&ks))
 	{
-		bool		isnull;
+		bool isnull;
 
 		CHECK_FOR_INTERRUPTS();
 		if (n == cap)
@@ -1312,9 +1431,12 @@ move_one_lock(int64 lock_id, bool sell, HeldPart **out, int *n_out)
 			held = repalloc(held, sizeof(HeldPart) * cap);
 		}
 		held[n].tid = *slot_tid(ks.found);
-		held[n].sku = TextDatumGetCString(slot_column(&ks, ks.found, RS_SKU, &isnull));
-		held[n].quantity = DatumGetInt64(slot_column(&ks, ks.found, RS_QUANTITY, &isnull));
-		held[n].stripe = DatumGetInt32(slot_column(&ks, ks.found, RS_STRIPE, &isnull));
+		held[n].sku = TextDatumGetCString(
+			slot_column(&ks, ks.found, RS_SKU, &isnull));
+		held[n].quantity = DatumGetInt64(
+			slot_column(&ks, ks.found, RS_QUANTITY, &isnull));
+		held[n].stripe = DatumGetInt32(
+			slot_column(&ks, ks.found, RS_STRIPE, &isnull));
 		n++;
 	}
 	key_close(&ks);
@@ -1329,7 +1451,7 @@ move_one_lock(int64 lock_id, bool sell, HeldPart **out, int *n_out)
 		parts[i].quantity = held[i].quantity;
 		if (held[i].stripe == 0)
 		{
-			LedgerRow	row = {0};
+			LedgerRow row = {0};
 
 			/* a reservation's sku is in the inventory (foreign key) */
 			if (!store_ledger_rowlock(held[i].sku, &row))
@@ -1338,7 +1460,7 @@ move_one_lock(int64 lock_id, bool sell, HeldPart **out, int *n_out)
 		}
 		else
 		{
-			StripeRow	row;
+			StripeRow row;
 
 			if (!store_stripes_rowlock(held[i].sku, &held[i].stripe, 1, &row))
 				ledger_row_moved(held[i].sku);
@@ -1346,17 +1468,19 @@ move_one_lock(int64 lock_id, bool sell, HeldPart **out, int *n_out)
 		}
 	}
 	if (!stock_writes_direct(&sw, parts, n, ACL_DELETE))
-		return false;			/* the rows stay row-locked; statements move them */
+		return false; /* the rows stay row-locked; statements move them */
 	for (i = 0; i < n; i++)
 	{
-		int64		deltas[2] = {-held[i].quantity, -held[i].quantity};
+		int64 deltas[2] = {-held[i].quantity, -held[i].quantity};
 
 		CHECK_FOR_INTERRUPTS();
 		row_delete(&sw.held, &held[i].tid);
 		if (held[i].stripe == 0)
-			row_add(&sw.ledger, &parts[i].version->tid, ledger_columns, deltas, sell ? 2 : 1);
+			row_add(&sw.ledger, &parts[i].version->tid, ledger_columns, deltas,
+					sell ? 2 : 1);
 		else
-			row_add(&sw.stripes, &parts[i].version->tid, stripe_columns, deltas, sell ? 2 : 1);
+			row_add(&sw.stripes, &parts[i].version->tid, stripe_columns,
+					deltas, sell ? 2 : 1);
 	}
 	stock_writes_end(&sw);
 	*out = held;
@@ -1373,20 +1497,28 @@ store_held_stock_rowlock(const int64 *lock_ids, int n)
 {
 	static Statement held_rows = {
 		.sql = "SELECT DISTINCT r.sku, r.stripe FROM checkout.reservations r "
-		"WHERE r.lock_id = ANY ($1) ORDER BY r.sku, r.stripe",
-		.nargs = 1, .argtypes = {INT8ARRAYOID}, .columns = {"sku", "stripe"},
+			   "WHERE r.lock_id = ANY ($1) ORDER BY r.sku, r.stripe",
+		.nargs = 1,
+		.argtypes = {INT8ARRAYOID},
+		.columns = {"sku", "stripe"},
 	};
 	/* a schema not yet updated: every reservation is of an inventory row */
 	static Statement rowlock_ledger = {
-		.sql = "SELECT i.sku FROM checkout.inventory i "
-		"WHERE i.sku IN (SELECT r.sku FROM checkout.reservations r WHERE r.lock_id = ANY ($1)) "
-		"ORDER BY i.sku FOR NO KEY UPDATE",
-		.nargs = 1, .argtypes = {INT8ARRAYOID},
+		.sql =
+			"SELECT i.sku "
+			"FROM checkout.inventory i "
+			"WHERE i.sku IN (SELECT r.sku FROM checkout.reservations r WHERE "
+			"  r.lock_id = ANY ($1)) "
+			"ORDER BY i.sku "
+			"FOR NO KEY "
+			"UPDATE",
+		.nargs = 1,
+		.argtypes = {INT8ARRAYOID},
 	};
-	Datum		values[1] = {int8_array(lock_ids, n)};
+	Datum		   values[1] = {int8_array(lock_ids, n)};
 	SPITupleTable *tt;
-	int			rows;
-	int			i;
+	int			   rows;
+	int			   i;
 
 	store_stock_table_lock();
 	if (!direct_table_exists(DT_STRIPES))
@@ -1398,20 +1530,20 @@ store_held_stock_rowlock(const int64 *lock_ids, int n)
 	tt = SPI_tuptable;
 	for (i = 0; i < rows; i++)
 	{
-		char	   *sku = stmt_text(&held_rows, tt, i, 0);
-		int32		stripe = (int32) stmt_int4(&held_rows, tt, i, 1);
+		char *sku = stmt_text(&held_rows, tt, i, 0);
+		int32 stripe = (int32) stmt_int4(&held_rows, tt, i, 1);
 
 		CHECK_FOR_INTERRUPTS();
 		if (stripe == 0)
 		{
-			LedgerRow	row = {0};
+			LedgerRow row = {0};
 
 			if (!store_ledger_rowlock(sku, &row))
 				ledger_row_moved(sku);
 		}
 		else
 		{
-			StripeRow	row;
+			StripeRow row;
 
 			if (!store_stripes_rowlock(sku, &stripe, 1, &row))
 				ledger_row_moved(sku);
@@ -1432,7 +1564,8 @@ moved_alloc(MovedStock *m, int n)
 static void
 moved_add(MovedStock *m, int64 lock_id, char *sku, int64 quantity)
 {
-	if (m->n > 0 && m->lock_ids[m->n - 1] == lock_id && strcmp(m->skus[m->n - 1], sku) == 0)
+	if (m->n > 0 && m->lock_ids[m->n - 1] == lock_id &&
+		strcmp(m->skus[m->n - 1], sku) == 0)
 	{
 		m->quantities[m->n - 1] += quantity;
 		return;
@@ -1445,62 +1578,80 @@ moved_add(MovedStock *m, int64 lock_id, char *sku, int64 quantity)
 
 /*
  * Releases (sell = false) or sells (sell = true) everything the locks hold,
- * row-locking the stock rows in (sku, stripe) order first, so that a set of locks
- * and a checkout sharing skus never deadlock.  One update per stock row: a
- * sweep of thousands of locks on a hot sku touches its row once.  moved gets
+ * row-locking the stock rows in (sku, stripe) order first, so that a set of
+ * locks and a checkout sharing skus never deadlock.  One update per stock row:
+ * a sweep of thousands of locks on a hot sku touches its row once.  moved gets
  * what moved, per lock and sku, ordered by lock_id and sku.
  */
 void
-store_held_stock_move(const int64 *lock_ids, int n, bool sell, MovedStock *moved)
+store_held_stock_move(const int64 *lock_ids, int n, bool sell,
+					  MovedStock *moved)
 {
 	/*
 	 * separate statements, not one with data-modifying CTEs: a rule on a table
 	 * forbids those
 	 */
 	static Statement take = {
-		.sql = "DELETE FROM checkout.reservations r WHERE r.lock_id = ANY ($1) "
-		"RETURNING r.lock_id, r.sku, r.stripe, r.quantity",
-		.nargs = 1, .argtypes = {INT8ARRAYOID}, .columns = {"lock_id", "sku", "stripe", "quantity"},
+		.sql =
+			"DELETE FROM checkout.reservations r WHERE r.lock_id = ANY ($1) "
+			"RETURNING r.lock_id, r.sku, r.stripe, r.quantity",
+		.nargs = 1,
+		.argtypes = {INT8ARRAYOID},
+		.columns = {"lock_id", "sku", "stripe", "quantity"},
 	};
 	static Statement take_unstriped = {
-		.sql = "DELETE FROM checkout.reservations r WHERE r.lock_id = ANY ($1) "
-		"RETURNING r.lock_id, r.sku, 0 AS stripe, r.quantity",
-		.nargs = 1, .argtypes = {INT8ARRAYOID}, .columns = {"lock_id", "sku", "stripe", "quantity"},
+		.sql =
+			"DELETE FROM checkout.reservations r WHERE r.lock_id = ANY ($1) "
+			"RETURNING r.lock_id, r.sku, 0 AS stripe, r.quantity",
+		.nargs = 1,
+		.argtypes = {INT8ARRAYOID},
+		.columns = {"lock_id", "sku", "stripe", "quantity"},
 	};
 	static Statement release_rows = {
-		.sql = "UPDATE checkout.inventory i SET reserved = i.reserved - m.q "
-		"FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::int8[])) AS m(sku, q) "
-		"WHERE i.sku = m.sku",
-		.nargs = 2, .argtypes = {TEXTARRAYOID, INT8ARRAYOID},
+		.sql = "UPDATE checkout.inventory i "
+			   "SET reserved = i.reserved - m.q "
+			   "FROM ROWS FROM (pg_catalog.unnest($1::text[]), "
+			   "  pg_catalog.unnest($2::int8[])) AS m(sku, q) "
+			   "WHERE i.sku = m.sku",
+		.nargs = 2,
+		.argtypes = {TEXTARRAYOID, INT8ARRAYOID},
 	};
 	static Statement sell_rows = {
-		.sql = "UPDATE checkout.inventory i SET on_hand = i.on_hand - m.q, reserved = i.reserved - m.q "
-		"FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::int8[])) AS m(sku, q) "
-		"WHERE i.sku = m.sku",
-		.nargs = 2, .argtypes = {TEXTARRAYOID, INT8ARRAYOID},
+		.sql = "UPDATE checkout.inventory i "
+			   "SET on_hand = i.on_hand - m.q, reserved = i.reserved - m.q "
+			   "FROM ROWS FROM (pg_catalog.unnest($1::text[]), "
+			   "  pg_catalog.unnest($2::int8[])) AS m(sku, q) "
+			   "WHERE i.sku = m.sku",
+		.nargs = 2,
+		.argtypes = {TEXTARRAYOID, INT8ARRAYOID},
 	};
 	static Statement release_stripes = {
-		.sql = "UPDATE checkout.inventory_stripes t SET reserved = t.reserved - m.q "
-		"FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::int4[]), "
-		"                pg_catalog.unnest($3::int8[])) AS m(sku, stripe, q) "
-		"WHERE t.sku = m.sku AND t.stripe = m.stripe",
-		.nargs = 3, .argtypes = {TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID},
+		.sql = "UPDATE checkout.inventory_stripes t "
+			   "SET reserved = t.reserved - m.q "
+			   "FROM ROWS FROM (pg_catalog.unnest($1::text[]), "
+			   "  pg_catalog.unnest($2::int4[]), "
+			   "  pg_catalog.unnest($3::int8[])) AS m(sku, stripe, q) "
+			   "WHERE t.sku = m.sku AND t.stripe = m.stripe",
+		.nargs = 3,
+		.argtypes = {TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID},
 	};
 	static Statement sell_stripes = {
-		.sql = "UPDATE checkout.inventory_stripes t SET on_hand = t.on_hand - m.q, "
-		"reserved = t.reserved - m.q "
-		"FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::int4[]), "
-		"                pg_catalog.unnest($3::int8[])) AS m(sku, stripe, q) "
-		"WHERE t.sku = m.sku AND t.stripe = m.stripe",
-		.nargs = 3, .argtypes = {TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID},
+		.sql = "UPDATE checkout.inventory_stripes t "
+			   "SET on_hand = t.on_hand - m.q, reserved = t.reserved - m.q "
+			   "FROM ROWS FROM (pg_catalog.unnest($1::text[]), "
+			   "  pg_catalog.unnest($2::int4[]), "
+			   "  pg_catalog.unnest($3::int8[])) AS m(sku, stripe, q) "
+			   "WHERE t.sku = m.sku AND t.stripe = m.stripe",
+		.nargs = 3,
+		.argtypes = {TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID},
 	};
-	Statement  *st = direct_table_exists(DT_STRIPES) ? &take : &take_unstriped;
-	HeldPart   *held;
-	int			n_held;
-	Datum		values[3];
+	Statement *st = direct_table_exists(DT_STRIPES) ? &take : &take_unstriped;
+	HeldPart  *held;
+	int		   n_held;
+	Datum	   values[3];
 	SPITupleTable *tt;
-	int			rows;
-	int			i;
+	int			   rows;
+	int			   i;
 
 	store_stock_table_lock();
 	if (n == 1 && move_one_lock(lock_ids[0], sell, &held, &n_held))
@@ -1525,8 +1676,8 @@ store_held_stock_move(const int64 *lock_ids, int n, bool sell, MovedStock *moved
 	}
 	/* what moved, per lock and sku, for the events */
 	{
-		int64	   *ids = palloc(sizeof(int64) * Max(rows, 1));
-		int		   *order = palloc(sizeof(int) * Max(rows, 1));
+		int64 *ids = palloc(sizeof(int64) * Max(rows, 1));
+		int	  *order = palloc(sizeof(int) * Max(rows, 1));
 
 		for (i = 0; i < rows; i++)
 		{
@@ -1536,15 +1687,17 @@ store_held_stock_move(const int64 *lock_ids, int n, bool sell, MovedStock *moved
 		sort_held_by_lock(order, ids, held, rows);
 		moved_alloc(moved, rows);
 		for (i = 0; i < rows; i++)
-			moved_add(moved, ids[order[i]], held[order[i]].sku, held[order[i]].quantity);
+			moved_add(moved, ids[order[i]], held[order[i]].sku,
+					  held[order[i]].quantity);
 	}
 	/* one update per stock row: the inventory rows, then the stripes */
 	for (i = 0; i < 2; i++)
 	{
-		char	  **skus = palloc(sizeof(char *) * Max(rows, 1));
-		int32	   *stripes = palloc(sizeof(int32) * Max(rows, 1));
-		int64	   *quantities = palloc(sizeof(int64) * Max(rows, 1));
-		int			m = sum_held_per_row(held, rows, i == 1, skus, stripes, quantities);
+		char **skus = palloc(sizeof(char *) * Max(rows, 1));
+		int32 *stripes = palloc(sizeof(int32) * Max(rows, 1));
+		int64 *quantities = palloc(sizeof(int64) * Max(rows, 1));
+		int	   m = sum_held_per_row(held, rows, i == 1, skus, stripes,
+									quantities);
 
 		if (m == 0)
 			continue;
@@ -1558,7 +1711,8 @@ store_held_stock_move(const int64 *lock_ids, int n, bool sell, MovedStock *moved
 		{
 			values[1] = int4_array(stripes, m);
 			values[2] = int8_array(quantities, m);
-			stmt_exec(sell ? &sell_stripes : &release_stripes, values, NULL, false);
+			stmt_exec(sell ? &sell_stripes : &release_stripes, values, NULL,
+					  false);
 		}
 	}
 }
@@ -1574,11 +1728,11 @@ void
 store_striping_table_lock(void)
 {
 	if (!direct_table_exists(DT_STRIPES))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("striped stock needs the 0.3.0 schema"),
-				 errhint("Run ALTER EXTENSION checkout UPDATE.")));
-	LockRelationOid(direct_table_known_relid(DT_STRIPES), ShareRowExclusiveLock);
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						errmsg("striped stock needs the 0.3.0 schema"),
+						errhint("Run ALTER EXTENSION checkout UPDATE.")));
+	LockRelationOid(direct_table_known_relid(DT_STRIPES),
+					ShareRowExclusiveLock);
 }
 
 /*
@@ -1597,12 +1751,13 @@ store_striping_changed(void)
  * which waits for the striping table lock the caller holds.
  */
 bool
-store_sku_rowlock(const char *sku, bool for_striping, int64 *on_hand, int64 *reserved)
+store_sku_rowlock(const char *sku, bool for_striping, int64 *on_hand,
+				  int64 *reserved)
 {
 	static Statement rowlock[2] = {
 		{
 			.sql = "SELECT on_hand, reserved FROM checkout.inventory "
-			"WHERE sku = $1 FOR NO KEY UPDATE",
+				   "WHERE sku = $1 FOR NO KEY UPDATE",
 			.nargs = 1,
 			.argtypes = {TEXTOID},
 			.generic = true,
@@ -1610,15 +1765,15 @@ store_sku_rowlock(const char *sku, bool for_striping, int64 *on_hand, int64 *res
 		},
 		{
 			.sql = "SELECT on_hand, reserved FROM checkout.inventory "
-			"WHERE sku = $1 FOR UPDATE NOWAIT",
+				   "WHERE sku = $1 FOR UPDATE NOWAIT",
 			.nargs = 1,
 			.argtypes = {TEXTOID},
 			.generic = true,
 			.columns = {"on_hand", "reserved"},
 		},
 	};
-	Statement  *st = &rowlock[for_striping];
-	Datum		values[1] = {CStringGetTextDatum(sku)};
+	Statement *st = &rowlock[for_striping];
+	Datum	   values[1] = {CStringGetTextDatum(sku)};
 
 	if (stmt_exec(st, values, NULL, false) == 0)
 		return false;
@@ -1632,15 +1787,18 @@ int
 store_stripes_rowlock_all(const char *sku, StripeRow **rows)
 {
 	static Statement rowlock = {
-		.sql = "SELECT stripe, on_hand, reserved FROM checkout.inventory_stripes "
-		"WHERE sku = $1 ORDER BY stripe FOR NO KEY UPDATE",
-		.nargs = 1, .argtypes = {TEXTOID}, .generic = true,
+		.sql =
+			"SELECT stripe, on_hand, reserved FROM checkout.inventory_stripes "
+			"WHERE sku = $1 ORDER BY stripe FOR NO KEY UPDATE",
+		.nargs = 1,
+		.argtypes = {TEXTOID},
+		.generic = true,
 		.columns = {"stripe", "on_hand", "reserved"},
 	};
-	Datum		values[1] = {CStringGetTextDatum(sku)};
-	int			n = stmt_exec(&rowlock, values, NULL, false);
+	Datum		   values[1] = {CStringGetTextDatum(sku)};
+	int			   n = stmt_exec(&rowlock, values, NULL, false);
 	SPITupleTable *tt = SPI_tuptable;
-	int			i;
+	int			   i;
 
 	*rows = palloc(sizeof(StripeRow) * Max(n, 1));
 	for (i = 0; i < n; i++)
@@ -1658,11 +1816,12 @@ int
 store_striped_skus(char ***skus)
 {
 	static Statement striped = {
-		.sql = "SELECT DISTINCT sku FROM checkout.inventory_stripes ORDER BY sku",
+		.sql =
+			"SELECT DISTINCT sku FROM checkout.inventory_stripes ORDER BY sku",
 		.columns = {"sku"},
 	};
-	int			n;
-	int			i;
+	int n;
+	int i;
 
 	if (!direct_table_exists(DT_STRIPES))
 		return 0;
@@ -1680,15 +1839,19 @@ void
 store_stripes_set_on_hand(const char *sku, const StripeRow *rows, int n)
 {
 	static Statement set = {
-		.sql = "UPDATE checkout.inventory_stripes t SET on_hand = m.on_hand "
-		"FROM ROWS FROM (pg_catalog.unnest($2::int4[]), pg_catalog.unnest($3::int8[])) AS m(stripe, on_hand) "
-		"WHERE t.sku = $1 AND t.stripe = m.stripe AND t.on_hand <> m.on_hand",
-		.nargs = 3, .argtypes = {TEXTOID, INT4ARRAYOID, INT8ARRAYOID},
+		.sql = "UPDATE checkout.inventory_stripes t "
+			   "SET on_hand = m.on_hand "
+			   "FROM ROWS FROM (pg_catalog.unnest($2::int4[]), "
+			   "  pg_catalog.unnest($3::int8[])) AS m(stripe, on_hand) "
+			   "WHERE t.sku = $1 AND t.stripe = m.stripe AND t.on_hand <> "
+			   "  m.on_hand",
+		.nargs = 3,
+		.argtypes = {TEXTOID, INT4ARRAYOID, INT8ARRAYOID},
 	};
-	int32	   *stripes = palloc(sizeof(int32) * Max(n, 1));
-	int64	   *on_hand = palloc(sizeof(int64) * Max(n, 1));
-	Datum		values[3];
-	int			i;
+	int32 *stripes = palloc(sizeof(int32) * Max(n, 1));
+	int64 *on_hand = palloc(sizeof(int64) * Max(n, 1));
+	Datum  values[3];
+	int	   i;
 
 	for (i = 0; i < n; i++)
 	{
@@ -1712,10 +1875,13 @@ store_sku_set_totals(const char *sku, int64 on_hand, int64 reserved)
 {
 	static Statement set = {
 		.sql = "UPDATE checkout.inventory SET on_hand = $2, reserved = $3 "
-		"WHERE sku = $1 AND (on_hand <> $2 OR reserved <> $3)",
-		.nargs = 3, .argtypes = {TEXTOID, INT8OID, INT8OID}, .generic = true,
+			   "WHERE sku = $1 AND (on_hand <> $2 OR reserved <> $3)",
+		.nargs = 3,
+		.argtypes = {TEXTOID, INT8OID, INT8OID},
+		.generic = true,
 	};
-	Datum		values[3] = {CStringGetTextDatum(sku), Int64GetDatum(on_hand), Int64GetDatum(reserved)};
+	Datum values[3] = {CStringGetTextDatum(sku), Int64GetDatum(on_hand),
+					   Int64GetDatum(reserved)};
 
 	own_totals_write = true;
 	PG_TRY();
@@ -1746,20 +1912,25 @@ store_own_totals_write(void)
  * striping table lock and the sku's inventory row row-locked.
  */
 void
-store_stripes_replace(const char *sku, int n, const int64 *on_hand, const int64 *reserved)
+store_stripes_replace(const char *sku, int n, const int64 *on_hand,
+					  const int64 *reserved)
 {
 	static Statement drop = {
 		.sql = "DELETE FROM checkout.inventory_stripes WHERE sku = $1",
-		.nargs = 1, .argtypes = {TEXTOID},
+		.nargs = 1,
+		.argtypes = {TEXTOID},
 	};
 	static Statement add = {
-		.sql = "INSERT INTO checkout.inventory_stripes (sku, stripe, on_hand, reserved) "
-		"SELECT $1, t.n::integer, t.on_hand, t.reserved "
-		"FROM ROWS FROM (pg_catalog.unnest($2::int8[]), pg_catalog.unnest($3::int8[])) "
-		"     WITH ORDINALITY AS t(on_hand, reserved, n)",
-		.nargs = 3, .argtypes = {TEXTOID, INT8ARRAYOID, INT8ARRAYOID},
+		.sql = "INSERT INTO checkout.inventory_stripes (sku, stripe, on_hand, "
+			   "  reserved) "
+			   "SELECT $1, t.n::integer, t.on_hand, t.reserved "
+			   "FROM ROWS FROM (pg_catalog.unnest($2::int8[]), "
+			   "  pg_catalog.unnest($3::int8[])) "
+			   "WITH ORDINALITY AS t(on_hand, reserved, n)",
+		.nargs = 3,
+		.argtypes = {TEXTOID, INT8ARRAYOID, INT8ARRAYOID},
 	};
-	Datum		values[3] = {CStringGetTextDatum(sku), (Datum) 0, (Datum) 0};
+	Datum values[3] = {CStringGetTextDatum(sku), (Datum) 0, (Datum) 0};
 
 	stmt_exec(&drop, values, NULL, false);
 	if (n == 0)
@@ -1780,25 +1951,34 @@ store_reservations_restripe(const char *sku, int stripes, int64 *reserved)
 {
 	static Statement take = {
 		.sql = "DELETE FROM checkout.reservations WHERE sku = $1 "
-		"RETURNING lock_id, quantity, reserved_at",
-		.nargs = 1, .argtypes = {TEXTOID}, .columns = {"lock_id", "quantity", "reserved_at"},
+			   "RETURNING lock_id, quantity, reserved_at",
+		.nargs = 1,
+		.argtypes = {TEXTOID},
+		.columns = {"lock_id", "quantity", "reserved_at"},
 	};
 	static Statement put = {
-		.sql = "INSERT INTO checkout.reservations (lock_id, sku, quantity, reserved_at, stripe) "
-		"SELECT t.lock_id, $1, pg_catalog.sum(t.quantity)::bigint, pg_catalog.min(t.reserved_at), "
-		"       CASE WHEN $2 = 1 THEN 0 ELSE (t.lock_id % $2)::integer + 1 END "
-		"FROM ROWS FROM (pg_catalog.unnest($3::int8[]), pg_catalog.unnest($4::int8[]), "
-		"                pg_catalog.unnest($5::timestamptz[])) AS t(lock_id, quantity, reserved_at) "
-		"GROUP BY t.lock_id",
-		.nargs = 5, .argtypes = {TEXTOID, INT4OID, INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID},
+		.sql =
+			"INSERT INTO checkout.reservations (lock_id, sku, quantity, "
+			"  reserved_at, stripe) "
+			"SELECT t.lock_id, $1, pg_catalog.sum(t.quantity)::bigint, "
+			"  pg_catalog.min(t.reserved_at), "
+			"  CASE WHEN $2 = 1 THEN 0 ELSE (t.lock_id % $2)::integer + 1 END "
+			"FROM ROWS FROM (pg_catalog.unnest($3::int8[]), "
+			"  pg_catalog.unnest($4::int8[]), "
+			"  pg_catalog.unnest($5::timestamptz[])) AS t(lock_id, quantity, "
+			"  reserved_at) "
+			"GROUP BY t.lock_id",
+		.nargs = 5,
+		.argtypes = {TEXTOID, INT4OID, INT8ARRAYOID, INT8ARRAYOID,
+					 TIMESTAMPTZARRAYOID},
 	};
-	Datum		values[5] = {CStringGetTextDatum(sku), Int32GetDatum(stripes)};
+	Datum values[5] = {CStringGetTextDatum(sku), Int32GetDatum(stripes)};
 	SPITupleTable *tt;
-	int			rows = stmt_exec(&take, values, NULL, false);
-	int64	   *lock_ids = palloc(sizeof(int64) * Max(rows, 1));
-	int64	   *quantities = palloc(sizeof(int64) * Max(rows, 1));
-	Datum	   *times = palloc(sizeof(Datum) * Max(rows, 1));
-	int			i;
+	int			   rows = stmt_exec(&take, values, NULL, false);
+	int64		  *lock_ids = palloc(sizeof(int64) * Max(rows, 1));
+	int64		  *quantities = palloc(sizeof(int64) * Max(rows, 1));
+	Datum		  *times = palloc(sizeof(Datum) * Max(rows, 1));
+	int			   i;
 
 	tt = SPI_tuptable;
 	memset(reserved, 0, sizeof(int64) * Max(stripes, 1));
@@ -1813,43 +1993,48 @@ store_reservations_restripe(const char *sku, int stripes, int64 *reserved)
 		return;
 	values[2] = int8_array(lock_ids, rows);
 	values[3] = int8_array(quantities, rows);
-	values[4] = PointerGetDatum(construct_array(times, rows, TIMESTAMPTZOID, sizeof(TimestampTz),
-												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[4] = PointerGetDatum(
+		construct_array(times, rows, TIMESTAMPTZOID, sizeof(TimestampTz),
+						FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	stmt_exec(&put, values, NULL, false);
 }
 
 /* ---- price snapshots ---- */
 
 void
-store_snapshots_insert(int64 lock_id, int n, char *const *line_ids, char *const *skus,
-					   const int64 *quantities, const int64 *cart_prices,
-					   const int64 *locked_prices, const Datum *drift_percents,
-					   const bool *unbounded)
+store_snapshots_insert(int64 lock_id, int n, char *const *line_ids,
+					   char *const *skus, const int64 *quantities,
+					   const int64 *cart_prices, const int64 *locked_prices,
+					   const Datum *drift_percents, const bool *unbounded)
 {
 	static Statement snapshot = {
-		.sql = "INSERT INTO checkout.price_snapshots "
-		"  (lock_id, line_id, sku, quantity, cart_price, locked_price, drift_percent) "
-		"SELECT $1, t.line_id, t.sku, t.q, t.cart_price, t.price, t.drift "
-		"FROM ROWS FROM (pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[]), "
-		"                pg_catalog.unnest($4::int8[]), pg_catalog.unnest($5::int8[]), "
-		"                pg_catalog.unnest($6::int8[]), pg_catalog.unnest($7::numeric[])) "
-		"     AS t(line_id, sku, q, cart_price, price, drift)",
+		.sql =
+			"INSERT INTO checkout.price_snapshots (lock_id, line_id, sku, "
+			"  quantity, cart_price, locked_price, drift_percent) "
+			"SELECT $1, t.line_id, t.sku, t.q, t.cart_price, t.price, t.drift "
+			"FROM ROWS FROM (pg_catalog.unnest($2::text[]), "
+			"  pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::int8[]), "
+			"  pg_catalog.unnest($5::int8[]), pg_catalog.unnest($6::int8[]), "
+			"  pg_catalog.unnest($7::numeric[])) AS t(line_id, sku, q, "
+			"  cart_price, price, drift)",
 		.nargs = 7,
-		.argtypes = {INT8OID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
-		NUMERICARRAYOID},
+		.argtypes = {INT8OID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
+					 INT8ARRAYOID, INT8ARRAYOID, NUMERICARRAYOID},
 		.generic = true,
 	};
-	static const int columns[7] = {PS_LOCK_ID, PS_LINE_ID, PS_SKU, PS_QUANTITY, PS_CART_PRICE,
-	PS_LOCKED_PRICE, PS_DRIFT_PERCENT};
-	RowWrite	w;
-	Datum		values[7];
-	int			i;
+	static const int columns[7] = {PS_LOCK_ID,		PS_LINE_ID,
+								   PS_SKU,			PS_QUANTITY,
+								   PS_CART_PRICE,	PS_LOCKED_PRICE,
+								   PS_DRIFT_PERCENT};
+	RowWrite		 w;
+	Datum			 values[7];
+	int				 i;
 
 	if (row_write_begin(&w, DT_PRICE_SNAPSHOTS, ACL_INSERT))
 	{
 		for (i = 0; i < n; i++)
 		{
-			bool		isnull[7] = {false, false, false, false, false, false, false};
+			bool isnull[7] = {false, false, false, false, false, false, false};
 
 			CHECK_FOR_INTERRUPTS();
 			values[0] = Int64GetDatum(lock_id);
@@ -1866,8 +2051,8 @@ store_snapshots_insert(int64 lock_id, int n, char *const *line_ids, char *const 
 		return;
 	}
 	{
-		int			dims[1] = {n};
-		int			lbs[1] = {1};
+		int dims[1] = {n};
+		int lbs[1] = {1};
 
 		values[0] = Int64GetDatum(lock_id);
 		values[1] = text_array(line_ids, n);
@@ -1875,9 +2060,10 @@ store_snapshots_insert(int64 lock_id, int n, char *const *line_ids, char *const 
 		values[3] = int8_array(quantities, n);
 		values[4] = int8_array(cart_prices, n);
 		values[5] = int8_array(locked_prices, n);
-		values[6] = PointerGetDatum(construct_md_array((Datum *) drift_percents, (bool *) unbounded,
-													   1, dims, lbs, NUMERICOID, -1, false,
-													   TYPALIGN_INT));
+		values[6] = PointerGetDatum(
+			construct_md_array((Datum *) drift_percents, (bool *) unbounded, 1,
+							   dims, lbs, NUMERICOID, -1, false,
+							   TYPALIGN_INT));
 		stmt_exec(&snapshot, values, NULL, false);
 	}
 }
@@ -1895,7 +2081,7 @@ store_snapshots_delete(int64 lock_id)
 		.argtypes = {INT8OID},
 		.generic = true,
 	};
-	Datum		values[1] = {Int64GetDatum(lock_id)};
+	Datum values[1] = {Int64GetDatum(lock_id)};
 
 	stmt_exec(&forget, values, NULL, false);
 }
@@ -1911,26 +2097,30 @@ store_snapshots_delete(int64 lock_id)
  * transaction at that instant would be 23505 rather than false.
  */
 bool
-store_order_insert(int64 lock_id, const char *cart_id, int64 total, const char *order_ref,
-				   bool own)
+store_order_insert(int64 lock_id, const char *cart_id, int64 total,
+				   const char *order_ref, bool own)
 {
 	static Statement insert = {
-		.sql = "INSERT INTO checkout.orders (order_ref, lock_id, cart_id, total, source) "
-		"VALUES ($2, $1, $3, $4, $5) ON CONFLICT (order_ref) DO NOTHING RETURNING order_ref",
+		.sql = "INSERT INTO checkout.orders (order_ref, lock_id, cart_id, "
+			   "  total, source) "
+			   "VALUES ($2, $1, $3, $4, $5) "
+			   "ON CONFLICT (order_ref) DO NOTHING "
+			   "RETURNING order_ref",
 		.nargs = 5,
 		.argtypes = {INT8OID, TEXTOID, TEXTOID, INT8OID, TEXTOID},
 		.generic = true,
 	};
-	static const int columns[5] = {OR_ORDER_REF, OR_LOCK_ID, OR_CART_ID, OR_TOTAL, OR_SOURCE};
-	const char *source = own ? "application" : "checkout";
-	Datum		values[5];
-	bool		isnull[5] = {false, false, false, false, false};
-	KeyScan		ks;
-	RowWrite	w;
+	static const int columns[5] = {OR_ORDER_REF, OR_LOCK_ID, OR_CART_ID,
+								   OR_TOTAL, OR_SOURCE};
+	const char		*source = own ? "application" : "checkout";
+	Datum			 values[5];
+	bool			 isnull[5] = {false, false, false, false, false};
+	KeyScan			 ks;
+	RowWrite		 w;
 
 	if (!own && key_open(&ks, DT_ORDERS, ACL_SELECT, true))
 	{
-		bool		taken = key_find(&ks, CStringGetTextDatum(order_ref));
+		bool taken = key_find(&ks, CStringGetTextDatum(order_ref));
 
 		key_close(&ks);
 		if (taken)
@@ -1960,20 +2150,22 @@ store_order_insert(int64 lock_id, const char *cart_id, int64 total, const char *
  * refs.
  */
 int
-store_orders_cancel(const int64 *lock_ids, int n, int64 **cancelled_ids, char ***order_refs)
+store_orders_cancel(const int64 *lock_ids, int n, int64 **cancelled_ids,
+					char ***order_refs)
 {
 	static Statement cancel = {
-		.sql = "UPDATE checkout.orders o SET status = 'cancelled', cancelled_at = pg_catalog.now() "
-		"WHERE o.lock_id = ANY ($1) AND o.status = 'created' "
-		"RETURNING o.lock_id, o.order_ref",
+		.sql = "UPDATE checkout.orders o "
+			   "SET status = 'cancelled', cancelled_at = pg_catalog.now() "
+			   "WHERE o.lock_id = ANY ($1) AND o.status = 'created' "
+			   "RETURNING o.lock_id, o.order_ref",
 		.nargs = 1,
 		.argtypes = {INT8ARRAYOID},
 		.columns = {"lock_id", "order_ref"},
 	};
-	Datum		values[1] = {int8_array(lock_ids, n)};
+	Datum		   values[1] = {int8_array(lock_ids, n)};
 	SPITupleTable *tt;
-	int			rows = stmt_exec(&cancel, values, NULL, false);
-	int			i;
+	int			   rows = stmt_exec(&cancel, values, NULL, false);
+	int			   i;
 
 	tt = SPI_tuptable;
 	*cancelled_ids = palloc(sizeof(int64) * Max(rows, 1));
@@ -1993,25 +2185,29 @@ store_orders_cancel(const int64 *lock_ids, int n, int64 **cancelled_ids, char **
  * lock; returns how many rows, with their ids and locks.
  */
 int
-store_compensations_insert(const int64 *lock_ids, const char *kind, char *const *references,
-						   const int64 *amounts, int n, int64 **compensation_ids,
+store_compensations_insert(const int64 *lock_ids, const char *kind,
+						   char *const *references, const int64 *amounts,
+						   int n, int64 **compensation_ids,
 						   int64 **for_lock_ids)
 {
 	static Statement insert = {
-		.sql = "INSERT INTO checkout.compensations (lock_id, kind, reference, amount) "
-		"SELECT t.lock_id, $2, t.reference, t.amount "
-		"FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($3::text[]), "
-		"                pg_catalog.unnest($4::int8[])) AS t(lock_id, reference, amount) "
-		"RETURNING compensation_id, lock_id",
+		.sql = "INSERT INTO checkout.compensations (lock_id, kind, reference, "
+			   "  amount) "
+			   "SELECT t.lock_id, $2, t.reference, t.amount "
+			   "FROM ROWS FROM (pg_catalog.unnest($1::int8[]), "
+			   "  pg_catalog.unnest($3::text[]), "
+			   "  pg_catalog.unnest($4::int8[])) AS t(lock_id, reference, "
+			   "  amount) "
+			   "RETURNING compensation_id, lock_id",
 		.nargs = 4,
 		.argtypes = {INT8ARRAYOID, TEXTOID, TEXTARRAYOID, INT8ARRAYOID},
 		.generic = true,
 		.columns = {"compensation_id", "lock_id"},
 	};
-	Datum		values[4];
+	Datum		   values[4];
 	SPITupleTable *tt;
-	int			rows;
-	int			i;
+	int			   rows;
+	int			   i;
 
 	values[0] = int8_array(lock_ids, n);
 	values[1] = CStringGetTextDatum(kind);
@@ -2031,16 +2227,18 @@ store_compensations_insert(const int64 *lock_ids, const char *kind, char *const 
 
 /* The application's gateway data for a payment, kept beside the lock. */
 void
-store_payment_metadata_insert(int64 lock_id, CheckoutPhase phase, const char *metadata)
+store_payment_metadata_insert(int64 lock_id, CheckoutPhase phase,
+							  const char *metadata)
 {
 	static Statement insert = {
-		.sql = "INSERT INTO checkout.payment_metadata (lock_id, phase, metadata) "
-		"VALUES ($1, $2::checkout.phase, $3::pg_catalog.jsonb)",
+		.sql =
+			"INSERT INTO checkout.payment_metadata (lock_id, phase, metadata) "
+			"VALUES ($1, $2::checkout.phase, $3::pg_catalog.jsonb)",
 		.nargs = 3,
 		.argtypes = {INT8OID, TEXTOID, TEXTOID},
 		.generic = true,
 	};
-	Datum		values[3];
+	Datum values[3];
 
 	values[0] = Int64GetDatum(lock_id);
 	values[1] = CStringGetTextDatum(phase_name(phase));
@@ -2058,24 +2256,25 @@ Datum
 checkout_table_access(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	int			t;
+	int			   t;
 
 	InitMaterializedSRF(fcinfo, 0);
 	for (t = 0; t < DT_COUNT; t++)
 	{
-		Datum		values[3];
-		bool		nulls[3] = {false, false, false};
-		char	   *why_not;
+		Datum values[3];
+		bool  nulls[3] = {false, false, false};
+		char *why_not;
 
 		if (!direct_table_exists((DirectTable) t))
-			continue;			/* a table of a later version */
+			continue; /* a table of a later version */
 		values[0] = CStringGetTextDatum(direct_table_name((DirectTable) t));
 		values[1] = BoolGetDatum(direct_usable((DirectTable) t, 0, &why_not));
 		if (why_not)
 			values[2] = CStringGetTextDatum(why_not);
 		else
 			nulls[2] = true;
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values,
+							 nulls);
 	}
 	return (Datum) 0;
 }

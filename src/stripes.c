@@ -40,10 +40,11 @@ PG_FUNCTION_INFO_V1(checkout_inventory_restock);
 static void
 spread(StripeRow *rows, int n, int64 available)
 {
-	int			k;
+	int k;
 
 	for (k = 0; k < n; k++)
-		rows[k].on_hand = rows[k].reserved + available / n + (k < available % n ? 1 : 0);
+		rows[k].on_hand = rows[k].reserved + available / n +
+						  (k < available % n ? 1 : 0);
 }
 
 /*
@@ -52,15 +53,15 @@ spread(StripeRow *rows, int n, int64 available)
 Datum
 checkout_stripe(PG_FUNCTION_ARGS)
 {
-	char	   *sku = require_text_arg(fcinfo, 0, "sku", CHECKOUT_MAX_IDENTIFIER);
-	int			stripes;
-	int			spi_state;
-	int64		on_hand;
-	int64		reserved;
-	StripeRow  *old;
-	int			n_old;
-	int64	   *held;
-	int			k;
+	char *sku = require_text_arg(fcinfo, 0, "sku", CHECKOUT_MAX_IDENTIFIER);
+	int	  stripes;
+	int	  spi_state;
+	int64 on_hand;
+	int64 reserved;
+	StripeRow *old;
+	int		   n_old;
+	int64	  *held;
+	int		   k;
 
 	require_arg(fcinfo, 1, "stripes");
 	stripes = PG_GETARG_INT32(1);
@@ -72,9 +73,9 @@ checkout_stripe(PG_FUNCTION_ARGS)
 	spi_state = checkout_spi_connect();
 	store_striping_table_lock();
 	if (!store_sku_rowlock(sku, true, &on_hand, &reserved))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("sku %s is not in the inventory", quote_user_text(sku))));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("sku %s is not in the inventory",
+							   quote_user_text(sku))));
 	n_old = store_stripes_rowlock_all(sku, &old);
 	if (n_old > 0)
 	{
@@ -93,8 +94,8 @@ checkout_stripe(PG_FUNCTION_ARGS)
 		store_stripes_replace(sku, 0, NULL, NULL);
 	else
 	{
-		StripeRow  *rows = palloc(sizeof(StripeRow) * stripes);
-		int64	   *units = palloc(sizeof(int64) * stripes);
+		StripeRow *rows = palloc(sizeof(StripeRow) * stripes);
+		int64	  *units = palloc(sizeof(int64) * stripes);
 
 		for (k = 0; k < stripes; k++)
 			rows[k].reserved = held[k];
@@ -118,15 +119,15 @@ checkout_stripe(PG_FUNCTION_ARGS)
 static bool
 rebalance_sku(const char *sku)
 {
-	int64		folded_on_hand;
-	int64		folded_reserved;
-	int64		on_hand = 0;
-	int64		reserved = 0;
-	int64		least = PG_INT64_MAX;
-	StripeRow  *rows;
-	int			n;
-	int			k;
-	bool		spread_out = false;
+	int64	   folded_on_hand;
+	int64	   folded_reserved;
+	int64	   on_hand = 0;
+	int64	   reserved = 0;
+	int64	   least = PG_INT64_MAX;
+	StripeRow *rows;
+	int		   n;
+	int		   k;
+	bool	   spread_out = false;
 
 	if (!store_sku_rowlock(sku, false, &folded_on_hand, &folded_reserved))
 		return false;
@@ -156,10 +157,10 @@ rebalance_sku(const char *sku)
 int
 checkout_rebalance_all(void)
 {
-	char	  **skus;
-	int			n = store_striped_skus(&skus);
-	int			spread_out = 0;
-	int			i;
+	char **skus;
+	int	   n = store_striped_skus(&skus);
+	int	   spread_out = 0;
+	int	   i;
 
 	for (i = 0; i < n; i++)
 	{
@@ -173,14 +174,15 @@ checkout_rebalance_all(void)
 Datum
 checkout_rebalance(PG_FUNCTION_ARGS)
 {
-	int			spi_state = checkout_spi_connect();
-	int			n;
+	int spi_state = checkout_spi_connect();
+	int n;
 
 	if (PG_ARGISNULL(0))
 		n = checkout_rebalance_all();
 	else
 	{
-		char	   *sku = require_text_arg(fcinfo, 0, "sku", CHECKOUT_MAX_IDENTIFIER);
+		char *sku = require_text_arg(fcinfo, 0, "sku",
+									 CHECKOUT_MAX_IDENTIFIER);
 
 		n = rebalance_sku(sku) ? 1 : 0;
 	}
@@ -203,26 +205,28 @@ Datum
 checkout_inventory_restock(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	TupleDesc	desc;
-	HeapTuple	old_row;
-	HeapTuple	new_row;
-	int			a_sku,
-				a_on_hand;
-	bool		isnull;
-	int64		delta;
-	char	   *sku;
-	StripeRow  *rows;
-	int			n;
-	int64		on_hand = 0;
-	int64		reserved = 0;
-	int			spi_state;
-	int			k;
+	TupleDesc	 desc;
+	HeapTuple	 old_row;
+	HeapTuple	 new_row;
+	int			 a_sku, a_on_hand;
+	bool		 isnull;
+	int64		 delta;
+	char		*sku;
+	StripeRow	*rows;
+	int			 n;
+	int64		 on_hand = 0;
+	int64		 reserved = 0;
+	int			 spi_state;
+	int			 k;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ||
-		!TRIGGER_FIRED_AFTER(trigdata->tg_event) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("checkout.inventory_restock() must be an AFTER UPDATE ... FOR EACH ROW trigger")));
+				 errmsg(
+					 "checkout.inventory_restock() must be an AFTER UPDATE ... FOR EACH ROW trigger")));
 	old_row = trigdata->tg_trigtuple;
 	new_row = trigdata->tg_newtuple;
 	if (store_own_totals_write())
@@ -231,9 +235,10 @@ checkout_inventory_restock(PG_FUNCTION_ARGS)
 	a_sku = SPI_fnumber(desc, "sku");
 	a_on_hand = SPI_fnumber(desc, "on_hand");
 	if (a_sku <= 0 || a_on_hand <= 0)
-		elog(ERROR, "checkout: checkout.inventory lacks a column of the extension's");
+		elog(ERROR,
+			 "checkout: checkout.inventory lacks a column of the extension's");
 	delta = DatumGetInt64(heap_getattr(new_row, a_on_hand, desc, &isnull)) -
-		DatumGetInt64(heap_getattr(old_row, a_on_hand, desc, &isnull));
+			DatumGetInt64(heap_getattr(old_row, a_on_hand, desc, &isnull));
 	if (delta == 0)
 		return PointerGetDatum(NULL);
 
@@ -251,10 +256,14 @@ checkout_inventory_restock(PG_FUNCTION_ARGS)
 		if (on_hand + delta < reserved)
 			ereport(ERROR,
 					(errcode(ERRCODE_CHECK_VIOLATION),
-					 errmsg("new row for relation \"inventory\" violates check constraint \"inventory_reserved_within_on_hand\""),
-					 errdetail("Sku %s has " INT64_FORMAT " units on hand and " INT64_FORMAT
-							   " reserved; on_hand cannot change by " INT64_FORMAT ".",
-							   quote_user_text(sku), on_hand, reserved, delta)));
+					 errmsg(
+						 "new row for relation \"inventory\" violates check constraint \"inventory_reserved_within_on_hand\""),
+					 errdetail("Sku %s has " INT64_FORMAT
+							   " units on hand and " INT64_FORMAT
+							   " reserved; on_hand cannot change by " INT64_FORMAT
+							   ".",
+							   quote_user_text(sku), on_hand, reserved,
+							   delta)));
 		spread(rows, n, on_hand + delta - reserved);
 		store_stripes_set_on_hand(sku, rows, n);
 		store_sku_set_totals(sku, on_hand + delta, reserved);

@@ -31,9 +31,8 @@ void
 require_arg(FunctionCallInfo fcinfo, int argno, const char *name)
 {
 	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be NULL", name)));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("%s must not be NULL", name)));
 }
 
 /*
@@ -44,30 +43,29 @@ void
 check_identifier(const char *what, int len)
 {
 	if (len > CHECKOUT_MAX_IDENTIFIER)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s is too long (%d bytes, the maximum is %d)",
-						what, len, CHECKOUT_MAX_IDENTIFIER)));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("%s is too long (%d bytes, the maximum is %d)",
+							   what, len, CHECKOUT_MAX_IDENTIFIER)));
 }
 
 /* A non-NULL, non-empty text argument of at most max_bytes bytes. */
 char *
-require_text_arg(FunctionCallInfo fcinfo, int argno, const char *name, int max_bytes)
+require_text_arg(FunctionCallInfo fcinfo, int argno, const char *name,
+				 int max_bytes)
 {
-	text	   *t;
-	int			len;
+	text *t;
+	int	  len;
 
 	require_arg(fcinfo, argno, name);
 	t = PG_GETARG_TEXT_PP(argno);
 	len = VARSIZE_ANY_EXHDR(t);
 	if (len == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be empty", name)));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("%s must not be empty", name)));
 	if (len > max_bytes)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s is too long (%d bytes, the maximum is %d)", name, len, max_bytes)));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("%s is too long (%d bytes, the maximum is %d)",
+							   name, len, max_bytes)));
 	return text_to_cstring(t);
 }
 
@@ -75,16 +73,15 @@ require_text_arg(FunctionCallInfo fcinfo, int argno, const char *name, int max_b
 double
 interval_arg_seconds(FunctionCallInfo fcinfo, int argno, const char *name)
 {
-	Interval   *iv = PG_GETARG_INTERVAL_P(argno);
+	Interval *iv = PG_GETARG_INTERVAL_P(argno);
 	/* months count as 30 days, as in interval arithmetic */
-	double		secs = (double) iv->time / USECS_PER_SEC +
-		(double) iv->day * SECS_PER_DAY +
-		(double) iv->month * DAYS_PER_MONTH * SECS_PER_DAY;
+	double	  secs = (double) iv->time / USECS_PER_SEC +
+				  (double) iv->day * SECS_PER_DAY +
+				  (double) iv->month * DAYS_PER_MONTH * SECS_PER_DAY;
 
 	if (secs <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be a positive interval", name)));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("%s must be a positive interval", name)));
 	return Min(secs, (double) checkout_max_ttl_s);
 }
 
@@ -116,18 +113,19 @@ session_fingerprint(const char *session_id)
 	 * a connection mostly serves one session: digest it once (OpenSSL's setup
 	 * is most of the cost)
 	 */
-	static char last_session[CHECKOUT_MAX_IDENTIFIER + 1];
-	static char last_hex[17];
-	uint8		digest[PG_SHA256_DIGEST_LENGTH];
-	char		hex[17];
+	static char		   last_session[CHECKOUT_MAX_IDENTIFIER + 1];
+	static char		   last_hex[17];
+	uint8			   digest[PG_SHA256_DIGEST_LENGTH];
+	char			   hex[17];
 	pg_cryptohash_ctx *ctx;
-	int			i;
+	int				   i;
 
 	if (last_hex[0] != '\0' && strcmp(last_session, session_id) == 0)
 		return pstrdup(last_hex);
 	ctx = pg_cryptohash_create(PG_SHA256);
 	if (pg_cryptohash_init(ctx) < 0 ||
-		pg_cryptohash_update(ctx, (const uint8 *) session_id, strlen(session_id)) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) session_id,
+							 strlen(session_id)) < 0 ||
 		pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
 		elog(ERROR, "checkout: could not compute a SHA-256 digest");
 	pg_cryptohash_free(ctx);
@@ -146,23 +144,25 @@ char *
 timestamp_iso_utc(TimestampTz t)
 {
 	struct pg_tm tm;
-	fsec_t		fsec;
+	fsec_t		 fsec;
 
-	if (TIMESTAMP_NOT_FINITE(t) || timestamp2tm(t, NULL, &tm, &fsec, NULL, NULL) != 0)
+	if (TIMESTAMP_NOT_FINITE(t) ||
+		timestamp2tm(t, NULL, &tm, &fsec, NULL, NULL) != 0)
 		return pstrdup(TIMESTAMP_IS_NOBEGIN(t) ? "-infinity" : "infinity");
-	return psprintf("%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
-					tm.tm_year, tm.tm_mon, tm.tm_mday,
-					tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
+	return psprintf("%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year,
+					tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+					(int) fsec);
 }
 
 /* Seconds between two times with millisecond precision, e.g. "12.345". */
 char *
 duration_seconds_text(TimestampTz from, TimestampTz to)
 {
-	int64		ms = (to - from) / 1000;
+	int64 ms = (to - from) / 1000;
 
 	return psprintf("%s" INT64_FORMAT ".%03d", ms < 0 ? "-" : "",
-					(ms < 0 ? -ms : ms) / 1000, (int) ((ms < 0 ? -ms : ms) % 1000));
+					(ms < 0 ? -ms : ms) / 1000,
+					(int) ((ms < 0 ? -ms : ms) % 1000));
 }
 
 /* ---- SPI statements ---- */
@@ -182,7 +182,7 @@ duration_seconds_text(TimestampTz from, TimestampTz to)
  * restores it when it finishes; the end of the (sub)transaction it was made
  * in, by an error or not, undoes it, which the callbacks below notice.
  */
-static int	pinned_level = 0;	/* the setting's GUC nest level, 0: not made */
+static int pinned_level = 0; /* the setting's GUC nest level, 0: not made */
 static SubTransactionId pinned_in;
 
 static void
@@ -190,8 +190,8 @@ pin_search_path(void)
 {
 	pinned_level = NewGUCNestLevel();
 	pinned_in = GetCurrentSubTransactionId();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 }
 
 static void
@@ -205,10 +205,11 @@ pin_xact_end(XactEvent event, void *arg)
  * it committed or rolled back: the next statement makes it again.
  */
 static void
-pin_subxact_end(SubXactEvent event, SubTransactionId mySubid, SubTransactionId parentSubid,
-				void *arg)
+pin_subxact_end(SubXactEvent event, SubTransactionId mySubid,
+				SubTransactionId parentSubid, void *arg)
 {
-	if ((event == SUBXACT_EVENT_ABORT_SUB || event == SUBXACT_EVENT_COMMIT_SUB) &&
+	if ((event == SUBXACT_EVENT_ABORT_SUB ||
+		 event == SUBXACT_EVENT_COMMIT_SUB) &&
 		pinned_level != 0 && pinned_in == mySubid)
 		pinned_level = 0;
 }
@@ -246,8 +247,9 @@ checkout_spi_finish(int pinned_before)
 static void
 stmt_prepare(Statement *st)
 {
-	SPIPlanPtr	plan = SPI_prepare_cursor(st->sql, st->nargs, st->argtypes,
-										  st->generic ? CURSOR_OPT_GENERIC_PLAN : 0);
+	SPIPlanPtr plan = SPI_prepare_cursor(st->sql, st->nargs, st->argtypes,
+										 st->generic ? CURSOR_OPT_GENERIC_PLAN
+													 : 0);
 
 	if (plan == NULL)
 		elog(ERROR, "checkout: SPI_prepare failed (%s) for: %s",
@@ -260,7 +262,7 @@ stmt_prepare(Statement *st)
 static void
 stmt_resolve_columns(Statement *st, TupleDesc desc)
 {
-	int			i;
+	int i;
 
 	for (i = 0; st->columns[i] != NULL; i++)
 	{
@@ -275,7 +277,7 @@ stmt_resolve_columns(Statement *st, TupleDesc desc)
 int
 stmt_exec(Statement *st, Datum *values, const char *nulls, bool read_only)
 {
-	int			rc;
+	int rc;
 
 	if (pinned_level == 0 && !st->qualified)
 		pin_search_path();
@@ -299,7 +301,7 @@ stmt_datum(Statement *st, SPITupleTable *tt, int row, int col, bool *isnull)
 bool
 stmt_isnull(Statement *st, SPITupleTable *tt, int row, int col)
 {
-	bool		isnull;
+	bool isnull;
 
 	(void) stmt_datum(st, tt, row, col, &isnull);
 	return isnull;
@@ -314,8 +316,8 @@ stmt_text(Statement *st, SPITupleTable *tt, int row, int col)
 int64
 stmt_int8(Statement *st, SPITupleTable *tt, int row, int col)
 {
-	bool		isnull;
-	Datum		d = stmt_datum(st, tt, row, col, &isnull);
+	bool  isnull;
+	Datum d = stmt_datum(st, tt, row, col, &isnull);
 
 	return isnull ? 0 : DatumGetInt64(d);
 }
@@ -323,8 +325,8 @@ stmt_int8(Statement *st, SPITupleTable *tt, int row, int col)
 bool
 stmt_bool(Statement *st, SPITupleTable *tt, int row, int col)
 {
-	bool		isnull;
-	Datum		d = stmt_datum(st, tt, row, col, &isnull);
+	bool  isnull;
+	Datum d = stmt_datum(st, tt, row, col, &isnull);
 
 	return !isnull && DatumGetBool(d);
 }
@@ -332,8 +334,8 @@ stmt_bool(Statement *st, SPITupleTable *tt, int row, int col)
 int32
 stmt_int4(Statement *st, SPITupleTable *tt, int row, int col)
 {
-	bool		isnull;
-	Datum		d = stmt_datum(st, tt, row, col, &isnull);
+	bool  isnull;
+	Datum d = stmt_datum(st, tt, row, col, &isnull);
 
 	return isnull ? 0 : DatumGetInt32(d);
 }
@@ -341,8 +343,8 @@ stmt_int4(Statement *st, SPITupleTable *tt, int row, int col)
 TimestampTz
 stmt_timestamptz(Statement *st, SPITupleTable *tt, int row, int col)
 {
-	bool		isnull;
-	Datum		d = stmt_datum(st, tt, row, col, &isnull);
+	bool  isnull;
+	Datum d = stmt_datum(st, tt, row, col, &isnull);
 
 	return isnull ? 0 : DatumGetTimestampTz(d);
 }
@@ -350,8 +352,8 @@ stmt_timestamptz(Statement *st, SPITupleTable *tt, int row, int col)
 Datum
 int8_array(const int64 *values, int n)
 {
-	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
-	int			i;
+	Datum *elems = palloc(sizeof(Datum) * Max(n, 1));
+	int	   i;
 
 	for (i = 0; i < n; i++)
 		elems[i] = Int64GetDatum(values[i]);
@@ -362,30 +364,32 @@ int8_array(const int64 *values, int n)
 Datum
 int4_array(const int32 *values, int n)
 {
-	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
-	int			i;
+	Datum *elems = palloc(sizeof(Datum) * Max(n, 1));
+	int	   i;
 
 	for (i = 0; i < n; i++)
 		elems[i] = Int32GetDatum(values[i]);
-	return PointerGetDatum(construct_array(elems, n, INT4OID, sizeof(int32), true, TYPALIGN_INT));
+	return PointerGetDatum(
+		construct_array(elems, n, INT4OID, sizeof(int32), true, TYPALIGN_INT));
 }
 
 Datum
 text_array(char *const *values, int n)
 {
-	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
-	int			i;
+	Datum *elems = palloc(sizeof(Datum) * Max(n, 1));
+	int	   i;
 
 	for (i = 0; i < n; i++)
 		elems[i] = CStringGetTextDatum(values[i]);
-	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+	return PointerGetDatum(
+		construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
 int64 *
 lock_ids_of(LockRow *const *locks, int n)
 {
-	int64	   *ids = palloc(sizeof(int64) * Max(n, 1));
-	int			i;
+	int64 *ids = palloc(sizeof(int64) * Max(n, 1));
+	int	   i;
 
 	for (i = 0; i < n; i++)
 		ids[i] = locks[i]->lock_id;
@@ -395,8 +399,8 @@ lock_ids_of(LockRow *const *locks, int n)
 static int
 cmp_lock_ptr(const void *a, const void *b)
 {
-	int64		x = (*(LockRow *const *) a)->lock_id;
-	int64		y = (*(LockRow *const *) b)->lock_id;
+	int64 x = (*(LockRow *const *) a)->lock_id;
+	int64 y = (*(LockRow *const *) b)->lock_id;
 
 	return (x > y) - (x < y);
 }
@@ -405,7 +409,7 @@ cmp_lock_ptr(const void *a, const void *b)
 LockRow **
 locks_sorted_by_id(LockRow *const *locks, int n)
 {
-	LockRow   **sorted = palloc(sizeof(LockRow *) * Max(n, 1));
+	LockRow **sorted = palloc(sizeof(LockRow *) * Max(n, 1));
 
 	memcpy(sorted, locks, sizeof(LockRow *) * n);
 	qsort(sorted, n, sizeof(LockRow *), cmp_lock_ptr);
@@ -416,9 +420,10 @@ locks_sorted_by_id(LockRow *const *locks, int n)
 LockRow *
 locks_find(LockRow **sorted, int n, int64 lock_id)
 {
-	LockRow		key = {.lock_id = lock_id};
-	LockRow    *keyp = &key;
-	LockRow   **found = bsearch(&keyp, sorted, n, sizeof(LockRow *), cmp_lock_ptr);
+	LockRow	  key = {.lock_id = lock_id};
+	LockRow	 *keyp = &key;
+	LockRow **found = bsearch(&keyp, sorted, n, sizeof(LockRow *),
+							  cmp_lock_ptr);
 
 	return found ? *found : NULL;
 }

@@ -13,10 +13,12 @@
 #include "model.h"
 
 /* ---- arguments ---- */
-extern void require_arg(FunctionCallInfo fcinfo, int argno, const char *name);
-extern char *require_text_arg(FunctionCallInfo fcinfo, int argno, const char *name, int max_bytes);
-extern void check_identifier(const char *what, int len);
-extern double interval_arg_seconds(FunctionCallInfo fcinfo, int argno, const char *name);
+extern void	 require_arg(FunctionCallInfo fcinfo, int argno, const char *name);
+extern char *require_text_arg(FunctionCallInfo fcinfo, int argno,
+							  const char *name, int max_bytes);
+extern void	 check_identifier(const char *what, int len);
+extern double interval_arg_seconds(FunctionCallInfo fcinfo, int argno,
+								   const char *name);
 
 /* ---- text for messages and events ---- */
 extern char *quote_user_text(const char *value);
@@ -45,26 +47,33 @@ typedef struct Statement
 	Oid			argtypes[16];
 	bool		generic;
 	bool		qualified;
-	const char *columns[24];	/* NULL-terminated */
+	const char *columns[24]; /* NULL-terminated */
 	/* resolved at first execution */
 	SPIPlanPtr	plan;
 	int			colno[24];
 } Statement;
 
-extern int	stmt_exec(Statement *st, Datum *values, const char *nulls, bool read_only);
-extern bool stmt_isnull(Statement *st, SPITupleTable *tt, int row, int col);
-extern Datum stmt_datum(Statement *st, SPITupleTable *tt, int row, int col, bool *isnull);
-extern char *stmt_text(Statement *st, SPITupleTable *tt, int row, int col);	/* NULL for SQL NULL */
-extern int64 stmt_int8(Statement *st, SPITupleTable *tt, int row, int col);	/* 0 for SQL NULL */
-extern int32 stmt_int4(Statement *st, SPITupleTable *tt, int row, int col);	/* 0 for SQL NULL */
-extern bool stmt_bool(Statement *st, SPITupleTable *tt, int row, int col);	/* false for NULL */
-extern TimestampTz stmt_timestamptz(Statement *st, SPITupleTable *tt, int row, int col);
+extern int	 stmt_exec(Statement *st, Datum *values, const char *nulls,
+					   bool read_only);
+extern bool	 stmt_isnull(Statement *st, SPITupleTable *tt, int row, int col);
+extern Datum stmt_datum(Statement *st, SPITupleTable *tt, int row, int col,
+						bool *isnull);
+extern char *stmt_text(Statement *st, SPITupleTable *tt, int row,
+					   int col); /* NULL for SQL NULL */
+extern int64 stmt_int8(Statement *st, SPITupleTable *tt, int row,
+					   int col); /* 0 for SQL NULL */
+extern int32 stmt_int4(Statement *st, SPITupleTable *tt, int row,
+					   int col); /* 0 for SQL NULL */
+extern bool	 stmt_bool(Statement *st, SPITupleTable *tt, int row,
+					   int col); /* false for NULL */
+extern TimestampTz stmt_timestamptz(Statement *st, SPITupleTable *tt, int row,
+									int col);
 
-extern Datum int8_array(const int64 *values, int n);
-extern Datum int4_array(const int32 *values, int n);
-extern int64 *lock_ids_of(LockRow *const *locks, int n);
+extern Datum	 int8_array(const int64 *values, int n);
+extern Datum	 int4_array(const int32 *values, int n);
+extern int64	*lock_ids_of(LockRow *const *locks, int n);
 extern LockRow **locks_sorted_by_id(LockRow *const *locks, int n);
-extern LockRow *locks_find(LockRow **sorted, int n, int64 lock_id);
-extern Datum text_array(char *const *values, int n);
+extern LockRow	*locks_find(LockRow **sorted, int n, int64 lock_id);
+extern Datum	 text_array(char *const *values, int n);
 
-#endif							/* CHECKOUT_UTIL_H */
+#endif /* CHECKOUT_UTIL_H */

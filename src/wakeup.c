@@ -29,20 +29,20 @@
 
 typedef struct WakeupSlot
 {
-	Oid			dboid;			/* InvalidOid until the launcher finds the database */
-	Latch	   *latch;			/* the running sweeper's, or NULL */
+	Oid			dboid; /* InvalidOid until the launcher finds the database */
+	Latch	   *latch; /* the running sweeper's, or NULL */
 	TimestampTz wake_at;
 } WakeupSlot;
 
 typedef struct WakeupShared
 {
-	slock_t		mutex;
+	slock_t	   mutex;
 	/* slot i serves the i-th name of checkout.database */
-	WakeupSlot	slots[WAKEUP_SLOTS];
+	WakeupSlot slots[WAKEUP_SLOTS];
 } WakeupShared;
 
 static WakeupShared *shared = NULL;
-static WakeupSlot *my_slot = NULL;	/* a sweeper's own */
+static WakeupSlot	*my_slot = NULL; /* a sweeper's own */
 
 void
 wakeup_shmem_request(void)
@@ -53,7 +53,7 @@ wakeup_shmem_request(void)
 void
 wakeup_shmem_startup(void)
 {
-	bool		found;
+	bool found;
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	shared = ShmemInitStruct("checkout", sizeof(WakeupShared), &found);
@@ -70,8 +70,8 @@ wakeup_shmem_startup(void)
 static void
 post_wake(TimestampTz expires_at)
 {
-	Latch	   *latch = NULL;
-	int			i;
+	Latch *latch = NULL;
+	int	   i;
 
 	SpinLockAcquire(&shared->mutex);
 	for (i = 0; i < WAKEUP_SLOTS; i++)
@@ -135,7 +135,7 @@ wakeup_sweeper_at_commit(TimestampTz expires_at)
 	static bool registered = false;
 
 	if (shared == NULL)
-		return;					/* not preloaded: no sweeper to wake */
+		return; /* not preloaded: no sweeper to wake */
 	if (!registered)
 	{
 		RegisterXactCallback(wakeup_xact_callback, NULL);

@@ -25,8 +25,8 @@ extern void wakeup_sweeper_at_commit(TimestampTz expires_at);
 extern void wakeup_slot_assign(int slot, Oid dboid);
 
 /* a sweeper: its slot, the deadline posted there, and the end of a sweep */
-extern void wakeup_slot_attach(int slot);
+extern void		   wakeup_slot_attach(int slot);
 extern TimestampTz wakeup_posted(void);
-extern void wakeup_swept(TimestampTz swept_until, TimestampTz next_due);
+extern void		   wakeup_swept(TimestampTz swept_until, TimestampTz next_due);
 
-#endif							/* CHECKOUT_WAKEUP_H */
+#endif /* CHECKOUT_WAKEUP_H */

@@ -53,25 +53,27 @@
 #include "worker.h"
 
 #define MAX_SWEEPERS WAKEUP_SLOTS
-#define SWEEP_BATCH 1000
-#define PRUNE_BATCH 10000
-#define RETRY_MS 10000			/* between attempts to start a database's sweeper */
-#define LAUNCHER_RESTART_S 5	/* a failed launcher is started again after this */
+#define SWEEP_BATCH	 1000
+#define PRUNE_BATCH	 10000
+#define RETRY_MS	 10000 /* between attempts to start a database's sweeper */
+#define LAUNCHER_RESTART_S \
+	5 /* a failed launcher is started again after this */
 
 /* What the launcher hands a sweeper in bgw_extra. */
 typedef struct SweeperArgs
 {
-	int			slot;
-	char		dbname[NAMEDATALEN];
+	int	 slot;
+	char dbname[NAMEDATALEN];
 } SweeperArgs;
 
-StaticAssertDecl(sizeof(SweeperArgs) <= BGW_EXTRALEN, "SweeperArgs must fit in bgw_extra");
+StaticAssertDecl(sizeof(SweeperArgs) <= BGW_EXTRALEN,
+				 "SweeperArgs must fit in bgw_extra");
 
 /* checkout.database as its check hook parsed it (the GUC's "extra") */
 typedef struct DatabaseList
 {
-	int			n;
-	char		names[MAX_SWEEPERS][NAMEDATALEN];
+	int	 n;
+	char names[MAX_SWEEPERS][NAMEDATALEN];
 } DatabaseList;
 
 static const DatabaseList *databases_to_sweep = NULL;
@@ -89,20 +91,21 @@ PGDLLEXPORT void checkout_sweeper_main(Datum arg);
 bool
 check_database_list(char **newval, void **extra, GucSource source)
 {
-	char	   *as_written = pstrdup(*newval);
-	char	   *folded = pstrdup(*newval);
-	List	   *spellings;
-	List	   *names;
-	ListCell   *lc;
+	char		 *as_written = pstrdup(*newval);
+	char		 *folded = pstrdup(*newval);
+	List		 *spellings;
+	List		 *names;
+	ListCell	 *lc;
 	DatabaseList *parsed;
-	int			i;
+	int			  i;
 
 	/* SplitGUCList neither folds nor truncates: the lengths as written */
 	if (!SplitGUCList(as_written, ',', &spellings) ||
 		!SplitIdentifierString(folded, ',', &names))
 	{
-		GUC_check_errdetail("List syntax is invalid: write database names separated by commas, "
-							"in double quotes when a name holds a comma, a space, a quote or capitals.");
+		GUC_check_errdetail(
+			"List syntax is invalid: write database names separated by commas, "
+			"in double quotes when a name holds a comma, a space, a quote or capitals.");
 		return false;
 	}
 	foreach(lc, spellings)
@@ -116,8 +119,9 @@ check_database_list(char **newval, void **extra, GucSource source)
 		}
 		if (strlen(name) >= NAMEDATALEN)
 		{
-			GUC_check_errdetail("Database name \"%s\" is too long (%zu bytes, the maximum is %d).",
-								name, strlen(name), NAMEDATALEN - 1);
+			GUC_check_errdetail(
+				"Database name \"%s\" is too long (%zu bytes, the maximum is %d).",
+				name, strlen(name), NAMEDATALEN - 1);
 			return false;
 		}
 	}
@@ -144,7 +148,8 @@ check_database_list(char **newval, void **extra, GucSource source)
 		{
 			if (strcmp(parsed->names[i], name) == 0)
 			{
-				GUC_check_errdetail("Database \"%s\" is listed more than once.", name);
+				GUC_check_errdetail("Database \"%s\" is listed more than once.",
+									name);
 				free(parsed);
 				return false;
 			}
@@ -173,7 +178,8 @@ checkout_worker_register(void)
 	BackgroundWorker worker;
 
 	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+					   BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = LAUNCHER_RESTART_S;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "checkout");
@@ -189,10 +195,10 @@ checkout_worker_register(void)
  * Runs fn in its own transaction with SPI and a snapshot; returns its result.
  */
 static bool
-in_transaction(bool (*fn) (void *), void *arg)
+in_transaction(bool (*fn)(void *), void *arg)
 {
-	bool		result;
-	int			spi_state;
+	bool result;
+	int	 spi_state;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -244,7 +250,7 @@ prune_batch(void *arg)
 static bool
 rebalance_stripes(void *arg)
 {
-	char	  **skus;
+	char **skus;
 
 	(void) checkout_rebalance_all();
 	return store_striped_skus(&skus) > 0;
@@ -260,8 +266,8 @@ find_next_due(void *arg)
 static int
 expire_due_locks(void)
 {
-	int			n;
-	int			total = 0;
+	int n;
+	int total = 0;
 
 	/* a reload between batches may have fenced the server read-only */
 	while (!DefaultXactReadOnly)
@@ -279,7 +285,7 @@ static void
 sweep(void)
 {
 	TimestampTz started = GetCurrentTimestamp();
-	TimestampTz swept_until = started;	/* deadlines up to here are served */
+	TimestampTz swept_until = started; /* deadlines up to here are served */
 	TimestampTz next_due = DT_NOEND;
 	int			expired;
 	int64		pruned;
@@ -326,7 +332,7 @@ checkout_sweeper_main(Datum arg)
 	SweeperArgs args;
 	TimestampTz last_sweep = 0;
 	TimestampTz last_rebalance = 0;
-	bool		striping = false;	/* a sku was striped at the last rebalance */
+	bool		striping = false; /* a sku was striped at the last rebalance */
 	bool		ready = false;
 	bool		paused = false;
 
@@ -338,7 +344,8 @@ checkout_sweeper_main(Datum arg)
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("checkout sweeper");
 	/* runs as superuser: never resolve names through a user schema */
-	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET,
+					PGC_S_OVERRIDE);
 
 	for (;;)
 	{
@@ -354,7 +361,9 @@ checkout_sweeper_main(Datum arg)
 			ready = in_transaction(extension_ready, NULL);
 			if (ready)
 			{
-				ereport(LOG, (errmsg("checkout sweeper started for database \"%s\"", args.dbname)));
+				ereport(LOG,
+						(errmsg("checkout sweeper started for database \"%s\"",
+								args.dbname)));
 				last_sweep = 0; /* sweep at once */
 			}
 		}
@@ -369,15 +378,18 @@ checkout_sweeper_main(Datum arg)
 		{
 			paused = DefaultXactReadOnly;
 			ereport(LOG,
-					(errmsg(paused ? "checkout sweeper for database \"%s\" paused: default_transaction_read_only is on"
-							: "checkout sweeper for database \"%s\" resumed: default_transaction_read_only is off",
+					(errmsg(paused
+								? "checkout sweeper for database \"%s\" paused: default_transaction_read_only is on"
+								: "checkout sweeper for database \"%s\" resumed: default_transaction_read_only is off",
 							args.dbname)));
 			if (!paused)
 				last_sweep = 0;
 		}
 
 		wake_at = wakeup_posted();
-		interval_due = TimestampTzPlusMilliseconds(last_sweep, checkout_cleanup_interval_s * 1000L);
+		interval_due =
+			TimestampTzPlusMilliseconds(last_sweep,
+										checkout_cleanup_interval_s * 1000L);
 
 		if (ready && !paused && (wake_at <= now || interval_due <= now))
 		{
@@ -393,11 +405,14 @@ checkout_sweeper_main(Datum arg)
 		if (checkout_rebalance_interval_ms <= 0)
 			rebalance_due = DT_NOEND;
 		else if (striping)
-			rebalance_due = TimestampTzPlusMilliseconds(last_rebalance,
-														checkout_rebalance_interval_ms);
+			rebalance_due =
+				TimestampTzPlusMilliseconds(last_rebalance,
+											checkout_rebalance_interval_ms);
 		else
-			rebalance_due = TimestampTzPlusMilliseconds(last_rebalance,
-														checkout_cleanup_interval_s * 1000L);
+			rebalance_due =
+				TimestampTzPlusMilliseconds(last_rebalance,
+											checkout_cleanup_interval_s *
+												1000L);
 		if (ready && !paused && rebalance_due <= now)
 		{
 			pgstat_report_activity(STATE_RUNNING, "checkout rebalance");
@@ -422,7 +437,8 @@ checkout_sweeper_main(Datum arg)
 			/* deadlines are microseconds; do not wake a hair early and spin */
 			sleep_ms = Max(sleep_ms, 1) + 1;
 		}
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 sleep_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
@@ -443,14 +459,14 @@ typedef enum StartFailure
 
 typedef struct Target
 {
-	const char *name;
+	const char			   *name;
 	BackgroundWorkerHandle *handle;
-	TimestampTz tried_at;		/* start attempts are at least RETRY_MS apart */
-	StartFailure failure;		/* of the last attempt */
+	TimestampTz	 tried_at; /* start attempts are at least RETRY_MS apart */
+	StartFailure failure;  /* of the last attempt */
 } Target;
 
 static Target *targets = NULL;
-static int	n_targets = 0;
+static int	   n_targets = 0;
 
 /*
  * The database's oid, or InvalidOid.  A plain catalog scan, as the autovacuum
@@ -459,10 +475,10 @@ static int	n_targets = 0;
 static Oid
 lookup_database(const char *name)
 {
-	Relation	rel;
+	Relation	  rel;
 	TableScanDesc scan;
-	HeapTuple	tup;
-	Oid			result = InvalidOid;
+	HeapTuple	  tup;
+	Oid			  result = InvalidOid;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -499,11 +515,13 @@ report_failure(Target *t, StartFailure why)
 			ereport(LOG,
 					(errmsg("checkout: database \"%s\" named in checkout.database does not exist or does not allow connections",
 							t->name),
-					 errhint("The launcher looks for it again every %d seconds.", RETRY_MS / 1000)));
+					 errhint("The launcher looks for it again every %d seconds.",
+							 RETRY_MS / 1000)));
 			break;
 		case START_NO_WORKER_SLOT:
 			ereport(LOG,
-					(errmsg("checkout: could not start the sweeper for database \"%s\"", t->name),
+					(errmsg("checkout: could not start the sweeper for database \"%s\"",
+							t->name),
 					 errdetail("No background worker slot is free (max_worker_processes is %d).",
 							   max_worker_processes),
 					 errhint("Raise max_worker_processes; the launcher tries again every %d seconds.",
@@ -523,14 +541,15 @@ static StartFailure
 start_sweeper(Target *t, int slot, Oid dboid)
 {
 	BackgroundWorker worker;
-	SweeperArgs args;
-	BgwHandleStatus status;
-	pid_t		pid;
+	SweeperArgs		 args;
+	BgwHandleStatus	 status;
+	pid_t			 pid;
 
 	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+					   BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;	/* the launcher restarts it */
+	worker.bgw_restart_time = BGW_NEVER_RESTART; /* the launcher restarts it */
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "checkout");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "checkout_sweeper_main");
 	snprintf(worker.bgw_name, BGW_MAXLEN, "checkout sweeper %s", t->name);
@@ -565,11 +584,12 @@ start_sweeper(Target *t, int slot, Oid dboid)
 static void
 try_start(Target *t, int slot)
 {
-	Oid			dboid = lookup_database(t->name);
+	Oid dboid = lookup_database(t->name);
 
 	/* the slot first, so that deadlines posted from now on are kept */
 	wakeup_slot_assign(slot, dboid);
-	report_failure(t, OidIsValid(dboid) ? start_sweeper(t, slot, dboid) : START_NO_DATABASE);
+	report_failure(t, OidIsValid(dboid) ? start_sweeper(t, slot, dboid)
+										: START_NO_DATABASE);
 }
 
 /*
@@ -578,7 +598,7 @@ try_start(Target *t, int slot)
 static void
 stop_sweepers(int code, Datum arg)
 {
-	int			i;
+	int i;
 
 	for (i = 0; i < n_targets; i++)
 		if (targets[i].handle)
@@ -588,15 +608,17 @@ stop_sweepers(int code, Datum arg)
 void
 checkout_launcher_main(Datum arg)
 {
-	int			i;
+	int i;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	n_targets = databases_to_sweep->n;
-	targets = MemoryContextAllocZero(TopMemoryContext, sizeof(Target) * n_targets);
+	targets = MemoryContextAllocZero(TopMemoryContext,
+									 sizeof(Target) * n_targets);
 	for (i = 0; i < n_targets; i++)
-		targets[i].name = MemoryContextStrdup(TopMemoryContext, databases_to_sweep->names[i]);
+		targets[i].name = MemoryContextStrdup(TopMemoryContext,
+											  databases_to_sweep->names[i]);
 	/*
 	 * before connecting: runs after the exit callbacks of the connection
 	 * (LIFO)
@@ -620,9 +642,9 @@ checkout_launcher_main(Datum arg)
 		now = GetCurrentTimestamp();
 		for (i = 0; i < n_targets; i++)
 		{
-			Target	   *t = &targets[i];
-			pid_t		pid;
-			long		since_tried;
+			Target *t = &targets[i];
+			pid_t	pid;
+			long	since_tried;
 
 			if (t->handle)
 			{
@@ -641,7 +663,8 @@ checkout_launcher_main(Datum arg)
 			try_start(t, i);
 		}
 		/* a sweeper's exit sets our latch (bgw_notify_pid) */
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 sleep_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}

@@ -14,4 +14,4 @@ extern void assign_database_list(const char *newval, void *extra);
 
 extern void checkout_worker_register(void);
 
-#endif							/* CHECKOUT_WORKER_H */
+#endif /* CHECKOUT_WORKER_H */

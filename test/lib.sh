@@ -33,11 +33,13 @@ DEMO_PACKAGES=(postgresql-15 postgresql-server-dev-15 make gcc)
 # What `make test` adds: the TAP harness (IPC::Run), pgTAP and pg_prove, the
 # Laravel package's PHP, the monitoring tests' Prometheus, exporter and YAML
 # parser, the high-availability tests' pg_auto_failover and PgBouncer, and
-# pgaudit for the test that executor hooks see every write.
+# pgaudit for the test that executor hooks see every write, and the formatter
+# whose layout test/t/006_indent.pl checks.
 TEST_PACKAGES=(libipc-run-perl postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
                php-cli php-pgsql php-laravel-framework phpunit
                prometheus-postgres-exporter prometheus libyaml-libyaml-perl
-               postgresql-15-auto-failover pgbouncer postgresql-15-pgaudit)
+               postgresql-15-auto-failover pgbouncer postgresql-15-pgaudit
+               clang-format-14)
 CHECKOUT_PACKAGES=("${DEMO_PACKAGES[@]}")
 
 CLUSTER_DIR=
