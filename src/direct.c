@@ -654,6 +654,13 @@ direct_table_relid(DirectTable table)
 	return get_relname_relid(table_shapes[table].name, get_namespace_oid("checkout", false));
 }
 
+/* The OID direct_table_exists found (as of the last invalidation). */
+Oid
+direct_table_known_relid(DirectTable table)
+{
+	return tables[table].relid;
+}
+
 /*
  * Whether the table exists: tables a later version added are missing from
  * a schema not yet updated, which the library still serves.
@@ -971,13 +978,34 @@ plan_checks(Relation rel)
 	return pc;
 }
 
+/*
+ * The write's CHECK constraints, as ExecRelCheck would evaluate them: from
+ * the table's planned expressions, ExprStates of the write's own.
+ */
+static void
+prepare_checks(RowWrite *w)
+{
+	TableState *ts = &tables[w->table];
+	MemoryContext old;
+	int			i;
+
+	if (w->checks != NULL)
+		return;
+	if (ts->checks == NULL)
+		ts->checks = plan_checks(w->rel);
+	w->checks = ts->checks;
+	w->checks->users++;
+	old = MemoryContextSwitchTo(w->estate->es_query_cxt);
+	w->rri->ri_ConstraintExprs = palloc0(sizeof(ExprState *) * Max(w->checks->n, 1));
+	for (i = 0; i < w->checks->n; i++)
+		w->rri->ri_ConstraintExprs[i] = ExecInitExpr(w->checks->exprs[i], NULL);
+	MemoryContextSwitchTo(old);
+}
+
 bool
 row_write_begin(RowWrite *w, DirectTable table, AclMode need)
 {
-	TableState *ts = &tables[table];
 	RangeTblEntry *rte;
-	MemoryContext old;
-	int			i;
 
 	w->rel = direct_open(table, RowExclusiveLock, need);
 	if (w->rel == NULL)
@@ -996,15 +1024,7 @@ row_write_begin(RowWrite *w, DirectTable table, AclMode need)
 	w->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
 
-	if (ts->checks == NULL)
-		ts->checks = plan_checks(w->rel);
-	w->checks = ts->checks;
-	w->checks->users++;
-	old = MemoryContextSwitchTo(w->estate->es_query_cxt);
-	w->rri->ri_ConstraintExprs = palloc0(sizeof(ExprState *) * Max(w->checks->n, 1));
-	for (i = 0; i < w->checks->n; i++)
-		w->rri->ri_ConstraintExprs[i] = ExecInitExpr(w->checks->exprs[i], NULL);
-	MemoryContextSwitchTo(old);
+	w->checks = NULL;			/* prepared at the first row inserted or updated */
 
 	w->defaults = NULL;
 	w->default_known = NULL;
@@ -1048,6 +1068,7 @@ fetch_locked(RowWrite *w, ItemPointer tid)
 static void
 write_over(RowWrite *w, ItemPointer tid)
 {
+	prepare_checks(w);
 	ExecStoreVirtualTuple(w->new);
 	ExecSimpleRelationUpdate(w->rri, w->estate, &w->epq, w->old, w->new);
 	*tid = w->new->tts_tid;
@@ -1144,6 +1165,7 @@ row_insert(RowWrite *w, const int *columns, const Datum *values, const bool *isn
 															  GetPerTupleExprContext(w->estate),
 															  &w->new->tts_isnull[i]);
 	}
+	prepare_checks(w);
 	ExecStoreVirtualTuple(w->new);
 	ExecSimpleRelationInsert(w->rri, w->estate, w->new);
 }
@@ -1168,6 +1190,7 @@ row_write_end(RowWrite *w)
 	EvalPlanQualEnd(&w->epq);
 	ExecResetTupleTable(w->estate->es_tupleTable, false);
 	FreeExecutorState(w->estate);
-	release_checks(w->checks);
+	if (w->checks)
+		release_checks(w->checks);
 	table_close(w->rel, NoLock);
 }

@@ -78,6 +78,7 @@ enum
  */
 extern bool direct_table_exists(DirectTable table);
 extern Oid	direct_table_relid(DirectTable table);
+extern Oid	direct_table_known_relid(DirectTable table);
 extern bool direct_usable(DirectTable table, AclMode need, char **why_not);
 extern bool direct_runs_user_code(DirectTable table);
 extern int	direct_stripes_in_use(void);

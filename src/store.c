@@ -351,13 +351,15 @@ store_lock_insert(const char *cart_id, const char *session_id, const char *idemp
 	static Statement create = {
 		.sql = "INSERT INTO checkout.locks "
 		"  (cart_id, session_id, exclusive, idempotency_key, gateway, expires_at) "
-		"SELECT $1, $2, $3, $4, $5, pg_catalog.now() + $6 "
+		"SELECT $1, $2, $3, $4, $5, pg_catalog.now() OPERATOR(pg_catalog.+) $6 "
 		"WHERE NOT ($3 AND EXISTS (SELECT 1 FROM checkout.locks o "
-		"                          WHERE o.cart_id = $1 AND o.state = 'active')) "
+		"  WHERE o.cart_id OPERATOR(pg_catalog.=) $1 "
+		"    AND o.state OPERATOR(pg_catalog.=) 'active'::checkout.lock_state)) "
 		"ON CONFLICT DO NOTHING RETURNING lock_id, created_at, expires_at",
 		.nargs = 6,
 		.argtypes = {TEXTOID, TEXTOID, BOOLOID, TEXTOID, TEXTOID, INTERVALOID},
 		.generic = true,
+		.qualified = true,
 		.columns = {"lock_id", "created_at", "expires_at"},
 	};
 	Datum		values[6];
@@ -632,7 +634,7 @@ void
 store_stock_begin(void)
 {
 	if (direct_table_exists(DT_STRIPES))
-		LockRelationOid(direct_table_relid(DT_STRIPES), RowExclusiveLock);
+		LockRelationOid(direct_table_known_relid(DT_STRIPES), RowExclusiveLock);
 }
 
 /*
@@ -645,6 +647,7 @@ store_striping_in_use(void)
 {
 	static Statement any = {
 		.sql = "SELECT 1 FROM checkout.inventory_stripes LIMIT 1",
+		.qualified = true,
 	};
 
 	if (!direct_table_exists(DT_STRIPES))
@@ -1427,7 +1430,7 @@ store_striping_exclusive(void)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("striped stock needs the 0.3.0 schema"),
 				 errhint("Run ALTER EXTENSION checkout UPDATE.")));
-	LockRelationOid(direct_table_relid(DT_STRIPES), ShareRowExclusiveLock);
+	LockRelationOid(direct_table_known_relid(DT_STRIPES), ShareRowExclusiveLock);
 }
 
 /* Backends look at whether any sku is striped again (store_striping_in_use). */

@@ -272,7 +272,7 @@ stmt_exec(Statement *st, Datum *values, const char *nulls, bool read_only)
 {
 	int			rc;
 
-	if (pinned_level == 0)
+	if (pinned_level == 0 && !st->qualified)
 		pin_search_path();
 	if (st->plan == NULL)
 		stmt_prepare(st);

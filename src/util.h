@@ -35,7 +35,9 @@ extern void checkout_spi_finish(int spi_state);
  * reads are named in `columns`; their positions are looked up once, so a
  * reordered RETURNING list cannot silently shift what a caller reads.
  * `generic` asks for a generic plan (scalar key lookups, where re-planning
- * per call would only cost time).
+ * per call would only cost time).  `qualified` says that every name in the
+ * statement is schema-qualified, operators included, so that it means the
+ * same under any search_path: it runs without the pinned one.
  */
 typedef struct Statement
 {
@@ -43,6 +45,7 @@ typedef struct Statement
 	int			nargs;
 	Oid			argtypes[16];
 	bool		generic;
+	bool		qualified;
 	const char *columns[24];	/* NULL-terminated */
 	/* resolved at first execution */
 	SPIPlanPtr	plan;

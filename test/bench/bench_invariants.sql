@@ -18,7 +18,7 @@ WITH held AS (SELECT 'api' AS side, sku, sum(quantity) AS q FROM checkout.reserv
               SELECT 'floor', ll.sku, sum(ll.quantity)
                 FROM floor.lock_lines ll JOIN floor.locks l USING (lock_id)
                WHERE l.state = 'completed' GROUP BY ll.sku),
-     inv AS (SELECT 'api' AS side, sku, on_hand, reserved FROM checkout.inventory
+     inv AS (SELECT 'api' AS side, sku, on_hand, reserved FROM checkout.stock   -- a striped sku's too
              UNION ALL
              SELECT 'floor', sku, on_hand, reserved FROM floor.inventory)
 SELECT inv.side, inv.sku, inv.on_hand, inv.reserved, coalesce(h.q, 0) AS held,

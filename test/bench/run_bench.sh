@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # make bench: whole checkouts through the API against the DML floor (the same
 # row changes as raw SQL, test/bench/floor_checkout.sql), side by side in one
-# run, at each client count, over many skus and on one hot sku; per-call
-# latency p50/p99; checkout_status against a primary-key SELECT; the ledger
-# invariants after every multi-client run; a gnuplot PNG of it all.
+# run, at each client count, over many skus and on one hot sku, and on the hot
+# sku striped (checkout_stripe) at 16 and 32 clients; all of it with
+# synchronous_commit off, then on (what shops run); per-call latency p50/p99;
+# checkout_status against a primary-key SELECT; the ledger invariants after
+# every multi-client run; a gnuplot PNG of it all.
 # make bench-long (BENCH_LONG=1) adds the flatness figures: throughput after a
 # million finished checkouts, checkout_cleanup_expired on 30,000 due locks of
 # one hot sku, checkout_monitor(24) on that history, and 10,000 start+reserve
@@ -14,6 +16,9 @@
 #   BENCH_STATUS_SECONDS (5 [10]) seconds per checkout_status / SELECT point
 #   BENCH_CLIENTS ("1 2 4 8 16")  client counts
 #   BENCH_SKUS (10000)           skus of the "many skus" runs
+#   BENCH_STRIPES (16)           stripes of the hot sku in the striped runs
+#   BENCH_STRIPED_CLIENTS ("16 32") client counts of the striped runs
+#   BENCH_SYNC ("off on")        synchronous_commit settings, in turn
 #   BENCH_SLICE (5)              seconds of one turn: the sides take turns
 #   BENCH_JOBS (2)               pgbench threads
 #   BENCH_OUT (test/bench/results [/long]) where bench.tsv, summary.txt, bench.png go
@@ -31,6 +36,9 @@ seconds=${BENCH_SECONDS:-$def_seconds}
 status_seconds=${BENCH_STATUS_SECONDS:-$def_status}
 clients_list=${BENCH_CLIENTS:-1 2 4 8 16}
 nskus=${BENCH_SKUS:-10000}
+stripes=${BENCH_STRIPES:-16}
+striped_clients=${BENCH_STRIPED_CLIENTS:-16 32}
+sync_list=${BENCH_SYNC:-off on}
 slice=${BENCH_SLICE:-5}
 jobs=${BENCH_JOBS:-2}
 if [ "$long" = 1 ]; then out=${BENCH_OUT:-$BENCH_DIR/results/long}; else out=${BENCH_OUT:-$BENCH_DIR/results}; fi
@@ -142,36 +150,61 @@ version=$(value -c "SELECT extversion FROM pg_extension WHERE extname = 'checkou
 commit=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 {
 	echo "# checkout $version ($commit), $(date -u '+%Y-%m-%d %H:%M UTC'), $machine"
-	echo "# make bench$([ "$long" = 1 ] && echo -long): ${seconds}s per side and point in ${slice}s turns, $nskus skus, synchronous_commit off, default logging"
+	echo "# make bench$([ "$long" = 1 ] && echo -long): ${seconds}s per side and point in ${slice}s turns, $nskus skus, synchronous_commit $sync_list, hot sku in $stripes stripes, default logging"
 } >"$tsv"
 
 # ---- whole checkouts: extension and floor at each point, back to back ----
-n_points=$(( $(wc -w <<<"$clients_list") * 2 ))
+# point MODE CLIENTS LO HI WHAT: one point of MODE (the tsv's mode, with
+# "-sync" when synchronous_commit is on), both sides in turns
+point() {
+	local mode=$1 clients=$2 lo=$3 hi=$4 what=$5 side
+	point=$((point + 1))
+	vacuum_all
+	alternate floor api "$work/@side@-$mode-$clients" "$clients" "$seconds" \
+		"$BENCH_DIR/@side@_checkout.sql" -D step=0 -D sku_lo=$lo -D sku_hi=$hi
+	for side in floor api; do
+		read -r -a f <<<"$(figures "$work/$side-$mode-$clients" 4)"
+		printf 'checkout\t%s\t%s\t%d\t%s\n' "$mode" "$side" "$clients" "$(IFS=$'\t'; echo "${f[*]}")" >>"$tsv"
+		printf -v "cps_$side" '%s' "${f[0]}"
+		printf -v "lat_$side" 'start %s/%s  price_lock %s/%s  authorise %s/%s  capture %s/%s' "${f[@]:1}"
+	done
+	echo "-- $point: $clients clients, $what: floor $cps_floor, extension $cps_api checkouts/s" \
+		"(ratio $(awk -v a="$cps_api" -v f="$cps_floor" 'BEGIN { printf "%.2f", (f > 0 ? a / f : 0) }'))"
+	echo "   p50/p99 ms, floor:     $lat_floor"
+	echo "   p50/p99 ms, extension: $lat_api"
+	unfinished=$((unfinished + (seconds + slice - 1) / slice * clients))
+	invariants "$unfinished"
+}
+
+set_sync() {
+	value -c "ALTER SYSTEM SET synchronous_commit = $1" -c "SELECT pg_reload_conf()" >/dev/null
+}
+
 point=0
 unfinished=0	# a run stopped by time leaves at most one unfinished checkout per client
-for mode in many hot; do
-	if [ "$mode" = many ]; then what="spread over $nskus skus" lo=1 hi=$nskus
-	else what="one hot sku (S-0)" lo=0 hi=0; fi
-	log_step "whole checkouts $what: extension and floor, ${seconds}s each in ${slice}s turns, at $clients_list clients"
-	for clients in $clients_list; do
-		point=$((point + 1))
-		vacuum_all
-		alternate floor api "$work/@side@-$mode-$clients" "$clients" "$seconds" \
-			"$BENCH_DIR/@side@_checkout.sql" -D step=0 -D sku_lo=$lo -D sku_hi=$hi
-		for side in floor api; do
-			read -r -a f <<<"$(figures "$work/$side-$mode-$clients" 4)"
-			printf 'checkout\t%s\t%s\t%d\t%s\n' "$mode" "$side" "$clients" "$(IFS=$'\t'; echo "${f[*]}")" >>"$tsv"
-			printf -v "cps_$side" '%s' "${f[0]}"
-			printf -v "lat_$side" 'start %s/%s  price_lock %s/%s  authorise %s/%s  capture %s/%s' "${f[@]:1}"
+for sync in $sync_list; do
+	set_sync "$sync"
+	suffix=$([ "$sync" = on ] && echo -sync || true)
+	for mode in many hot; do
+		if [ "$mode" = many ]; then what="spread over $nskus skus" lo=1 hi=$nskus
+		else what="one hot sku (S-0)" lo=0 hi=0; fi
+		log_step "whole checkouts $what, synchronous_commit $sync: extension and floor, ${seconds}s each in ${slice}s turns, at $clients_list clients"
+		for clients in $clients_list; do
+			point "$mode$suffix" "$clients" "$lo" "$hi" "$what, synchronous_commit $sync"
 		done
-		echo "-- $point/$n_points: $clients clients, $what: floor $cps_floor, extension $cps_api checkouts/s" \
-			"(ratio $(awk -v a="$cps_api" -v f="$cps_floor" 'BEGIN { printf "%.2f", (f > 0 ? a / f : 0) }'))"
-		echo "   p50/p99 ms, floor:     $lat_floor"
-		echo "   p50/p99 ms, extension: $lat_api"
-		unfinished=$((unfinished + (seconds + slice - 1) / slice * clients))
-		invariants "$unfinished"
 	done
+	# the hot sku striped for the extension (the floor's stays one row); many
+	# skus at the client counts the list above lacks, for the ratio to them
+	log_step "one hot sku in $stripes stripes, synchronous_commit $sync, at $striped_clients clients"
+	value -c "SELECT checkout_stripe('S-0', $stripes)" >/dev/null
+	for clients in $striped_clients; do
+		point "striped$suffix" "$clients" 0 0 "one hot sku in $stripes stripes, synchronous_commit $sync"
+		grep -qw "$clients" <<<"$clients_list" ||
+			point "many$suffix" "$clients" 1 "$nskus" "spread over $nskus skus, synchronous_commit $sync"
+	done
+	value -c "SELECT checkout_stripe('S-0', 1)" >/dev/null
 done
+set_sync off
 
 # ---- checkout_status against a primary-key SELECT of the lock row ----
 log_step "checkout_status against a primary-key SELECT of the same lock row, ${status_seconds}s each in turns"
@@ -194,26 +227,26 @@ done
 log_step "results"
 : >"$summary"
 note "checkout $version ($commit) on $machine; $(date -u '+%Y-%m-%d %H:%M UTC')"
-note "command: make bench$([ "$long" = 1 ] && echo -long); ${seconds}s per side and point in ${slice}s turns; synchronous_commit off, default logging"
+note "command: make bench$([ "$long" = 1 ] && echo -long); ${seconds}s per side and point in ${slice}s turns; synchronous_commit $sync_list; hot sku in $stripes stripes; default logging"
 note ""
 note "whole checkouts per second (4 calls, each its own transaction); floor = the same row changes as raw SQL"
-awk -F '\t' -v clients="$clients_list" '$1 == "checkout" { v[$2, $3, $4] = $5 }
-	END { printf "%-12s %8s %10s %10s %8s\n", "skus", "clients", "floor", "extension", "ratio"
-		  n = split(clients, cs, " ")
-		  for (m = 1; m <= 2; m++) { mode = m == 1 ? "many" : "hot"
-			for (i = 1; i <= n; i++) { k = cs[i]
-				printf "%-12s %8d %10.1f %10.1f %8.2f\n", mode == "many" ? "many" : "one hot", k,
-					v[mode, "floor", k], v[mode, "api", k],
-					(v[mode, "floor", k] > 0 ? v[mode, "api", k] / v[mode, "floor", k] : 0) } } }' "$tsv" | tee -a "$summary"
+awk -F '\t' '$1 == "checkout" { v[$2, $3, $4] = $5; if (!(($2, $4) in seen)) { seen[$2, $4] = 1; rows[++n] = $2 SUBSEP $4 } }
+	END { printf "%-22s %8s %10s %10s %8s %12s\n", "skus (sync commit)", "clients", "floor", "extension", "ratio", "/ many skus"
+		  for (i = 1; i <= n; i++) { split(rows[i], r, SUBSEP); mode = r[1]; k = r[2]
+			base = mode; sub(/^(hot|striped)/, "many", base)
+			name = mode; sub(/-sync$/, " (on)", name); if (name == mode) name = name " (off)"
+			sub(/^hot/, "one hot", name); sub(/^striped/, "hot, striped", name)
+			printf "%-22s %8d %10.1f %10.1f %8.2f %12s\n", name, k, v[mode, "floor", k], v[mode, "api", k],
+				(v[mode, "floor", k] > 0 ? v[mode, "api", k] / v[mode, "floor", k] : 0),
+				(mode != base && v[base, "api", k] > 0 ? sprintf("%.2f", v[mode, "api", k] / v[base, "api", k]) : "") } }' "$tsv" | tee -a "$summary"
 note ""
 note "latency per call, p50 / p99 in ms (extension | floor)"
-awk -F '\t' -v clients="$clients_list" '$1 == "checkout" { for (i = 0; i < 4; i++) l[$2, $3, $4, i] = sprintf("%.2f/%.2f", $(6 + 2 * i), $(7 + 2 * i)) }
-	END { printf "%-8s %7s  %-23s %-23s %-23s %-23s\n", "skus", "clients", "start", "advance to price_lock", "authorise", "capture to stock_commit"
-		  n = split(clients, cs, " ")
-		  for (m = 1; m <= 2; m++) { mode = m == 1 ? "many" : "hot"
-			for (j = 1; j <= n; j++) { k = cs[j]; printf "%-8s %7d ", mode == "many" ? "many" : "one hot", k
-				for (i = 0; i < 4; i++) printf " %-23s", l[mode, "api", k, i] " | " l[mode, "floor", k, i]
-				print "" } } }' "$tsv" | tee -a "$summary"
+awk -F '\t' '$1 == "checkout" { for (i = 0; i < 4; i++) l[$2, $3, $4, i] = sprintf("%.2f/%.2f", $(6 + 2 * i), $(7 + 2 * i))
+		if (!(($2, $4) in seen)) { seen[$2, $4] = 1; rows[++n] = $2 SUBSEP $4 } }
+	END { printf "%-16s %7s  %-23s %-23s %-23s %-23s\n", "skus", "clients", "start", "advance to price_lock", "authorise", "capture to stock_commit"
+		  for (j = 1; j <= n; j++) { split(rows[j], r, SUBSEP); mode = r[1]; k = r[2]; printf "%-16s %7d ", mode, k
+			for (i = 0; i < 4; i++) printf " %-23s", l[mode, "api", k, i] " | " l[mode, "floor", k, i]
+			print "" } }' "$tsv" | tee -a "$summary"
 note ""
 note "checkout_status against a primary-key SELECT of the lock row"
 awk -F '\t' -v clients="$clients_list" '$1 == "status" { t[$3, $4] = $5; p50[$3, $4] = $6; p99[$3, $4] = $7 }
