@@ -115,25 +115,28 @@ SELECT * FROM checkout.stock WHERE sku = 'ST-A';
 SELECT * FROM checkout_verify();
 
 -- 7. restocks through checkout.inventory: the change spreads over the
---    stripes, the row gets the live totals; below what is reserved: 23514
---    and nothing changes
-UPDATE checkout.inventory SET on_hand = on_hand + 9 WHERE sku = 'ST-A' RETURNING sku, on_hand, reserved;
+--    stripes, the row (stripe 0 here) gets the live totals; below what is
+--    reserved: 23514 and nothing changes.  (What RETURNING shows, and a
+--    restock against totals folded long ago: striped_restock_returning.)
+UPDATE checkout.inventory SET on_hand = on_hand + 9 WHERE sku = 'ST-A';
 SELECT * FROM layout WHERE sku = 'ST-A' ORDER BY stripe;
-UPDATE checkout.inventory SET on_hand = on_hand - 4 WHERE sku = 'ST-A' RETURNING sku, on_hand, reserved;
+UPDATE checkout.inventory SET on_hand = on_hand - 4 WHERE sku = 'ST-A';
 SELECT * FROM layout WHERE sku = 'ST-A' ORDER BY stripe;
 SELECT * FROM checkout.stock WHERE sku = 'ST-A';
-UPDATE checkout.inventory SET on_hand = on_hand - 20 WHERE sku = 'ST-A';
+SELECT checkout_test.err($$UPDATE checkout.inventory SET on_hand = on_hand - 20 WHERE sku = 'ST-A'$$) AS too_few_left;
 SELECT * FROM layout WHERE sku = 'ST-A' ORDER BY stripe;
 -- down to exactly what is reserved: allowed, nothing available
 UPDATE checkout.inventory SET on_hand = on_hand - (SELECT available FROM checkout.stock WHERE sku = 'ST-A')
-WHERE sku = 'ST-A' RETURNING sku, on_hand, reserved;
+WHERE sku = 'ST-A';
+SELECT * FROM layout WHERE sku = 'ST-A' ORDER BY stripe;
 SELECT * FROM checkout.stock WHERE sku = 'ST-A';
 SELECT * FROM pg_temp.reserve('st-13', checkout_test.one_line('ST-A', 1, 100));
 -- a price change alone leaves the stock be; a restock with it moves both
-UPDATE checkout.inventory SET unit_price = 110 WHERE sku = 'ST-A' RETURNING sku, on_hand, reserved, unit_price;
-UPDATE checkout.inventory SET on_hand = on_hand + 20, unit_price = 100 WHERE sku = 'ST-A'
-RETURNING sku, on_hand, reserved, unit_price;
+UPDATE checkout.inventory SET unit_price = 110 WHERE sku = 'ST-A';
+SELECT * FROM checkout.stock WHERE sku = 'ST-A';
+UPDATE checkout.inventory SET on_hand = on_hand + 20, unit_price = 100 WHERE sku = 'ST-A';
 SELECT * FROM layout WHERE sku = 'ST-A' ORDER BY stripe;
+SELECT * FROM checkout.stock WHERE sku = 'ST-A';
 SELECT * FROM checkout_verify();
 
 -- 8. rebalance: a sale is not folded into the inventory row, whose totals
