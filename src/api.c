@@ -153,11 +153,12 @@ checkout_start(PG_FUNCTION_ARGS)
 	parse_cart_lines(PG_GETARG_JSONB_P(2), &cart);
 
 	spi_state = checkout_spi_connect();
+	store_claim_start(checkout_prevent_concurrent ? cart_id : NULL, session_id, idem_key);
 
 	/*
-	 * The common case is one INSERT.  When it inserts nothing the cart has an
-	 * active lock (or a concurrent start just committed one): look at it, and
-	 * try again once an overdue lock was expired.
+	 * The common case: the cart is free, and the lock is inserted.  When the
+	 * cart has an active lock, look at it, and try again once an overdue
+	 * lock was expired.
 	 */
 	for (attempt = 0; attempt < 3 && !have; attempt++)
 	{

@@ -102,6 +102,10 @@ typedef struct TableShape
 	int			n_key;
 	AclMode		uses;			/* the privileges the direct path needs */
 	const char *trigger;		/* the extension's own trigger on it, or NULL */
+	/* a second index the direct path scans (its first column is by_column), or NULL */
+	const char *index;
+	const char *index_definition;	/* as pg_get_indexdef_string gives it */
+	int			by_column;
 } TableShape;
 
 #define TEXT_COLUMN(n, nn) {n, TEXTOID, NULL, nn}
@@ -235,7 +239,11 @@ static const TableShape table_shapes[DT_COUNT] = {
 	{INV_SKU}, 1, ACL_SELECT | ACL_UPDATE, "inventory_restock"},
 	[DT_LOCKS] = {"locks", locks_columns, LK_NCOLUMNS,
 		locks_constraints, lengthof(locks_constraints),
-	{LK_LOCK_ID}, 1, ACL_SELECT | ACL_UPDATE},
+		{LK_LOCK_ID}, 1, ACL_SELECT | ACL_INSERT | ACL_UPDATE, NULL,
+		"locks_active_cart",
+		"CREATE UNIQUE INDEX locks_active_cart ON checkout.locks USING btree (cart_id, "
+		"(CASE WHEN exclusive THEN (0)::bigint ELSE lock_id END)) "
+	"WHERE (state = 'active'::checkout.lock_state)", LK_CART_ID},
 	[DT_LOCK_LINES] = {"lock_lines", lock_lines_columns, LL_NCOLUMNS,
 		lock_lines_constraints, lengthof(lock_lines_constraints),
 	{LL_LOCK_ID, LL_LINE_ID}, 2, ACL_SELECT | ACL_INSERT},
@@ -269,6 +277,7 @@ typedef struct TableState
 	bool		user_code;		/* a write runs a user's trigger or rule */
 	AttrNumber	attnums[DIRECT_MAX_COLUMNS];
 	Oid			pkey;
+	Oid			index;			/* TableShape.index, checked */
 	MemoryContext cxt;			/* differs lives here */
 	struct PlannedChecks *checks;	/* NULL until planned */
 } TableState;
@@ -592,9 +601,33 @@ is_users_trigger(const TableShape *def, const Trigger *trigger)
 		get_func_namespace(trigger->tgfoid) != get_namespace_oid("checkout", false);
 }
 
+/* The second index the direct path scans: there, on this table, defined as the extension made it. */
+static char *
+index_difference(const TableShape *def, Relation rel, Oid *index)
+{
+	int			nest;
+	char	   *text;
+
+	*index = InvalidOid;
+	if (def->index == NULL)
+		return NULL;
+	*index = get_relname_relid(def->index, RelationGetNamespace(rel));
+	if (!OidIsValid(*index) || !list_member_oid(RelationGetIndexList(rel), *index))
+		return psprintf("its index %s is missing", quote_identifier(def->index));
+	nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	text = pg_get_indexdef_string(*index);
+	AtEOXact_GUC(true, nest);
+	if (strcmp(text, def->index_definition) != 0)
+		return psprintf("its index %s is not the extension's: %s",
+						quote_identifier(def->index), text);
+	return NULL;
+}
+
 /* NULL when the table is exactly as the extension made it; otherwise what differs. */
 static char *
-shape_difference(const TableShape *def, Relation rel, AttrNumber *attnums, Oid *pkey)
+shape_difference(const TableShape *def, Relation rel, AttrNumber *attnums, Oid *pkey, Oid *index)
 {
 	Form_pg_class cls = rel->rd_rel;
 	char	   *differs;
@@ -618,7 +651,8 @@ shape_difference(const TableShape *def, Relation rel, AttrNumber *attnums, Oid *
 							quote_identifier(rel->trigdesc->triggers[i].tgname));
 	if ((differs = columns_difference(def, rel, attnums)) != NULL ||
 		(differs = constraints_difference(def, rel)) != NULL ||
-		(differs = primary_key_difference(def, rel, attnums, pkey)) != NULL)
+		(differs = primary_key_difference(def, rel, attnums, pkey)) != NULL ||
+		(differs = index_difference(def, rel, index)) != NULL)
 		return differs;
 	return NULL;
 }
@@ -710,7 +744,8 @@ table_open_known(DirectTable table, LOCKMODE lockmode)
 		MemoryContext cxt = AllocSetContextCreate(CacheMemoryContext, "checkout table state",
 												  ALLOCSET_SMALL_SIZES);
 		MemoryContext old;
-		char	   *differs = shape_difference(&table_shapes[table], rel, ts->attnums, &ts->pkey);
+		char	   *differs = shape_difference(&table_shapes[table], rel, ts->attnums, &ts->pkey,
+												   &ts->index);
 
 		old = MemoryContextSwitchTo(cxt);
 		ts->differs = differs ? pstrdup(differs) : NULL;
@@ -792,10 +827,12 @@ direct_usable(DirectTable table, AclMode need, char **why_not)
 
 /* ---- reading and locking rows by primary key ---- */
 
-bool
-key_open(KeyScan *ks, DirectTable table, AclMode need, bool statement)
+static bool
+key_open_index(KeyScan *ks, DirectTable table, AclMode need, bool statement, bool by_pkey)
 {
+	const TableShape *def = &table_shapes[table];
 	TableState *ts = &tables[table];
+	int			k;
 
 	ks->rel = direct_open(table, (need & ACL_UPDATE) ? RowShareLock : AccessShareLock, need);
 	if (ks->rel == NULL)
@@ -807,11 +844,29 @@ key_open(KeyScan *ks, DirectTable table, AclMode need, bool statement)
 		CommandCounterIncrement();
 		PushActiveSnapshot(GetTransactionSnapshot());
 	}
-	ks->index = index_open(ts->pkey, AccessShareLock);
+	ks->index = index_open(by_pkey ? ts->pkey : ts->index, AccessShareLock);
+	ks->n_key = by_pkey ? def->n_key : 1;
+	for (k = 0; k < ks->n_key; k++)
+		ks->key_types[k] = def->columns[by_pkey ? def->key[k] : def->by_column].type;
 	ks->found = table_slot_create(ks->rel, NULL);
 	ks->locked = NULL;
 	ks->scan = NULL;			/* begun for the number of keys of the first scan */
 	return true;
+}
+
+/* Rows of the table through its primary key. */
+bool
+key_open(KeyScan *ks, DirectTable table, AclMode need, bool statement)
+{
+	return key_open_index(ks, table, need, statement, true);
+}
+
+/* Rows of the table through the second index its shape names (key_scan: its first column). */
+bool
+key_open_by(KeyScan *ks, DirectTable table, AclMode need, bool statement)
+{
+	Assert(table_shapes[table].index != NULL);
+	return key_open_index(ks, table, need, statement, false);
 }
 
 /* The table lock stays till the end of the transaction, as the executor's does. */
@@ -836,13 +891,12 @@ key_close(KeyScan *ks)
 void
 key_scan_prefix(KeyScan *ks, const Datum *values, int n)
 {
-	const TableShape *def = &table_shapes[ks->table];
 	int			k;
 
-	Assert(n >= 1 && n <= def->n_key);
+	Assert(n >= 1 && n <= ks->n_key);
 	for (k = 0; k < n; k++)
 	{
-		Oid			type = def->columns[def->key[k]].type;
+		Oid			type = ks->key_types[k];
 
 		/* compared as the index orders the column: its operator class, its collation */
 		ScanKeyEntryInitialize(&ks->keys[k], 0, k + 1, BTEqualStrategyNumber, InvalidOid,
@@ -1168,6 +1222,16 @@ row_insert(RowWrite *w, const int *columns, const Datum *values, const bool *isn
 	prepare_checks(w);
 	ExecStoreVirtualTuple(w->new);
 	ExecSimpleRelationInsert(w->rri, w->estate, w->new);
+}
+
+/* A column of the row row_insert wrote last, defaults filled in. */
+Datum
+row_inserted(RowWrite *w, int column, bool *isnull)
+{
+	AttrNumber	attnum = write_attnum(w, column);
+
+	*isnull = w->new->tts_isnull[attnum - 1];
+	return w->new->tts_values[attnum - 1];
 }
 
 /* Deletes the version at tid, which this transaction holds locked. */

@@ -102,10 +102,13 @@ typedef struct KeyScan
 	TupleTableSlot *found;		/* the row key_next found */
 	TupleTableSlot *locked;		/* the version key_lock locked */
 	ScanKeyData keys[DIRECT_MAX_KEY];
+	Oid			key_types[DIRECT_MAX_KEY];
+	int			n_key;
 	bool		own_snapshot;
 } KeyScan;
 
 extern bool key_open(KeyScan *ks, DirectTable table, AclMode need, bool statement);
+extern bool key_open_by(KeyScan *ks, DirectTable table, AclMode need, bool statement);
 extern void key_close(KeyScan *ks);
 extern void key_scan(KeyScan *ks, Datum value);
 extern void key_scan_prefix(KeyScan *ks, const Datum *values, int n);
@@ -140,6 +143,7 @@ extern void row_update(RowWrite *w, ItemPointer tid, const int *columns, const D
 					   const bool *isnull, int n);
 extern void row_add(RowWrite *w, ItemPointer tid, const int *columns, const int64 *deltas, int n);
 extern void row_delete(RowWrite *w, ItemPointer tid);
+extern Datum row_inserted(RowWrite *w, int column, bool *isnull);
 extern void row_write_end(RowWrite *w);
 extern Oid	row_column_type(RowWrite *w, int column);
 

@@ -9,9 +9,10 @@
  * Concurrency: a call on an existing lock takes its row lock first (FOR
  * UPDATE, filtered on session_id so a wrong session never waits on, and so
  * never learns of, another session's busy lock); calls on one lock therefore
- * serialize.  Two starts of one cart race on the unique index over active
- * exclusive locks through INSERT ... ON CONFLICT DO NOTHING: the loser waits
- * for the winner's commit, inserts nothing and then sees the winner's lock.
+ * serialize.  Two starts of one cart (or with one idempotency key) come one
+ * after the other on the start's claim, an advisory lock held until commit:
+ * the second sees the first's lock, and the unique index over active
+ * exclusive locks backs this up.
  */
 #include "postgres.h"
 
@@ -72,19 +73,19 @@ raise_not_active(const LockRow *row)
 /* ---- writing ---- */
 
 /*
- * Inserts the lock, then its lines.  With checkout.prevent_concurrent on,
- * it inserts nothing (returns false) while the cart has an active lock, or
- * when a concurrent start took the cart first (ON CONFLICT): the caller then
+ * Inserts the lock, then its lines; the caller holds the start's claim
+ * (store_claim_start).  With checkout.prevent_concurrent on, it inserts
+ * nothing (returns false) while the cart has an active lock: the caller then
  * looks at the cart's locks.
  */
 bool
 lock_create(const char *cart_id, const char *session_id, const char *idempotency_key,
 			double ttl_secs, const CartLines *cart, LockRow *row)
 {
-	if (!store_lock_insert(cart_id, session_id, idempotency_key, checkout_prevent_concurrent,
-						   checkout_payment_gateway ? checkout_payment_gateway : "",
-						   ttl_secs, row))
+	if (checkout_prevent_concurrent && store_cart_has_active_lock(cart_id))
 		return false;
+	store_lock_insert(cart_id, session_id, idempotency_key, checkout_prevent_concurrent,
+					  checkout_payment_gateway ? checkout_payment_gateway : "", ttl_secs, row);
 	store_lines_insert(row->lock_id, cart);
 
 	if (event_wanted(EV_STARTED))

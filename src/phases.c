@@ -154,6 +154,12 @@ run_inventory_reservation(PhaseContext *ctx)
 								"a sku of the cart is no longer in the inventory");
 	if (stock_reserve(ctx->lock, ctx->cart, &shortfall, ctx->late))
 		return true;
+	/* a late reservation that met a striped sku: decided again, rows taken in order */
+	if (shortfall.sku == NULL)
+	{
+		Assert(ctx->late != NULL);
+		return false;
+	}
 	return business_failure(ctx, CHECKOUT_INSUFFICIENT_STOCK,
 							"insufficient stock for sku %s: wanted " INT64_FORMAT
 							", available " INT64_FORMAT,

@@ -24,8 +24,10 @@
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "storage/lock.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
@@ -338,54 +340,146 @@ interval_from_seconds(double secs)
 }
 
 /*
- * Inserts the lock's row: nothing (false) when `exclusive` and the cart has
- * an active lock, or when a concurrent start took the cart first (ON
- * CONFLICT waits for it and answers nothing: the caller looks at the cart's
- * locks).  Always a statement: its speculative insertion is what makes a
- * racing start wait and see the winner.
+ * A start's claim, before it looks at the cart or the idempotency key:
+ * transaction-level advisory locks on the cart (exclusive locks only) and on
+ * the session's key, taken in that order and held until commit.  Two starts
+ * of one cart, or with one key, so come one after the other: the second
+ * sees the first's lock once it commits, as ON CONFLICT would have shown it,
+ * and no insert of either can meet the other's in a unique index.  (Field 4
+ * of the advisory tags, 3 and 4, keeps them apart from pg_advisory_lock's.)
+ * Under REPEATABLE READ or SERIALIZABLE the second cannot see the first's
+ * lock: having waited, it fails as a serialization failure, to be retried.
  */
+void
+store_claim_start(const char *cart_id, const char *session_id, const char *idempotency_key)
+{
+	bool		waited = false;
+	int			i;
+
+	for (i = 0; i < 2; i++)
+	{
+		LOCKTAG		tag;
+		uint64		h;
+
+		if (i == 0 && cart_id == NULL)
+			continue;
+		if (i == 1 && idempotency_key == NULL)
+			continue;
+		if (i == 0)
+			h = hash_bytes_extended((const unsigned char *) cart_id, strlen(cart_id), 0);
+		else
+			h = hash_bytes_extended((const unsigned char *) idempotency_key,
+									strlen(idempotency_key),
+									hash_bytes_extended((const unsigned char *) session_id,
+														strlen(session_id), 0));
+		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h, 3 + i);
+		if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		{
+			waited = true;
+			(void) LockAcquire(&tag, ExclusiveLock, false, false);
+		}
+	}
+	if (waited && IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to a concurrent checkout_start of cart %s",
+						quote_user_text(cart_id ? cart_id : ""))));
+}
+
+/* Whether the cart has an active lock (its claim held: none can appear meanwhile). */
 bool
+store_cart_has_active_lock(const char *cart_id)
+{
+	static Statement active = {
+		.sql = "SELECT 1 FROM checkout.locks WHERE cart_id = $1 AND state = 'active' LIMIT 1",
+		.nargs = 1, .argtypes = {TEXTOID}, .generic = true,
+	};
+	KeyScan		ks;
+	bool		found = false;
+
+	if (key_open_by(&ks, DT_LOCKS, ACL_SELECT, true))
+	{
+		key_scan(&ks, CStringGetTextDatum(cart_id));
+		/* the index's rows were active when indexed: the version seen may not be */
+		while (!found && key_next(&ks))
+		{
+			bool		isnull;
+			Datum		state = slot_column(&ks, ks.found, LK_STATE, &isnull);
+
+			found = strcmp(DatumGetCString(DirectFunctionCall1(enum_out, state)),
+						   lock_state_name(LOCK_ACTIVE)) == 0;
+		}
+		key_close(&ks);
+		return found;
+	}
+	else
+	{
+		Datum		values[1] = {CStringGetTextDatum(cart_id)};
+
+		return stmt_exec(&active, values, NULL, false) > 0;
+	}
+}
+
+/*
+ * Inserts a new lock's row (the caller holds the start's claim and has
+ * found the cart free); its id, created_at and expires_at go into row.
+ */
+void
 store_lock_insert(const char *cart_id, const char *session_id, const char *idempotency_key,
 				  bool exclusive, const char *gateway, double ttl_secs, LockRow *row)
 {
 	static Statement create = {
 		.sql = "INSERT INTO checkout.locks "
 		"  (cart_id, session_id, exclusive, idempotency_key, gateway, expires_at) "
-		"SELECT $1, $2, $3, $4, $5, pg_catalog.now() OPERATOR(pg_catalog.+) $6 "
-		"WHERE NOT ($3 AND EXISTS (SELECT 1 FROM checkout.locks o "
-		"  WHERE o.cart_id OPERATOR(pg_catalog.=) $1 "
-		"    AND o.state OPERATOR(pg_catalog.=) 'active'::checkout.lock_state)) "
-		"ON CONFLICT DO NOTHING RETURNING lock_id, created_at, expires_at",
+		"VALUES ($1, $2, $3, $4, $5, $6) RETURNING lock_id, created_at",
 		.nargs = 6,
-		.argtypes = {TEXTOID, TEXTOID, BOOLOID, TEXTOID, TEXTOID, INTERVALOID},
+		.argtypes = {TEXTOID, TEXTOID, BOOLOID, TEXTOID, TEXTOID, TIMESTAMPTZOID},
 		.generic = true,
 		.qualified = true,
-		.columns = {"lock_id", "created_at", "expires_at"},
+		.columns = {"lock_id", "created_at"},
 	};
+	static const int columns[6] = {LK_CART_ID, LK_SESSION_ID, LK_EXCLUSIVE, LK_IDEMPOTENCY_KEY,
+	LK_GATEWAY, LK_EXPIRES_AT};
+	/* now() + ttl, as the statement would compute it */
+	TimestampTz expires_at =
+		DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+												TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
+												interval_from_seconds(ttl_secs)));
 	Datum		values[6];
-	char		nulls[6] = "      ";
+	bool		isnull[6] = {false, false, false, idempotency_key == NULL, false, false};
+	RowWrite	w;
 
 	values[0] = CStringGetTextDatum(cart_id);
 	values[1] = CStringGetTextDatum(session_id);
 	values[2] = BoolGetDatum(exclusive);
-	if (idempotency_key)
-		values[3] = CStringGetTextDatum(idempotency_key);
-	else
-		nulls[3] = 'n';
+	values[3] = idempotency_key ? CStringGetTextDatum(idempotency_key) : (Datum) 0;
 	values[4] = CStringGetTextDatum(gateway);
-	values[5] = interval_from_seconds(ttl_secs);
-	if (stmt_exec(&create, values, nulls, false) == 0)
-		return false;
+	values[5] = TimestampTzGetDatum(expires_at);
 
 	memset(row, 0, sizeof(*row));
-	row->lock_id = stmt_int8(&create, SPI_tuptable, 0, 0);
-	row->created_at = stmt_timestamptz(&create, SPI_tuptable, 0, 1);
-	row->expires_at = stmt_timestamptz(&create, SPI_tuptable, 0, 2);
+	if (row_write_begin(&w, DT_LOCKS, ACL_INSERT))
+	{
+		bool		null;
+
+		row_insert(&w, columns, values, isnull, 6);
+		row->lock_id = DatumGetInt64(row_inserted(&w, LK_LOCK_ID, &null));
+		row->created_at = DatumGetTimestampTz(row_inserted(&w, LK_CREATED_AT, &null));
+		row_write_end(&w);
+	}
+	else
+	{
+		char		nulls[6] = {' ', ' ', ' ', idempotency_key ? ' ' : 'n', ' ', ' '};
+
+		if (stmt_exec(&create, values, nulls, false) != 1)
+			elog(ERROR, "checkout: the lock's INSERT inserted no row");
+		row->lock_id = stmt_int8(&create, SPI_tuptable, 0, 0);
+		row->created_at = stmt_timestamptz(&create, SPI_tuptable, 0, 1);
+	}
+	row->expires_at = expires_at;
 	row->cart_id = pstrdup(cart_id);
 	row->session_id = pstrdup(session_id);
 	row->state = LOCK_ACTIVE;
 	row->phase = PHASE_NONE;
-	return true;
 }
 
 /* The lock's lines, in cart order (line_no from 1). */

@@ -25,7 +25,10 @@ extern int	store_locks_of_cart(const char *cart_id, LockRow **rows);
 extern int	store_locks_due(int batch, LockRow **rows);
 extern bool store_next_due(TimestampTz *next_due);
 extern bool store_cart_has_live_lock(const char *cart_id);
-extern bool store_lock_insert(const char *cart_id, const char *session_id,
+extern void store_claim_start(const char *cart_id, const char *session_id,
+							  const char *idempotency_key);
+extern bool store_cart_has_active_lock(const char *cart_id);
+extern void store_lock_insert(const char *cart_id, const char *session_id,
 							  const char *idempotency_key, bool exclusive, const char *gateway,
 							  double ttl_secs, LockRow *row);
 extern void store_lines_insert(int64 lock_id, const CartLines *cart);

@@ -2,7 +2,7 @@
 # make bench-instructions: the CPU cost of a whole checkout counted in
 # instructions by valgrind's callgrind, for the extension and the DML floor
 # (the same scripts as make bench: api_checkout.sql, floor_checkout.sql), over
-# many skus and on one hot sku, one client.  A count does not move with the
+# many skus, on one hot sku and on it striped, one client.  A count does not move with the
 # load of a shared machine, as throughput does (make bench's points swing by
 # up to ±20 % between runs minutes apart), so a change that saves 1 % shows.
 #
@@ -116,8 +116,14 @@ report=$(make_tmpdir)/instructions.txt
 	echo "authorise; capture until stock_commit), one client, callgrind; sessions of $n1 and $n2 checkouts"
 	printf '%-5s %14s %14s %8s\n' skus floor extension ratio
 } >"$report"
-for mode in ${INSTR_MODES:-many hot}; do
+for mode in ${INSTR_MODES:-many hot striped}; do
 	if [ "$mode" = many ]; then lo=1 hi=10000; else lo=0 hi=0; fi
+	# striped: the hot sku in INSTR_STRIPES stripes for the extension (the
+	# floor's stays one row): what striping costs a checkout without contention
+	if [ "$mode" = striped ]; then
+		"$PG_BINDIR/psql" -X -q -c "SELECT checkout_stripe('S-0', ${INSTR_STRIPES:-16})" >/dev/null ||
+			die "striping the hot sku failed"
+	fi
 	declare -A per
 	for side in floor api; do
 		log_step "$mode skus, $side: sessions of $n1 and $n2 checkouts"
