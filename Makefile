@@ -59,7 +59,7 @@ $(OBJS): $(wildcard src/*.h)
 PG_PROVE_FLAGS += -I $(srcdir)/test/perl
 PSQL = '$(bindir)/psql' -X -q -v ON_ERROR_STOP=1
 
-.PHONY: isolation_db prove_installcheck pgtap_installcheck php_installcheck test demo bench bench-long bench-instructions stress fuzz flash failover indent indent-check
+.PHONY: isolation_db prove_installcheck pgtap_installcheck php_installcheck test demo bench bench-long bench-instructions stress stress-striped fuzz flash failover indent indent-check
 
 # the settings pg_regress gives the databases it creates
 isolation_db:
@@ -107,6 +107,8 @@ bench-instructions:
 	bash test/bench/instructions.sh
 stress:
 	bash test/stress.sh
+stress-striped:
+	bash test/stress_striped.sh
 fuzz:
 	bash test/fuzz.sh
 flash:

@@ -41,9 +41,20 @@ SET LOCAL checkout.direct_access = on;
 SELECT * FROM checkout.table_access();
 COMMIT;
 
+-- stripe both skus while the reservations made by 0.2.0 are live: each
+-- lock's reservation goes whole into the stripe its lock hashes to
+-- (lock_id % n + 1), and the locks finish from there
+SELECT checkout_stripe('U3-A', 3) AS u3_a, checkout_stripe('U3-B', 4) AS u3_b;
+SELECT name, sku, stripe, quantity FROM live JOIN checkout.reservations USING (lock_id) ORDER BY lock_id, sku;
+SELECT sku, stripe, on_hand, reserved FROM checkout.inventory_stripes ORDER BY sku, stripe;
+SELECT * FROM checkout.stock ORDER BY sku;
+SELECT * FROM checkout_verify();
+
 -- finish every live lock through the 0.3.0 API, which says what each call did
 SELECT state, phase, phases_run, ended FROM checkout_advance((SELECT lock_id FROM live WHERE name = 'started'), 'su',
     '{"reference":"auth-1","amount":500}', until => 'payment_authorization');
+-- (the lock started before the update reserves from its own stripe)
+SELECT sku, stripe, quantity FROM checkout.reservations WHERE lock_id = (SELECT lock_id FROM live WHERE name = 'started');
 SELECT state, phase, phases_run, ended FROM checkout_advance((SELECT lock_id FROM live WHERE name = 'started'), 'su',
     '{"reference":"cap-1","amount":500}', until => 'stock_commit');
 SELECT state, phase, phases_run, ended FROM checkout_cancel((SELECT lock_id FROM live WHERE name = 'reserved'), 'su');
@@ -56,9 +67,15 @@ WHERE lock_id = (SELECT lock_id FROM live WHERE name = 'abandoned');
 SELECT checkout_cleanup_expired();
 SELECT name, state, phase, failed_phase, error_code FROM live JOIN checkout.locks USING (lock_id) ORDER BY lock_id;
 SELECT kind, reference, amount FROM checkout.compensations ORDER BY compensation_id;
-SELECT sku, on_hand, reserved FROM checkout.inventory ORDER BY sku;
+-- every sale and release left the stripes it recorded: nothing reserved in
+-- any, 2 sold from U3-A's stripe 2 (the started and the captured lock's)
+SELECT t.sku, t.stripe, t.on_hand, t.reserved FROM checkout.inventory_stripes t ORDER BY t.sku, t.stripe;
+SELECT * FROM checkout.stock ORDER BY sku;
 SELECT count(*) AS reservations_left FROM checkout.reservations;
 SELECT * FROM checkout_verify();
+-- folded, the inventory rows hold the totals the unstriped skus would
+SELECT checkout_rebalance() >= 0 AS rebalanced;
+SELECT sku, on_hand, reserved FROM checkout.inventory ORDER BY sku;
 -- leave a fresh install of the current version for the tests that follow
 DROP EXTENSION checkout;
 CREATE EXTENSION checkout;

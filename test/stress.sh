@@ -30,24 +30,8 @@ echo "stress: $RUN_TPS script runs per second"
 status=0
 [ "$BENCH_ERRORS" -eq 0 ] || status=1
 
-log_step "the background worker sweeps every overdue lock"
-overdue="SELECT count(*) FROM checkout.locks WHERE state = 'active' AND expires_at < now()"
-swept=no
-for _ in $(seq 1 30); do
-	sleep 0.5
-	n=$("$PG_BINDIR/psql" -X -q -A -t -c "$overdue")
-	if [ "$n" = 0 ]; then swept=yes; break; fi
-done
-if [ $swept = yes ]; then
-	echo "worker: no overdue active lock left: PASS"
-else
-	echo "worker: $n overdue active lock(s) still active after 15s: FAIL"
-	status=1
-	"$PG_BINDIR/psql" -X -q -c "SELECT checkout_cleanup_expired()" >/dev/null
-fi
-cluster_log | grep -E 'ERROR|PANIC|terminated by signal' | grep -vE 'KC00[14]|canceling statement' | tail -n 10 || true
-# a deadlock is a bug (stock rows are locked in sku order): show who waited for what
-cluster_log | grep -A 12 'ERROR:  deadlock detected' | grep -E 'ERROR|DETAIL|Process [0-9]+:|CONTEXT|STATEMENT|^\s' | head -n 40 || true
+check_worker_swept || status=1
+show_server_errors
 
 check_invariants || status=1
 "$PG_BINDIR/psql" -X -q -P pager=off -c "SELECT kind, count(*) FROM checkout.compensations GROUP BY kind ORDER BY kind" \

@@ -40,6 +40,33 @@ run_pgbench() {
 	RUN_TPS=${RUN_TPS:-0}
 }
 
+# check_worker_swept: the background worker expires every overdue lock within
+# 15 s of the run's end; returns non-zero (and sweeps them itself, so the
+# invariant check can go on) when it does not
+check_worker_swept() {
+	local overdue n _
+	log_step "the background worker sweeps every overdue lock"
+	overdue="SELECT count(*) FROM checkout.locks WHERE state = 'active' AND expires_at < now()"
+	for _ in $(seq 1 30); do
+		sleep 0.5
+		n=$("$PG_BINDIR/psql" -X -q -A -t -c "$overdue")
+		if [ "$n" = 0 ]; then
+			echo "worker: no overdue active lock left: PASS"
+			return 0
+		fi
+	done
+	echo "worker: $n overdue active lock(s) still active after 15s: FAIL"
+	"$PG_BINDIR/psql" -X -q -c "SELECT checkout_cleanup_expired()" >/dev/null
+	return 1
+}
+
+# show_server_errors: the cluster log's unexpected errors, and who waited for
+# what in a deadlock (a bug: stock rows are locked in sku and stripe order)
+show_server_errors() {
+	cluster_log | grep -E 'ERROR|PANIC|terminated by signal' | grep -vE 'KC00[14]|canceling statement' | tail -n 10 || true
+	cluster_log | grep -A 12 'ERROR:  deadlock detected' | grep -E 'ERROR|DETAIL|Process [0-9]+:|CONTEXT|STATEMENT|^\s' | head -n 40 || true
+}
+
 # check_invariants: the ledger invariants; returns non-zero when one is broken
 check_invariants() {
 	local out total

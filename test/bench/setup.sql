@@ -55,4 +55,25 @@ BEGIN
 EXCEPTION WHEN SQLSTATE 'KC004' THEN
     RETURN 'not_active';
 END $$;
+-- A negative restock (journaled like a restock when it goes through): with
+-- fewer units left on hand than reserved the catalog is refused (23514),
+-- an expected outcome under load; returns whether it went through.
+CREATE FUNCTION harness.destock(s text, n bigint)
+RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    WITH r AS (UPDATE checkout.inventory SET on_hand = on_hand - n WHERE sku = s RETURNING sku)
+    INSERT INTO harness.restocks SELECT sku, -n FROM r;
+    RETURN true;
+EXCEPTION WHEN SQLSTATE '23514' THEN
+    RETURN false;
+END $$;
+-- checkout_stripe under load: a restock holding the sku's row refuses it at
+-- once (55P03, NOWAIT), an expected outcome; returns the stripes, 0 then.
+CREATE FUNCTION harness.restripe(s text, n integer)
+RETURNS integer LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN checkout_stripe(s, n);
+EXCEPTION WHEN SQLSTATE '55P03' THEN
+    RETURN 0;
+END $$;
 ANALYZE;
