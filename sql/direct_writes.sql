@@ -1,4 +1,4 @@
--- Rows written without a statement (src/rowwrite.c) against the SQL they
+-- Rows written without a statement (src/direct.c) against the SQL they
 -- stand for: the rows a checkout leaves, a CHECK constraint added while the
 -- session holds the table's prepared constraints, a savepoint rolled back
 -- over them, and the SQL path, with a user's triggers firing for every row
