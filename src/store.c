@@ -877,6 +877,30 @@ stripe_row_from_slot(KeyScan *ks, TupleTableSlot *slot, StripeRow *row,
 }
 
 /*
+ * The sku's stripes as a statement selects them (stripe, on_hand, reserved:
+ * in stripe order) into *rows; returns how many (none: unstriped).
+ */
+static int
+stripes_by_statement(Statement *st, const char *sku, StripeRow **rows)
+{
+	Datum		   values[1] = {CStringGetTextDatum(sku)};
+	int			   n = stmt_exec(st, values, NULL, false);
+	SPITupleTable *tt = SPI_tuptable;
+	int			   i;
+
+	*rows = palloc(sizeof(StripeRow) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		(*rows)[i].stripe = stmt_int4(st, tt, i, 0);
+		(*rows)[i].on_hand = stmt_int8(st, tt, i, 1);
+		(*rows)[i].reserved = stmt_int8(st, tt, i, 2);
+		(*rows)[i].version = NULL;
+	}
+	return n;
+}
+
+/*
  * The sku's stripes as the statement's snapshot sees them, in stripe order
  * (none: unstriped).
  */
@@ -896,39 +920,21 @@ read_stripes(const char *sku, StripeRow **rows)
 	int		cap = 8;
 	int		n = 0;
 
+	if (!key_open(&ks, DT_STRIPES, ACL_SELECT, true))
+		return stripes_by_statement(&read, sku, rows);
 	*rows = palloc(sizeof(StripeRow) * cap);
-	if (key_open(&ks, DT_STRIPES, ACL_SELECT, true))
+	key_scan(&ks, CStringGetTextDatum(sku));
+	while (key_next(&ks))
 	{
-		key_scan(&ks, CStringGetTextDatum(sku));
-		while (key_next(&ks))
+		CHECK_FOR_INTERRUPTS();
+		if (n == cap)
 		{
-			CHECK_FOR_INTERRUPTS();
-			if (n == cap)
-			{
-				cap *= 2;
-				*rows = repalloc(*rows, sizeof(StripeRow) * cap);
-			}
-			stripe_row_from_slot(&ks, ks.found, &(*rows)[n++], false);
+			cap *= 2;
+			*rows = repalloc(*rows, sizeof(StripeRow) * cap);
 		}
-		key_close(&ks);
+		stripe_row_from_slot(&ks, ks.found, &(*rows)[n++], false);
 	}
-	else
-	{
-		Datum		   values[1] = {CStringGetTextDatum(sku)};
-		SPITupleTable *tt;
-		int			   i;
-
-		n = stmt_exec(&read, values, NULL, false);
-		tt = SPI_tuptable;
-		*rows = repalloc(*rows, sizeof(StripeRow) * Max(n, 1));
-		for (i = 0; i < n; i++)
-		{
-			(*rows)[i].stripe = (int32) stmt_int8(&read, tt, i, 0);
-			(*rows)[i].on_hand = stmt_int8(&read, tt, i, 1);
-			(*rows)[i].reserved = stmt_int8(&read, tt, i, 2);
-			(*rows)[i].version = NULL;
-		}
-	}
+	key_close(&ks);
 	return n;
 }
 
@@ -1795,20 +1801,8 @@ store_stripes_rowlock_all(const char *sku, StripeRow **rows)
 		.generic = true,
 		.columns = {"stripe", "on_hand", "reserved"},
 	};
-	Datum		   values[1] = {CStringGetTextDatum(sku)};
-	int			   n = stmt_exec(&rowlock, values, NULL, false);
-	SPITupleTable *tt = SPI_tuptable;
-	int			   i;
 
-	*rows = palloc(sizeof(StripeRow) * Max(n, 1));
-	for (i = 0; i < n; i++)
-	{
-		(*rows)[i].stripe = stmt_int4(&rowlock, tt, i, 0);
-		(*rows)[i].on_hand = stmt_int8(&rowlock, tt, i, 1);
-		(*rows)[i].reserved = stmt_int8(&rowlock, tt, i, 2);
-		(*rows)[i].version = NULL;
-	}
-	return n;
+	return stripes_by_statement(&rowlock, sku, rows);
 }
 
 /* The skus that are striped, in sku order. */
