@@ -57,7 +57,7 @@ RETURNS trigger
 AS 'MODULE_PATHNAME', 'checkout_inventory_restock'
 LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
-CREATE TRIGGER inventory_restock AFTER UPDATE OF on_hand ON checkout.inventory
+CREATE TRIGGER inventory_restock BEFORE UPDATE OF on_hand ON checkout.inventory
     FOR EACH ROW EXECUTE FUNCTION checkout.inventory_restock();
 
 -- Splits a sku's units over `stripes` rows (1: back into its inventory row);

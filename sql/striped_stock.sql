@@ -153,8 +153,9 @@ SELECT checkout_rebalance('ST-A');
 SELECT * FROM layout WHERE sku = 'ST-A' ORDER BY stripe;
 SELECT checkout_rebalance('ST-A');
 SELECT checkout_rebalance();
--- an unstriped sku, an unknown one: nothing to rebalance
-SELECT checkout_rebalance('ST-B') AS unstriped, checkout_rebalance('NO-SUCH-SKU') AS unknown;
+-- an unstriped sku: nothing to rebalance; an unknown one: 22023, as for checkout_stripe
+SELECT checkout_rebalance('ST-B') AS unstriped,
+       checkout_test.err($$SELECT checkout_rebalance('NO-SUCH-SKU')$$) AS unknown;
 SELECT * FROM layout ORDER BY sku, stripe;
 SELECT * FROM checkout_verify();
 

@@ -1089,7 +1089,8 @@ key_find_prefix(KeyScan *ks, const Datum *values, int n)
  * Row-locks the latest version of the row key_next found, waiting for a
  * concurrent writer, and leaves that version in ks->rowlocked.  False when the
  * row was deleted meanwhile; under REPEATABLE READ or SERIALIZABLE a
- * concurrent change is a serialization failure, as for SELECT ... FOR UPDATE.
+ * concurrent change is a serialization failure, as for SELECT ... FOR UPDATE
+ * and the other row locks.
  */
 bool
 key_rowlock(KeyScan *ks, LockTupleMode mode)
@@ -1099,9 +1100,14 @@ key_rowlock(KeyScan *ks, LockTupleMode mode)
 	TM_Result		result;
 
 	/*
-	 * what the executor says of FOR UPDATE in a read-only transaction (25006)
+	 * what the executor says of the same row lock in a read-only transaction
+	 * (25006)
 	 */
-	PreventCommandIfReadOnly("SELECT FOR UPDATE");
+	PreventCommandIfReadOnly(
+		mode == LockTupleExclusive		  ? "SELECT FOR UPDATE"
+		: mode == LockTupleNoKeyExclusive ? "SELECT FOR NO KEY UPDATE"
+		: mode == LockTupleShare		  ? "SELECT FOR SHARE"
+										  : "SELECT FOR KEY SHARE");
 	Assert(ks->own_snapshot);
 	if (ks->rowlocked == NULL)
 		ks->rowlocked = table_slot_create(ks->rel, NULL);

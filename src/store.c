@@ -164,7 +164,9 @@ fetch_one(Statement *st, Datum *values, const char *nulls, bool read_only,
 }
 
 /*
- * The lock, row-locked (FOR UPDATE) for the rest of the transaction, if it
+ * The lock, row-locked (FOR NO KEY UPDATE: the call changes no key of it, and
+ * a foreign key's check of it, FOR KEY SHARE, must not wait) for the rest of
+ * the transaction, if it
  * exists and (session_id not NULL) belongs to that session: another
  * session's lock is not row-locked, and so never waited on.
  */
@@ -174,7 +176,7 @@ store_lock_fetch(int64 lock_id, const char *session_id, LockRow *row)
 	static Statement fetch = {
 		.sql = LOCK_COLUMNS
 		"WHERE lock_id = $1 AND ($2::text IS NULL OR session_id = $2) "
-		"FOR UPDATE",
+		"FOR NO KEY UPDATE",
 		.nargs = 2,
 		.argtypes = {INT8OID, TEXTOID},
 		.generic = true,
@@ -194,7 +196,7 @@ store_lock_fetch(int64 lock_id, const char *session_id, LockRow *row)
 			 */
 			if ((session_id == NULL ||
 				 strcmp(row->session_id, session_id) == 0) &&
-				key_rowlock(&ks, LockTupleExclusive))
+				key_rowlock(&ks, LockTupleNoKeyExclusive))
 			{
 				lock_row_from_slot(&ks, ks.rowlocked, row);
 				row->version = version_of(ks.rowlocked, true);
@@ -275,7 +277,7 @@ store_lock_fetch_by_key(const char *session_id, const char *idempotency_key,
 {
 	static Statement by_key = {
 		.sql = LOCK_COLUMNS
-		"WHERE session_id = $1 AND idempotency_key = $2 FOR UPDATE",
+		"WHERE session_id = $1 AND idempotency_key = $2 FOR NO KEY UPDATE",
 		.nargs = 2,
 		.argtypes = {TEXTOID, TEXTOID},
 		.generic = true,
@@ -293,7 +295,7 @@ store_locks_of_cart(const char *cart_id, LockRow **rows)
 {
 	static Statement by_cart = {
 		.sql = LOCK_COLUMNS
-		"WHERE cart_id = $1 AND state = 'active' ORDER BY lock_id FOR UPDATE",
+		"WHERE cart_id = $1 AND state = 'active' ORDER BY lock_id FOR NO KEY UPDATE",
 		.nargs = 1,
 		.argtypes = {TEXTOID},
 		.generic = true,
@@ -314,7 +316,7 @@ store_locks_due(int batch, LockRow **rows)
 	static Statement due = {
 		.sql = LOCK_COLUMNS
 		"WHERE state = 'active' AND expires_at <= pg_catalog.now() "
-		"ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+		"ORDER BY expires_at LIMIT $1 FOR NO KEY UPDATE SKIP LOCKED",
 		.nargs = 1,
 		.argtypes = {INT4OID},
 		.columns = LOCK_COLUMN_NAMES,
@@ -904,8 +906,8 @@ stripes_by_statement(Statement *st, const char *sku, StripeRow **rows)
  * The sku's stripes as the statement's snapshot sees them, in stripe order
  * (none: unstriped).
  */
-static int
-read_stripes(const char *sku, StripeRow **rows)
+int
+store_stripes_read(const char *sku, StripeRow **rows)
 {
 	static Statement read = {
 		.sql =
@@ -1003,7 +1005,7 @@ store_ledger_rows(char *const *skus, int n, bool rowlock, LedgerRow *rows)
 		rows[i].n_stripes = 0;
 		rows[i].stripes = NULL;
 		if (striping)
-			rows[i].n_stripes = read_stripes(skus[i], &rows[i].stripes);
+			rows[i].n_stripes = store_stripes_read(skus[i], &rows[i].stripes);
 	}
 	if (!key_open(&ks, DT_INVENTORY,
 				  rowlock ? ACL_SELECT | ACL_UPDATE : ACL_SELECT, true))
@@ -1865,17 +1867,18 @@ store_stripes_set_on_hand(const char *sku, const StripeRow *rows, int n)
 static bool own_totals_write = false;
 
 void
-store_sku_set_totals(const char *sku, int64 on_hand, int64 reserved)
+store_sku_set_totals(const char *sku, int64 on_hand, int64 reserved,
+					 bool always)
 {
 	static Statement set = {
 		.sql = "UPDATE checkout.inventory SET on_hand = $2, reserved = $3 "
-			   "WHERE sku = $1 AND (on_hand <> $2 OR reserved <> $3)",
-		.nargs = 3,
-		.argtypes = {TEXTOID, INT8OID, INT8OID},
+			   "WHERE sku = $1 AND ($4 OR on_hand <> $2 OR reserved <> $3)",
+		.nargs = 4,
+		.argtypes = {TEXTOID, INT8OID, INT8OID, BOOLOID},
 		.generic = true,
 	};
-	Datum values[3] = {CStringGetTextDatum(sku), Int64GetDatum(on_hand),
-					   Int64GetDatum(reserved)};
+	Datum values[4] = {CStringGetTextDatum(sku), Int64GetDatum(on_hand),
+					   Int64GetDatum(reserved), BoolGetDatum(always)};
 
 	own_totals_write = true;
 	PG_TRY();

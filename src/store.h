@@ -113,12 +113,13 @@ extern void store_striping_table_lock(void);
 extern void store_striping_changed(void);
 extern bool store_sku_rowlock(const char *sku, bool for_striping,
 							  int64 *on_hand, int64 *reserved);
+extern int	store_stripes_read(const char *sku, StripeRow **rows);
 extern int	store_stripes_rowlock_all(const char *sku, StripeRow **rows);
 extern int	store_striped_skus(char ***skus);
 extern void store_stripes_set_on_hand(const char *sku, const StripeRow *rows,
 									  int n);
 extern void store_sku_set_totals(const char *sku, int64 on_hand,
-								 int64 reserved);
+								 int64 reserved, bool always);
 extern bool store_own_totals_write(void);
 extern void store_stripes_replace(const char *sku, int n, const int64 *on_hand,
 								  const int64 *reserved);

@@ -104,7 +104,12 @@ checkout_stripe(PG_FUNCTION_ARGS)
 			units[k] = rows[k].on_hand;
 		store_stripes_replace(sku, stripes, units, held);
 	}
-	store_sku_set_totals(sku, on_hand, reserved);
+	/*
+	 * written even when the totals are the same: a REPEATABLE READ snapshot
+	 * taken before the striping then fails to row-lock the row (40001),
+	 * instead of reserving from it as if the sku were not striped
+	 */
+	store_sku_set_totals(sku, on_hand, reserved, true);
 	if ((n_old > 0) != (stripes > 1))
 		store_striping_changed();
 	checkout_spi_finish(spi_state);
@@ -130,23 +135,38 @@ rebalance_sku(const char *sku)
 	bool	   spread_out = false;
 
 	if (!store_sku_rowlock(sku, false, &folded_on_hand, &folded_reserved))
-		return false;
-	n = store_stripes_rowlock_all(sku, &rows);
-	if (n == 0)
-		return false;
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("sku %s is not in the inventory",
+							   quote_user_text(sku))));
+
+	/*
+	 * The totals to fold are the stripes' as committed: read, not row-locked,
+	 * so a fold keeps no buyer waiting.  Only spreading the units needs the
+	 * stripes row-locked, in stripe order.
+	 */
+	n = store_stripes_read(sku, &rows);
+	for (k = 0; k < n; k++)
+		least = Min(least, rows[k].on_hand - rows[k].reserved);
 	for (k = 0; k < n; k++)
 	{
 		on_hand += rows[k].on_hand;
 		reserved += rows[k].reserved;
-		least = Min(least, rows[k].on_hand - rows[k].reserved);
 	}
-	if (least * n * 2 < on_hand - reserved)
+	if (n > 0 && least * n * 2 < on_hand - reserved)
 	{
+		n = store_stripes_rowlock_all(sku, &rows);
+		on_hand = reserved = 0;
+		for (k = 0; k < n; k++)
+		{
+			on_hand += rows[k].on_hand;
+			reserved += rows[k].reserved;
+		}
 		spread(rows, n, on_hand - reserved);
 		store_stripes_set_on_hand(sku, rows, n);
 		spread_out = true;
 	}
-	store_sku_set_totals(sku, on_hand, reserved);
+	if (n > 0)
+		store_sku_set_totals(sku, on_hand, reserved, false);
 	return spread_out;
 }
 
@@ -191,15 +211,14 @@ checkout_rebalance(PG_FUNCTION_ARGS)
 }
 
 /*
- * AFTER UPDATE OF on_hand ON checkout.inventory: a restock of a striped
+ * BEFORE UPDATE OF on_hand ON checkout.inventory: a restock of a striped
  * sku.  The inventory row holds the totals as of the last fold, so the
  * change the statement made to on_hand (new - old, as `on_hand = on_hand +
  * 10` means it) goes to the stripes, spread evenly, and the row gets the
- * totals as they are now.  On_hand below what is reserved is refused as the
- * row's CHECK constraint would refuse it.  An unstriped sku's row is as the
- * statement made it.  AFTER, not BEFORE: a checkout's own writes of the row
- * name no column (they never fire it), and a BEFORE trigger would cost each
- * of them a second fetch of the row all the same.
+ * totals as they are now, before its CHECK constraint judges it.  On_hand
+ * below what is reserved is refused as that constraint would refuse it.  An
+ * unstriped sku's row is left as the statement made it.  A checkout's own
+ * writes of the row name no column, so the trigger never fires for them.
  */
 Datum
 checkout_inventory_restock(PG_FUNCTION_ARGS)
@@ -208,7 +227,7 @@ checkout_inventory_restock(PG_FUNCTION_ARGS)
 	TupleDesc	 desc;
 	HeapTuple	 old_row;
 	HeapTuple	 new_row;
-	int			 a_sku, a_on_hand;
+	int			 a_sku, a_on_hand, a_reserved;
 	bool		 isnull;
 	int64		 delta;
 	char		*sku;
@@ -221,26 +240,27 @@ checkout_inventory_restock(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ||
-		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg(
-					 "checkout.inventory_restock() must be an AFTER UPDATE ... FOR EACH ROW trigger")));
+					 "checkout.inventory_restock() must be a BEFORE UPDATE ... FOR EACH ROW trigger")));
 	old_row = trigdata->tg_trigtuple;
 	new_row = trigdata->tg_newtuple;
 	if (store_own_totals_write())
-		return PointerGetDatum(NULL);
+		return PointerGetDatum(new_row);
 	desc = RelationGetDescr(trigdata->tg_relation);
 	a_sku = SPI_fnumber(desc, "sku");
 	a_on_hand = SPI_fnumber(desc, "on_hand");
-	if (a_sku <= 0 || a_on_hand <= 0)
+	a_reserved = SPI_fnumber(desc, "reserved");
+	if (a_sku <= 0 || a_on_hand <= 0 || a_reserved <= 0)
 		elog(ERROR,
 			 "checkout: checkout.inventory lacks a column of the extension's");
 	delta = DatumGetInt64(heap_getattr(new_row, a_on_hand, desc, &isnull)) -
 			DatumGetInt64(heap_getattr(old_row, a_on_hand, desc, &isnull));
 	if (delta == 0)
-		return PointerGetDatum(NULL);
+		return PointerGetDatum(new_row);
 
 	sku = TextDatumGetCString(heap_getattr(new_row, a_sku, desc, &isnull));
 	spi_state = checkout_spi_connect();
@@ -248,6 +268,10 @@ checkout_inventory_restock(PG_FUNCTION_ARGS)
 	n = store_stripes_rowlock_all(sku, &rows);
 	if (n > 0)
 	{
+		int	  columns[2] = {a_on_hand, a_reserved};
+		Datum values[2];
+		bool  nulls[2] = {false, false};
+
 		for (k = 0; k < n; k++)
 		{
 			on_hand += rows[k].on_hand;
@@ -266,8 +290,11 @@ checkout_inventory_restock(PG_FUNCTION_ARGS)
 							   delta)));
 		spread(rows, n, on_hand + delta - reserved);
 		store_stripes_set_on_hand(sku, rows, n);
-		store_sku_set_totals(sku, on_hand + delta, reserved);
+		values[0] = Int64GetDatum(on_hand + delta);
+		values[1] = Int64GetDatum(reserved);
+		new_row = heap_modify_tuple_by_cols(new_row, desc, 2, columns, values,
+											nulls);
 	}
 	checkout_spi_finish(spi_state);
-	return PointerGetDatum(NULL);
+	return PointerGetDatum(new_row);
 }

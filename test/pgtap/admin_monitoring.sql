@@ -28,7 +28,7 @@ SELECT has_view('checkout', 'stats', 'view checkout.stats');
 SELECT columns_are('checkout', 'active_locks',
   ARRAY['lock_id', 'cart_id', 'session_id', 'phase', 'created_at', 'expires_at', 'age', 'overdue', 'reservations']);
 SELECT columns_are('checkout', 'stuck_reservations',
-  ARRAY['lock_id', 'cart_id', 'state', 'expires_at', 'sku', 'quantity', 'reserved_at', 'reason']);
+  ARRAY['lock_id', 'cart_id', 'state', 'expires_at', 'sku', 'quantity', 'reserved_at', 'reason', 'stripe']);
 SELECT columns_are('checkout', 'stats',
   ARRAY['locks_total', 'locks_active', 'locks_completed', 'locks_failed', 'locks_expired', 'locks_cancelled',
         'skus', 'units_on_hand', 'units_reserved', 'reservations', 'price_drift_warnings', 'compensations_open']);

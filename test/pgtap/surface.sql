@@ -10,7 +10,7 @@
 -- (make test preloads it).
 \ir ../fixtures/checkout_test.sql
 BEGIN;
-SELECT plan(70);
+SELECT plan(74);
 
 CREATE TEMP TABLE documented_settings (name text, default_value text, context text, since text, needs_preload bool);
 INSERT INTO documented_settings VALUES
@@ -29,7 +29,8 @@ INSERT INTO documented_settings VALUES
   ('checkout.database',              'postgres',   'postmaster', '0.1.0', true),
   ('checkout.max_lines',             '1000',       'superuser',  '0.2.0', false),
   ('checkout.notify_events',         'void_required,refund_required,expired', 'superuser', '0.2.0', false),
-  ('checkout.direct_access',         'on',         'superuser',  '0.3.0', false);
+  ('checkout.direct_access',         'on',         'superuser',  '0.3.0', false),
+  ('checkout.rebalance_interval',    '1s',         'sighup',     '0.3.0', false);
 -- the settings this server should define
 CREATE TEMP VIEW expected_settings AS
 SELECT d.* FROM documented_settings d
@@ -46,7 +47,8 @@ SELECT set_eq(
   ARRAY['checkout_start(text,text,jsonb,interval,text)', 'checkout_advance(bigint,text,jsonb,checkout.phase)',
         'checkout_status(bigint,text)', 'checkout_extend(bigint,text,interval)', 'checkout_cancel(bigint,text)',
         'checkout_fail(bigint,text,text)', 'checkout_cleanup_expired(integer)', 'checkout_release(bigint,text)',
-        'checkout_monitor(integer)', 'checkout_verify()', 'checkout.protect_cart()', 'checkout.table_access()'],
+        'checkout_monitor(integer)', 'checkout_verify()', 'checkout.protect_cart()', 'checkout.table_access()',
+        'checkout_stripe(text,integer)', 'checkout_rebalance(text)', 'checkout.inventory_restock()'],
   'the extension has exactly the documented functions');
 SELECT is(pg_get_function_arguments(to_regprocedure(f)) || ' -> ' || pg_get_function_result(to_regprocedure(f)), sig,
           f || ': ' || sig)
@@ -68,7 +70,10 @@ FROM (VALUES
    'oldest_active_age interval, units_reserved bigint)'),
   ('checkout_verify()', ' -> TABLE(invariant text, subject text, detail text)'),
   ('checkout.protect_cart()', ' -> trigger'),
-  ('checkout.table_access()', ' -> TABLE(table_name text, direct boolean, reason text)')
+  ('checkout.table_access()', ' -> TABLE(table_name text, direct boolean, reason text)'),
+  ('checkout_stripe(text,integer)', 'sku text, stripes integer -> integer'),
+  ('checkout_rebalance(text)', 'sku text DEFAULT NULL::text -> integer'),
+  ('checkout.inventory_restock()', ' -> trigger')
 ) t(f, sig);
 SELECT is((SELECT count(*)::int FROM pg_proc p
            JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
@@ -92,8 +97,8 @@ SELECT is((SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod),
 
 -- tables and views
 SELECT tables_are('checkout', ARRAY['inventory', 'locks', 'lock_lines', 'reservations', 'price_snapshots', 'orders',
-                                    'compensations', 'events', 'payment_metadata']);
-SELECT views_are('checkout', ARRAY['active_locks', 'stuck_reservations', 'stats']);
+                                    'compensations', 'events', 'payment_metadata', 'inventory_stripes']);
+SELECT views_are('checkout', ARRAY['active_locks', 'stuck_reservations', 'stats', 'stock']);
 SELECT columns_are('checkout', 'inventory', ARRAY['sku', 'on_hand', 'reserved', 'unit_price']);
 SELECT col_is_pk('checkout', 'inventory', 'sku', 'inventory is keyed by sku');
 SELECT has_column('checkout', 'compensations', c, 'checkout.compensations has ' || c)

@@ -29,7 +29,7 @@ my $node = CheckoutTest::Node->start_new('audited',
 	stock => [ [ 'PA-1', 10, 100 ], [ 'PA-2', 10, 40 ] ]);
 my $started = $node->query_value('SELECT pg_postmaster_start_time()');
 
-my @tables = qw(inventory lock_lines locks orders price_snapshots reservations);
+my @tables = qw(inventory inventory_stripes lock_lines locks orders price_snapshots reservations);
 $node->safe_psql('postgres',
 	'CREATE ROLE auditor NOLOGIN; GRANT SELECT, INSERT, UPDATE, DELETE ON '
 	  . join(', ', map { "checkout.$_" } @tables) . ' TO auditor');
