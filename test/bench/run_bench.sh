@@ -154,14 +154,40 @@ commit=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 } >"$tsv"
 
 # ---- whole checkouts: extension and floor at each point, back to back ----
-# point MODE CLIENTS LO HI WHAT: one point of MODE (the tsv's mode, with
-# "-sync" when synchronous_commit is on), both sides in turns
+# point MODE CLIENTS LO HI WHAT [MANY]: one point of MODE (the tsv's mode,
+# with "-sync" when synchronous_commit is on), both sides in turns; with
+# MANY, the extension over many skus takes its turns too (the tsv's mode
+# MODE-many), so that a striped hot sku is held against the many-sku rate
+# of the same minutes, not of a point measured earlier
 point() {
-	local mode=$1 clients=$2 lo=$3 hi=$4 what=$5 side
+	local mode=$1 clients=$2 lo=$3 hi=$4 what=$5 many=${6:-} side i order
 	point=$((point + 1))
 	vacuum_all
-	alternate floor api "$work/@side@-$mode-$clients" "$clients" "$seconds" \
-		"$BENCH_DIR/@side@_checkout.sql" -D step=0 -D sku_lo=$lo -D sku_hi=$hi
+	if [ -z "$many" ]; then
+		alternate floor api "$work/@side@-$mode-$clients" "$clients" "$seconds" \
+			"$BENCH_DIR/@side@_checkout.sql" -D step=0 -D sku_lo=$lo -D sku_hi=$hi
+	else
+		for ((i = 0; i < (seconds + slice - 1) / slice * 3 / 2; i++)); do
+			case $((i % 3)) in
+			0) order="floor api many" ;;
+			1) order="api many floor" ;;
+			*) order="many floor api" ;;
+			esac
+			for side in $order; do
+				if [ "$side" = many ]; then
+					measure "$work/api-$mode-many-$clients" "$clients" "$slice" \
+						"$BENCH_DIR/api_checkout.sql" -D step=0 -D sku_lo=1 -D sku_hi="$nskus"
+				else
+					measure "$work/$side-$mode-$clients" "$clients" "$slice" \
+						"$BENCH_DIR/${side}_checkout.sql" -D step=0 -D sku_lo=$lo -D sku_hi=$hi
+				fi
+			done
+		done
+		read -r -a f <<<"$(figures "$work/api-$mode-many-$clients" 4)"
+		printf 'checkout\t%s\t%s\t%d\t%s\n' "$mode-many" api "$clients" "$(IFS=$'\t'; echo "${f[*]}")" >>"$tsv"
+		echo "   the extension over $nskus skus in the same turns: ${f[0]} checkouts/s"
+		unfinished=$((unfinished + (seconds + slice - 1) / slice * 3 / 2 * clients))
+	fi
 	for side in floor api; do
 		read -r -a f <<<"$(figures "$work/$side-$mode-$clients" 4)"
 		printf 'checkout\t%s\t%s\t%d\t%s\n' "$mode" "$side" "$clients" "$(IFS=$'\t'; echo "${f[*]}")" >>"$tsv"
@@ -193,14 +219,12 @@ for sync in $sync_list; do
 			point "$mode$suffix" "$clients" "$lo" "$hi" "$what, synchronous_commit $sync"
 		done
 	done
-	# the hot sku striped for the extension (the floor's stays one row); many
-	# skus at the client counts the list above lacks, for the ratio to them
+	# the hot sku striped for the extension (the floor's stays one row), and
+	# the extension over many skus in the same turns
 	log_step "one hot sku in $stripes stripes, synchronous_commit $sync, at $striped_clients clients"
 	value -c "SELECT checkout_stripe('S-0', $stripes)" >/dev/null
 	for clients in $striped_clients; do
-		point "striped$suffix" "$clients" 0 0 "one hot sku in $stripes stripes, synchronous_commit $sync"
-		grep -qw "$clients" <<<"$clients_list" ||
-			point "many$suffix" "$clients" 1 "$nskus" "spread over $nskus skus, synchronous_commit $sync"
+		point "striped$suffix" "$clients" 0 0 "one hot sku in $stripes stripes, synchronous_commit $sync" many
 	done
 	value -c "SELECT checkout_stripe('S-0', 1)" >/dev/null
 done
@@ -234,6 +258,8 @@ awk -F '\t' '$1 == "checkout" { v[$2, $3, $4] = $5; if (!(($2, $4) in seen)) { s
 	END { printf "%-22s %8s %10s %10s %8s %12s\n", "skus (sync commit)", "clients", "floor", "extension", "ratio", "/ many skus"
 		  for (i = 1; i <= n; i++) { split(rows[i], r, SUBSEP); mode = r[1]; k = r[2]
 			base = mode; sub(/^(hot|striped)/, "many", base)
+			if ((mode "-many", "api", k) in v) base = mode "-many"
+			if (mode ~ /-many$/) continue
 			name = mode; sub(/-sync$/, " (on)", name); if (name == mode) name = name " (off)"
 			sub(/^hot/, "one hot", name); sub(/^striped/, "hot, striped", name)
 			printf "%-22s %8d %10.1f %10.1f %8.2f %12s\n", name, k, v[mode, "floor", k], v[mode, "api", k],
