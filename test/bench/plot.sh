@@ -11,7 +11,7 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 
 # one data file per series, rows sorted by clients
-modes="many hot striped many-sync hot-sync striped-sync"
+modes="many hot striped striped-many many-sync hot-sync striped-sync striped-sync-many"
 for mode in $modes; do
 	for side in api floor; do
 		# clients, checkouts/s, then p50 and p99 of each of the four calls
@@ -53,13 +53,15 @@ plot "$dir/many-floor" using 1:2 with linespoints ls 2 title "floor, many skus",
      "$dir/many-api" using 1:2 with linespoints ls 1 title "extension, many skus", \
      "$dir/hot-floor" using 1:2 with linespoints ls 2 dt 2 title "floor, one hot sku", \
      "$dir/hot-api" using 1:2 with linespoints ls 6 title "extension, one hot sku", \
-     "$dir/striped-api" using 1:2 with linespoints ls 4 title "extension, hot sku striped"
+     "$dir/striped-api" using 1:2 with linespoints ls 4 title "extension, hot sku striped", \
+     "$dir/striped-many-api" using 1:2 with points ls 1 pt 4 ps 2 title "extension, many skus, in the striped runs' turns"
 set title "whole checkouts/s, synchronous_commit on"
 plot "$dir/many-sync-floor" using 1:2 with linespoints ls 2 title "floor, many skus", \
      "$dir/many-sync-api" using 1:2 with linespoints ls 1 title "extension, many skus", \
      "$dir/hot-sync-floor" using 1:2 with linespoints ls 2 dt 2 title "floor, one hot sku", \
      "$dir/hot-sync-api" using 1:2 with linespoints ls 6 title "extension, one hot sku", \
-     "$dir/striped-sync-api" using 1:2 with linespoints ls 4 title "extension, hot sku striped"
+     "$dir/striped-sync-api" using 1:2 with linespoints ls 4 title "extension, hot sku striped", \
+     "$dir/striped-sync-many-api" using 1:2 with points ls 1 pt 4 ps 2 title "extension, many skus, in the striped runs' turns"
 
 set logscale y
 set yrange [*:*]
