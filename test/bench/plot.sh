@@ -24,6 +24,9 @@ done
 for side in api pk; do
 	awk -F '\t' -v s=$side '$1 == "status" && $3 == s { print $4, $5, $6, $7 }' "$tsv" | sort -n >"$dir/status-$side"
 done
+# an invisible point in every panel: a run that left a panel's series empty
+# (BENCH_SYNC=off, BENCH_STRIPED_CLIENTS=" ") draws empty axes, not a gnuplot error
+echo "1 1" >"$dir/anchor"
 # the ratio panel shows 0..1.2, or up to the highest ratio and its label
 ratio_top=$(cat "$dir"/*-ratio | awk 'BEGIN { m = 1.2 } $2 + 0.15 > m { m = $2 + 0.15 } END { printf "%.1f", m + 0.049 }')
 title=$(sed -n '1s/^# //p' "$tsv")
@@ -49,14 +52,16 @@ set style line 6 lc rgb "#ff7f0e" lw 2 pt 7
 set ylabel "checkouts/s"
 set yrange [0:*]
 set title "whole checkouts/s, synchronous_commit off (4 calls, each its own transaction)"
-plot "$dir/many-floor" using 1:2 with linespoints ls 2 title "floor, many skus", \
+plot "$dir/anchor" using 1:2 with dots lc rgb "white" notitle, \
+     "$dir/many-floor" using 1:2 with linespoints ls 2 title "floor, many skus", \
      "$dir/many-api" using 1:2 with linespoints ls 1 title "extension, many skus", \
      "$dir/hot-floor" using 1:2 with linespoints ls 2 dt 2 title "floor, one hot sku", \
      "$dir/hot-api" using 1:2 with linespoints ls 6 title "extension, one hot sku", \
      "$dir/striped-api" using 1:2 with linespoints ls 4 title "extension, hot sku striped", \
      "$dir/striped-many-api" using 1:2 with points ls 1 pt 4 ps 2 title "extension, many skus, in the striped runs' turns"
 set title "whole checkouts/s, synchronous_commit on"
-plot "$dir/many-sync-floor" using 1:2 with linespoints ls 2 title "floor, many skus", \
+plot "$dir/anchor" using 1:2 with dots lc rgb "white" notitle, \
+     "$dir/many-sync-floor" using 1:2 with linespoints ls 2 title "floor, many skus", \
      "$dir/many-sync-api" using 1:2 with linespoints ls 1 title "extension, many skus", \
      "$dir/hot-sync-floor" using 1:2 with linespoints ls 2 dt 2 title "floor, one hot sku", \
      "$dir/hot-sync-api" using 1:2 with linespoints ls 6 title "extension, one hot sku", \
@@ -67,11 +72,13 @@ set logscale y
 set yrange [*:*]
 set ylabel "ms"
 set title "extension: latency per call, many skus (p50 solid, p99 dashed)"
-plot for [i=0:3] "$dir/many-api" using 1:(column(3 + 2 * i)) with linespoints ls (3 + i) \
+plot "$dir/anchor" using 1:2 with dots lc rgb "white" notitle, \
+     for [i=0:3] "$dir/many-api" using 1:(column(3 + 2 * i)) with linespoints ls (3 + i) \
        title word("start advance-to-price_lock authorise capture-to-stock_commit", i + 1), \
      for [i=0:3] "$dir/many-api" using 1:(column(4 + 2 * i)) with lines ls (3 + i) dt 2 notitle
 set title "extension: latency per call, hot sku striped, synchronous_commit on (p50 solid, p99 dashed)"
-plot for [i=0:3] "$dir/striped-sync-api" using 1:(column(3 + 2 * i)) with linespoints ls (3 + i) \
+plot "$dir/anchor" using 1:2 with dots lc rgb "white" notitle, \
+     for [i=0:3] "$dir/striped-sync-api" using 1:(column(3 + 2 * i)) with linespoints ls (3 + i) \
        title word("start advance-to-price_lock authorise capture-to-stock_commit", i + 1), \
      for [i=0:3] "$dir/striped-sync-api" using 1:(column(4 + 2 * i)) with lines ls (3 + i) dt 2 notitle
 
@@ -92,7 +99,8 @@ set logscale y
 set yrange [*:*]
 set ylabel "ms"
 set title "checkout_status vs primary-key SELECT of the lock row (p50 solid, p99 dashed)"
-plot "$dir/status-pk" using 1:3 with linespoints ls 2 title "SELECT by primary key", \
+plot "$dir/anchor" using 1:2 with dots lc rgb "white" notitle, \
+     "$dir/status-pk" using 1:3 with linespoints ls 2 title "SELECT by primary key", \
      "$dir/status-pk" using 1:4 with lines ls 2 dt 2 notitle, \
      "$dir/status-api" using 1:3 with linespoints ls 1 title "checkout_status", \
      "$dir/status-api" using 1:4 with lines ls 1 dt 2 notitle
