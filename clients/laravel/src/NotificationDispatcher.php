@@ -81,7 +81,7 @@ class NotificationDispatcher
 
     /**
      * Dispatch CompensationRequired for every unresolved compensation made
-     * at least `$minAgeSeconds` ago (checkout:compensations): the ones a
+     * at least `$minAgeSeconds` ago (checkout:dispatch-compensations): the ones a
      * listener missed while it was down.  Returns the events.
      */
     public function dispatchUnresolved(int $minAgeSeconds = 0): array
