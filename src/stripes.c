@@ -172,16 +172,17 @@ rebalance_sku(const char *sku)
 
 /*
  * Rebalances every striped sku, each in the caller's transaction; returns how
- * many it spread.
+ * many it spread, and how many skus are striped in *striped.
  */
 int
-checkout_rebalance_all(void)
+checkout_rebalance_all(int *striped)
 {
 	char **skus;
 	int	   n = store_striped_skus(&skus);
 	int	   spread_out = 0;
 	int	   i;
 
+	*striped = n;
 	for (i = 0; i < n; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -196,9 +197,10 @@ checkout_rebalance(PG_FUNCTION_ARGS)
 {
 	int spi_state = checkout_spi_connect();
 	int n;
+	int striped;
 
 	if (PG_ARGISNULL(0))
-		n = checkout_rebalance_all();
+		n = checkout_rebalance_all(&striped);
 	else
 	{
 		char *sku = require_text_arg(fcinfo, 0, "sku",

@@ -5,6 +5,6 @@
 #ifndef CHECKOUT_STRIPES_H
 #define CHECKOUT_STRIPES_H
 
-extern int checkout_rebalance_all(void);
+extern int checkout_rebalance_all(int *striped);
 
 #endif /* CHECKOUT_STRIPES_H */

@@ -46,7 +46,6 @@
 #include "events.h"
 #include "expiry.h"
 #include "settings.h"
-#include "store.h"
 #include "stripes.h"
 #include "util.h"
 #include "wakeup.h"
@@ -250,10 +249,10 @@ prune_batch(void *arg)
 static bool
 rebalance_stripes(void *arg)
 {
-	char **skus;
+	int striped;
 
-	(void) checkout_rebalance_all();
-	return store_striped_skus(&skus) > 0;
+	(void) checkout_rebalance_all(&striped);
+	return striped > 0;
 }
 
 static bool
