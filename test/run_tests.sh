@@ -100,21 +100,13 @@ suite_pg_regress() {
 	record "$name" "$p" "$fl" ""
 }
 
-# with_pgoptions OPTIONS CMD...: run CMD (a suite function, which records its
-# counts in this shell) with OPTIONS added to PGOPTIONS, which every psql and
-# isolationtester session of `make installcheck` passes to its backend
-with_pgoptions() {
-	local had=${PGOPTIONS+set} saved=${PGOPTIONS-}
-	export PGOPTIONS="${PGOPTIONS:+$PGOPTIONS }$1"
-	shift
-	"$@"
-	if [ -n "$had" ]; then export PGOPTIONS=$saved; else unset PGOPTIONS; fi
-}
-
-# suite_sql_path SUITE DIFFS MAKE-ARGS...: suite_pg_regress once a session
-# shows checkout.direct_access off (a build without the setting refuses the
-# connection: the suite then counts as one failure)
+# suite_sql_path SUITE DIFFS MAKE-ARGS...: suite_pg_regress with
+# checkout.direct_access off in PGOPTIONS, which every psql and
+# isolationtester session of `make installcheck` passes to its backend, once a
+# session shows it off (a build without the setting refuses the connection:
+# the suite then counts as one failure)
 suite_sql_path() {
+	local -x PGOPTIONS="${PGOPTIONS:+$PGOPTIONS }-c checkout.direct_access=off"
 	local setting
 	setting=$("$PG_BINDIR/psql" -X -A -t -c 'SHOW checkout.direct_access' 2>&1)
 	if [ "$setting" != off ]; then
@@ -188,12 +180,10 @@ for s in $SUITES; do
 	isolation) log_step "isolation"; suite_pg_regress isolation output_iso/regression.diffs REGRESS= ;;
 	regress_sql)
 		log_step "pg_regress, checkout.direct_access off"
-		with_pgoptions "-c checkout.direct_access=off" \
-			suite_sql_path pg_regress_sql regression.diffs ISOLATION= ;;
+		suite_sql_path pg_regress_sql regression.diffs ISOLATION= ;;
 	isolation_sql)
 		log_step "isolation, checkout.direct_access off"
-		with_pgoptions "-c checkout.direct_access=off" \
-			suite_sql_path isolation_sql output_iso/regression.diffs REGRESS= ;;
+		suite_sql_path isolation_sql output_iso/regression.diffs REGRESS= ;;
 	pgtap) log_step "pgTAP"; suite_pgtap ;;
 	tap) log_step "TAP (prove)"; suite_tap ;;
 	php) log_step "PHP (Laravel package)"; suite_php ;;
