@@ -343,7 +343,6 @@ typedef struct TableState
 	AttrNumber	  attnums[DIRECT_MAX_COLUMNS];
 	Oid			  pkey;
 	Oid			  index;		  /* TableShape.index, checked */
-	MemoryContext cxt;			  /* differs lives here */
 	struct PlannedChecks *checks; /* NULL until planned */
 } TableState;
 
@@ -444,11 +443,10 @@ forget_table(TableState *ts)
 {
 	ts->relid = InvalidOid;
 	ts->known = false;
+	if (ts->differs)
+		pfree(ts->differs);
 	ts->differs = NULL;
 	forget_checks(ts);
-	if (ts->cxt)
-		MemoryContextDelete(ts->cxt);
-	ts->cxt = NULL;
 }
 
 static void
@@ -722,13 +720,32 @@ index_difference(const TableShape *def, Relation rel, Oid *index)
  * NULL when the table is exactly as the extension made it; otherwise what
  * differs.
  */
+/*
+ * Whether writing the table runs a user's code, and which: a rule, a
+ * trigger of theirs.
+ */
 static char *
-shape_difference(const TableShape *def, Relation rel, AttrNumber *attnums,
-				 Oid *pkey, Oid *index)
+user_code_difference(const TableShape *def, Relation rel)
+{
+	int i;
+
+	if (rel->rd_rules != NULL)
+		return pstrdup("it has a rule");
+	for (i = 0; rel->trigdesc && i < rel->trigdesc->numtriggers; i++)
+		if (is_users_trigger(def, &rel->trigdesc->triggers[i]))
+			return psprintf("trigger %s is a user's",
+							quote_identifier(
+								rel->trigdesc->triggers[i].tgname));
+	return NULL;
+}
+
+/* user_code: what user_code_difference found */
+static char *
+shape_difference(const TableShape *def, Relation rel, char *user_code,
+				 AttrNumber *attnums, Oid *pkey, Oid *index)
 {
 	Form_pg_class cls = rel->rd_rel;
 	char		 *differs;
-	int			  i;
 
 	if (cls->relkind != RELKIND_RELATION || cls->relam != HEAP_TABLE_AM_OID)
 		return pstrdup("it is not a heap table");
@@ -740,35 +757,14 @@ shape_difference(const TableShape *def, Relation rel, AttrNumber *attnums,
 		return pstrdup("row security is enabled");
 	if (has_policies(RelationGetRelid(rel)))
 		return pstrdup("it has row security policies");
-	if (rel->rd_rules != NULL)
-		return pstrdup("it has a rule");
-	for (i = 0; rel->trigdesc && i < rel->trigdesc->numtriggers; i++)
-		if (is_users_trigger(def, &rel->trigdesc->triggers[i]))
-			return psprintf("trigger %s is a user's",
-							quote_identifier(
-								rel->trigdesc->triggers[i].tgname));
+	if (user_code != NULL)
+		return user_code;
 	if ((differs = columns_difference(def, rel, attnums)) != NULL ||
 		(differs = constraints_difference(def, rel)) != NULL ||
 		(differs = primary_key_difference(def, rel, attnums, pkey)) != NULL ||
 		(differs = index_difference(def, rel, index)) != NULL)
 		return differs;
 	return NULL;
-}
-
-/*
- * Whether writing the table runs a user's code: a trigger of theirs, a rule.
- */
-static bool
-relation_runs_user_code(const TableShape *def, Relation rel)
-{
-	int i;
-
-	if (rel->rd_rules != NULL)
-		return true;
-	for (i = 0; rel->trigdesc && i < rel->trigdesc->numtriggers; i++)
-		if (is_users_trigger(def, &rel->trigdesc->triggers[i]))
-			return true;
-	return false;
 }
 
 static Oid
@@ -849,28 +845,32 @@ table_open_known(DirectTable table, LOCKMODE table_lockmode)
 	}
 	if (!ts->known)
 	{
-		MemoryContext cxt = AllocSetContextCreate(CacheMemoryContext,
-												  "checkout table state",
-												  ALLOCSET_SMALL_SIZES);
-		MemoryContext old;
-		char		 *differs;
+		char *user_code = user_code_difference(&table_shapes[table], rel);
+		char *differs = shape_difference(&table_shapes[table], rel, user_code,
+										 ts->attnums, &ts->pkey, &ts->index);
 
-		differs = shape_difference(&table_shapes[table], rel, ts->attnums,
-								   &ts->pkey, &ts->index);
-		old = MemoryContextSwitchTo(cxt);
-		ts->differs = differs ? pstrdup(differs) : NULL;
-		MemoryContextSwitchTo(old);
-		ts->user_code = relation_runs_user_code(&table_shapes[table], rel);
-		if (ts->cxt)
-			MemoryContextDelete(ts->cxt);
-		ts->cxt = cxt;
+		ts->differs = differs ? MemoryContextStrdup(CacheMemoryContext, differs)
+							  : NULL;
+		ts->user_code = user_code != NULL;
 		forget_checks(ts);
 		ts->known = true;
 	}
 	return rel;
 }
 
-/* Why the direct path may not serve this access now; NULL when it may. */
+/* Whether the current user lacks any of `need` on the table; *held: what it has. */
+static bool
+lacks_privileges(Relation rel, AclMode need, AclMode *held)
+{
+	*held = pg_class_aclmask(RelationGetRelid(rel), GetUserId(), need,
+							 ACLMASK_ALL);
+	return (*held & need) != need;
+}
+
+/*
+ * Why the direct path may not serve this access now, in words (for
+ * checkout.table_access()); NULL when it may.
+ */
 static char *
 refusal(DirectTable table, Relation rel, AclMode need)
 {
@@ -884,9 +884,7 @@ refusal(DirectTable table, Relation rel, AclMode need)
 			"an executor permission hook is loaded (pgaudit, sepgsql), which must see every access");
 	if (ts->differs != NULL)
 		return pstrdup(ts->differs);
-	held = pg_class_aclmask(RelationGetRelid(rel), GetUserId(), need,
-							ACLMASK_ALL);
-	if ((held & need) != need)
+	if (lacks_privileges(rel, need, &held))
 		return psprintf("%s lacks %s on it",
 						GetUserNameFromId(GetUserId(), false),
 						(need & ~held & ACL_SELECT)	  ? "SELECT"
@@ -904,12 +902,13 @@ static Relation
 direct_open(DirectTable table, LOCKMODE table_lockmode, AclMode need)
 {
 	Relation rel;
+	AclMode	 held;
 
 	/* the cheap tests first: nothing to open when the path is off */
 	if (!checkout_direct_access || ExecutorCheckPerms_hook != NULL)
 		return NULL;
 	rel = table_open_known(table, table_lockmode);
-	if (refusal(table, rel, need) != NULL)
+	if (tables[table].differs != NULL || lacks_privileges(rel, need, &held))
 	{
 		/* the statement that goes instead takes the same table lock */
 		table_close(rel, NoLock);
@@ -933,11 +932,11 @@ direct_runs_user_code(DirectTable table)
 }
 
 bool
-direct_usable(DirectTable table, AclMode need, char **why_not)
+direct_usable(DirectTable table, char **why_not)
 {
 	Relation rel = table_open_known(table, AccessShareLock);
 
-	*why_not = refusal(table, rel, need ? need : table_shapes[table].uses);
+	*why_not = refusal(table, rel, table_shapes[table].uses);
 	table_close(rel, NoLock);
 	return *why_not == NULL;
 }
@@ -1015,7 +1014,7 @@ key_close(KeyScan *ks)
  * Starts over on the rows whose primary key's first n columns equal
  * values, in the key's order.
  */
-void
+static void
 key_scan_prefix(KeyScan *ks, const Datum *values, int n)
 {
 	int k;

@@ -121,15 +121,15 @@ enum
 #define DIRECT_MAX_COLUMNS LK_NCOLUMNS
 #define DIRECT_MAX_KEY	   3
 
-/*
- * Whether the direct path may serve the table for the privileges `need`
- * (ACL_* bits) of the current user, and why not (a sentence) when it may
- * not.  Reports only; opening decides again.
- */
 extern bool direct_table_exists(DirectTable table);
 extern Oid	direct_table_relid(DirectTable table);
 extern Oid	direct_table_known_relid(DirectTable table);
-extern bool direct_usable(DirectTable table, AclMode need, char **why_not);
+/*
+ * Whether the direct path may serve the table for every privilege it uses
+ * on it, as the current user, and why not (a sentence) when it may not.
+ * Reports only; opening decides again.
+ */
+extern bool direct_usable(DirectTable table, char **why_not);
 extern bool direct_runs_user_code(DirectTable table);
 extern int	direct_stripes_in_use(void);
 extern void direct_stripes_in_use_set(bool in_use);
@@ -163,7 +163,6 @@ extern bool		   key_open_by(KeyScan *ks, DirectTable table, AclMode need,
 							   bool statement);
 extern void		   key_close(KeyScan *ks);
 extern void		   key_scan(KeyScan *ks, Datum value);
-extern void		   key_scan_prefix(KeyScan *ks, const Datum *values, int n);
 extern bool		   key_next(KeyScan *ks);
 extern bool		   key_find(KeyScan *ks, Datum value);
 extern bool		   key_find_prefix(KeyScan *ks, const Datum *values, int n);

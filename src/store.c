@@ -2265,7 +2265,7 @@ checkout_table_access(PG_FUNCTION_ARGS)
 		if (!direct_table_exists((DirectTable) t))
 			continue; /* a table of a later version */
 		values[0] = CStringGetTextDatum(direct_table_name((DirectTable) t));
-		values[1] = BoolGetDatum(direct_usable((DirectTable) t, 0, &why_not));
+		values[1] = BoolGetDatum(direct_usable((DirectTable) t, &why_not));
 		if (why_not)
 			values[2] = CStringGetTextDatum(why_not);
 		else
