@@ -777,7 +777,7 @@ store_cart_lines(int64 lock_id, CartLine **lines)
 			CartLine *line = &(*lines)[i];
 
 			CHECK_FOR_INTERRUPTS();
-			line->line_no = (int32) stmt_int8(&read, tt, i, 0);
+			line->line_no = stmt_int4(&read, tt, i, 0);
 			line->line_id = stmt_text(&read, tt, i, 1);
 			line->sku = stmt_text(&read, tt, i, 2);
 			line->quantity = stmt_int8(&read, tt, i, 3);
@@ -1539,7 +1539,7 @@ store_held_stock_rowlock(const int64 *lock_ids, int n)
 	for (i = 0; i < rows; i++)
 	{
 		char *sku = stmt_text(&held_rows, tt, i, 0);
-		int32 stripe = (int32) stmt_int4(&held_rows, tt, i, 1);
+		int32 stripe = stmt_int4(&held_rows, tt, i, 1);
 
 		CHECK_FOR_INTERRUPTS();
 		if (stripe == 0)
@@ -1679,7 +1679,7 @@ store_held_stock_move(const int64 *lock_ids, int n, bool sell,
 		CHECK_FOR_INTERRUPTS();
 		ItemPointerSetInvalid(&held[i].tid);
 		held[i].sku = stmt_text(st, tt, i, 1);
-		held[i].stripe = (int32) stmt_int4(st, tt, i, 2);
+		held[i].stripe = stmt_int4(st, tt, i, 2);
 		held[i].quantity = stmt_int8(st, tt, i, 3);
 	}
 	/* what moved, per lock and sku, for the events */

@@ -322,15 +322,6 @@ stmt_int8(Statement *st, SPITupleTable *tt, int row, int col)
 	return isnull ? 0 : DatumGetInt64(d);
 }
 
-bool
-stmt_bool(Statement *st, SPITupleTable *tt, int row, int col)
-{
-	bool  isnull;
-	Datum d = stmt_datum(st, tt, row, col, &isnull);
-
-	return !isnull && DatumGetBool(d);
-}
-
 int32
 stmt_int4(Statement *st, SPITupleTable *tt, int row, int col)
 {

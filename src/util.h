@@ -64,8 +64,6 @@ extern int64 stmt_int8(Statement *st, SPITupleTable *tt, int row,
 					   int col); /* 0 for SQL NULL */
 extern int32 stmt_int4(Statement *st, SPITupleTable *tt, int row,
 					   int col); /* 0 for SQL NULL */
-extern bool	 stmt_bool(Statement *st, SPITupleTable *tt, int row,
-					   int col); /* false for NULL */
 extern TimestampTz stmt_timestamptz(Statement *st, SPITupleTable *tt, int row,
 									int col);
 
