@@ -32,33 +32,22 @@
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "catalog/pg_collation.h"
 #include "miscadmin.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
-#include "utils/varlena.h"
 
 #include "events.h"
 #include "stock.h"
 #include "store.h"
 #include "util.h"
 
-/*
- * sku order: the column's collation, as every ORDER BY sku of the other paths
- */
-static int
-sku_cmp(const char *a, const char *b)
-{
-	return varstr_cmp(a, strlen(a), b, strlen(b), DEFAULT_COLLATION_OID);
-}
-
 static int
 cmp_cart_line(const void *a, const void *b)
 {
 	const CartLine *x = (const CartLine *) a;
 	const CartLine *y = (const CartLine *) b;
-	int				c = sku_cmp(x->sku, y->sku);
+	int				c = store_sku_cmp(x->sku, y->sku);
 
 	return c != 0 ? c : (x->line_no > y->line_no) - (x->line_no < y->line_no);
 }

@@ -128,6 +128,19 @@ lock_row_from_slot(KeyScan *ks, TupleTableSlot *slot, LockRow *row)
 	lock_row_from_values(values, isnull, row);
 }
 
+/* Row `i` of the statement's result. */
+static void
+lock_row_from_result(Statement *st, SPITupleTable *tt, int i, LockRow *row)
+{
+	Datum v[LK_NCOLUMNS];
+	bool  isnull[LK_NCOLUMNS];
+	int	  c;
+
+	for (c = 0; c < LK_NCOLUMNS; c++)
+		v[c] = stmt_datum(st, tt, i, c, &isnull[c]);
+	lock_row_from_values(v, isnull, row);
+}
+
 static int
 fetch_rows(Statement *st, Datum *values, const char *nulls, bool read_only,
 		   LockRow **rows)
@@ -139,14 +152,8 @@ fetch_rows(Statement *st, Datum *values, const char *nulls, bool read_only,
 	*rows = palloc(sizeof(LockRow) * Max(n, 1));
 	for (i = 0; i < n; i++)
 	{
-		Datum v[LK_NCOLUMNS];
-		bool  isnull[LK_NCOLUMNS];
-		int	  c;
-
 		CHECK_FOR_INTERRUPTS();
-		for (c = 0; c < LK_NCOLUMNS; c++)
-			v[c] = stmt_datum(st, tt, i, c, &isnull[c]);
-		lock_row_from_values(v, isnull, &(*rows)[i]);
+		lock_row_from_result(st, tt, i, &(*rows)[i]);
 	}
 	return n;
 }
@@ -189,13 +196,17 @@ store_lock_fetch(int64 lock_id, const char *session_id, LockRow *row)
 	{
 		if (key_find(&ks, Int64GetDatum(lock_id)))
 		{
-			lock_row_from_slot(&ks, ks.found, row);
+			bool isnull;
+
 			/*
 			 * session_id never changes: the version found tells whose lock it
-			 * is
+			 * is; the row is decoded once, as row-locked
 			 */
 			if ((session_id == NULL ||
-				 strcmp(row->session_id, session_id) == 0) &&
+				 strcmp(TextDatumGetCString(slot_column(&ks, ks.found,
+														LK_SESSION_ID,
+														&isnull)),
+						session_id) == 0) &&
 				key_rowlock(&ks, LockTupleNoKeyExclusive))
 			{
 				lock_row_from_slot(&ks, ks.rowlocked, row);
@@ -254,13 +265,8 @@ store_lock_read(int64 lock_id, const char *session_id, LockRow *row)
 		{
 			/* the row outlives SPI: build it in the caller's memory */
 			MemoryContext spi = MemoryContextSwitchTo(caller);
-			Datum		  v[LK_NCOLUMNS];
-			bool		  isnull[LK_NCOLUMNS];
-			int			  c;
 
-			for (c = 0; c < LK_NCOLUMNS; c++)
-				v[c] = stmt_datum(&read, SPI_tuptable, 0, c, &isnull[c]);
-			lock_row_from_values(v, isnull, row);
+			lock_row_from_result(&read, SPI_tuptable, 0, row);
 			MemoryContextSwitchTo(spi);
 			found = true;
 		}
@@ -1068,12 +1074,9 @@ store_ledger_rows(char *const *skus, int n, bool rowlock, LedgerRow *rows)
 bool
 store_ledger_rowlock(const char *sku, LedgerRow *row)
 {
-	int		   n_stripes = row->n_stripes;
-	StripeRow *stripes = row->stripes;
-	char	  *skus[1] = {(char *) sku};
-	KeyScan	   ks;
+	KeyScan ks;
 
-	Assert(n_stripes == 0);
+	Assert(row->n_stripes == 0);
 	if (!key_open(&ks, DT_INVENTORY, ACL_SELECT | ACL_UPDATE, true))
 		ledger_row_by_statement(sku, true, row);
 	else
@@ -1081,7 +1084,7 @@ store_ledger_rowlock(const char *sku, LedgerRow *row)
 		bool isnull;
 
 		row->found = row->rowlocked = false;
-		if (key_find(&ks, CStringGetTextDatum(skus[0])) &&
+		if (key_find(&ks, CStringGetTextDatum(sku)) &&
 			key_rowlock(&ks, LockTupleNoKeyExclusive) &&
 			strcmp(TextDatumGetCString(
 					   slot_column(&ks, ks.rowlocked, INV_SKU, &isnull)),
@@ -1089,8 +1092,6 @@ store_ledger_rowlock(const char *sku, LedgerRow *row)
 			ledger_row_from_slot(&ks, ks.rowlocked, row, true);
 		key_close(&ks);
 	}
-	row->n_stripes = n_stripes;
-	row->stripes = stripes;
 	return row->found;
 }
 
@@ -1329,8 +1330,8 @@ typedef struct HeldPart
 /*
  * sku order: the column's collation, as every ORDER BY sku of the statements
  */
-static int
-sku_cmp(const char *a, const char *b)
+int
+store_sku_cmp(const char *a, const char *b)
 {
 	return varstr_cmp(a, strlen(a), b, strlen(b), DEFAULT_COLLATION_OID);
 }
@@ -1350,7 +1351,7 @@ cmp_held_by_lock(const void *a, const void *b)
 
 	if (sort_ids[x] != sort_ids[y])
 		return sort_ids[x] < sort_ids[y] ? -1 : 1;
-	return sku_cmp(sort_held[x].sku, sort_held[y].sku);
+	return store_sku_cmp(sort_held[x].sku, sort_held[y].sku);
 }
 
 static void
@@ -1366,7 +1367,7 @@ cmp_held_by_row(const void *a, const void *b)
 {
 	const HeldPart *x = (const HeldPart *) a;
 	const HeldPart *y = (const HeldPart *) b;
-	int				c = sku_cmp(x->sku, y->sku);
+	int				c = store_sku_cmp(x->sku, y->sku);
 
 	return c != 0 ? c : (x->stripe > y->stripe) - (x->stripe < y->stripe);
 }

@@ -98,6 +98,8 @@ typedef struct ReservedPart
 extern int	store_cart_lines(int64 lock_id, CartLine **lines);
 extern bool store_first_unknown_line(int64 lock_id, char **line_id,
 									 char **sku);
+/* sku order (the column's collation): the order stock rows are taken in */
+extern int	store_sku_cmp(const char *a, const char *b);
 extern void store_stock_table_lock(void);
 extern bool store_striping_in_use(void);
 extern void store_ledger_rows(char *const *skus, int n, bool rowlock,
