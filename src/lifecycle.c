@@ -353,10 +353,7 @@ lock_status_tuple(const LockRow *row, const CallReport *report, TupleDesc desc)
 
 		if (report != NULL)
 			for (p = report->phase_before + 1; p <= row->phase; p++)
-				ran[n++] = DirectFunctionCall2(enum_in,
-											   CStringGetDatum(phase_name(
-												   (CheckoutPhase) p)),
-											   ObjectIdGetDatum(phase_type));
+				ran[n++] = enum_datum(desc, 3, phase_name((CheckoutPhase) p));
 		values[10] = BoolGetDatum(report != NULL && report->created);
 		values[11] = PointerGetDatum(construct_array(ran, n, phase_type,
 													 sizeof(Oid), true,

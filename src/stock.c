@@ -79,7 +79,6 @@ stock_load_cart(int64 lock_id, CartStock *out, bool rowlock)
 	out->skus = palloc(sizeof(char *) * Max(n, 1));
 	out->quantities = palloc(sizeof(int64) * Max(n, 1));
 	out->cart_prices = palloc(sizeof(int64) * Max(n, 1));
-	out->available = palloc(sizeof(int64) * Max(n, 1));
 	out->unit_prices = palloc(sizeof(int64) * Max(n, 1));
 	out->ledger = palloc(sizeof(LedgerRow *) * Max(n, 1));
 	n_skus = 0;
@@ -98,7 +97,6 @@ stock_load_cart(int64 lock_id, CartStock *out, bool rowlock)
 		out->skus[f] = lines[i].sku;
 		out->quantities[f] = lines[i].quantity;
 		out->cart_prices[f] = lines[i].cart_price;
-		out->available[f] = row->on_hand - row->reserved;
 		out->unit_prices[f] = row->unit_price;
 		out->ledger[f] = row;
 		out->n_found++;
@@ -238,7 +236,7 @@ reserve_striped(int64 lock_id, const char *sku, int64 wanted,
 }
 
 /*
- * The cart's lines' view of a sku's inventory row, refreshed once the row is
+ * The cart's lines' price of a sku, refreshed once its inventory row is
  * row-locked.
  */
 static void
@@ -248,10 +246,7 @@ refresh_cart_lines(CartStock *cart, const LedgerRow *row)
 
 	for (i = 0; i < cart->n_found; i++)
 		if (cart->ledger[i] == row)
-		{
-			cart->available[i] = row->on_hand - row->reserved;
 			cart->unit_prices[i] = row->unit_price;
-		}
 }
 
 /*
@@ -335,17 +330,11 @@ stock_reserve(const LockRow *lock, CartStock *cart, StockShortfall *shortfall,
 			}
 		}
 		shortfall->sku = res.skus[i];
+		shortfall->wanted = res.wanted[i]; /* the sku's whole want */
 		shortfall->available = available;
 	}
 	if (shortfall->sku != NULL)
 	{
-		int j;
-
-		/* report the sku's whole want */
-		shortfall->wanted = 0;
-		for (j = 0; j < cart->n_found; j++)
-			if (strcmp(cart->skus[j], shortfall->sku) == 0)
-				shortfall->wanted += cart->quantities[j];
 		/*
 		 * nothing of a refused reservation stays: what a stripe took goes back
 		 */

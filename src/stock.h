@@ -23,7 +23,6 @@ typedef struct CartStock
 	char	  **skus;
 	int64	   *quantities;
 	int64	   *cart_prices;
-	int64	   *available;	 /* on_hand - reserved of the line's sku */
 	int64	   *unit_prices; /* the sku's current price */
 	LedgerRow **ledger; /* the sku's inventory row, as row-locked or read */
 } CartStock;

@@ -1053,18 +1053,9 @@ store_ledger_rows(char *const *skus, int n, bool rowlock, LedgerRow *rows)
 	}
 	/* a striped sku's stock is its stripes' */
 	for (i = 0; i < n; i++)
-	{
-		int k;
-
-		if (rows[i].n_stripes == 0 || !rows[i].found)
-			continue;
-		rows[i].on_hand = rows[i].reserved = 0;
-		for (k = 0; k < rows[i].n_stripes; k++)
-		{
-			rows[i].on_hand += rows[i].stripes[k].on_hand;
-			rows[i].reserved += rows[i].stripes[k].reserved;
-		}
-	}
+		if (rows[i].n_stripes > 0 && rows[i].found)
+			store_stripes_totals(rows[i].stripes, rows[i].n_stripes,
+								 &rows[i].on_hand, &rows[i].reserved);
 }
 
 /*
@@ -1326,6 +1317,21 @@ typedef struct HeldPart
 	int64			quantity;
 	ItemPointerData tid;
 } HeldPart;
+
+/* The totals of a sku's stripes. */
+void
+store_stripes_totals(const StripeRow *rows, int n, int64 *on_hand,
+					 int64 *reserved)
+{
+	int k;
+
+	*on_hand = *reserved = 0;
+	for (k = 0; k < n; k++)
+	{
+		*on_hand += rows[k].on_hand;
+		*reserved += rows[k].reserved;
+	}
+}
 
 /*
  * sku order: the column's collation, as every ORDER BY sku of the statements
@@ -1868,18 +1874,17 @@ store_stripes_set_on_hand(const char *sku, const StripeRow *rows, int n)
 static bool own_totals_write = false;
 
 void
-store_sku_set_totals(const char *sku, int64 on_hand, int64 reserved,
-					 bool always)
+store_sku_set_totals(const char *sku, int64 on_hand, int64 reserved)
 {
 	static Statement set = {
 		.sql = "UPDATE checkout.inventory SET on_hand = $2, reserved = $3 "
-			   "WHERE sku = $1 AND ($4 OR on_hand <> $2 OR reserved <> $3)",
-		.nargs = 4,
-		.argtypes = {TEXTOID, INT8OID, INT8OID, BOOLOID},
+			   "WHERE sku = $1",
+		.nargs = 3,
+		.argtypes = {TEXTOID, INT8OID, INT8OID},
 		.generic = true,
 	};
-	Datum values[4] = {CStringGetTextDatum(sku), Int64GetDatum(on_hand),
-					   Int64GetDatum(reserved), BoolGetDatum(always)};
+	Datum values[3] = {CStringGetTextDatum(sku), Int64GetDatum(on_hand),
+					   Int64GetDatum(reserved)};
 
 	own_totals_write = true;
 	PG_TRY();

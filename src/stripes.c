@@ -78,14 +78,7 @@ checkout_stripe(PG_FUNCTION_ARGS)
 							   quote_user_text(sku))));
 	n_old = store_stripes_rowlock_all(sku, &old);
 	if (n_old > 0)
-	{
-		on_hand = reserved = 0;
-		for (k = 0; k < n_old; k++)
-		{
-			on_hand += old[k].on_hand;
-			reserved += old[k].reserved;
-		}
-	}
+		store_stripes_totals(old, n_old, &on_hand, &reserved);
 
 	/* each lock's reservation goes whole into the stripe its lock hashes to */
 	held = palloc(sizeof(int64) * stripes);
@@ -109,7 +102,7 @@ checkout_stripe(PG_FUNCTION_ARGS)
 	 * taken before the striping then fails to row-lock the row (40001),
 	 * instead of reserving from it as if the sku were not striped
 	 */
-	store_sku_set_totals(sku, on_hand, reserved, true);
+	store_sku_set_totals(sku, on_hand, reserved);
 	if ((n_old > 0) != (stripes > 1))
 		store_striping_changed();
 	checkout_spi_finish(spi_state);
@@ -126,8 +119,8 @@ rebalance_sku(const char *sku)
 {
 	int64	   folded_on_hand;
 	int64	   folded_reserved;
-	int64	   on_hand = 0;
-	int64	   reserved = 0;
+	int64	   on_hand;
+	int64	   reserved;
 	int64	   least = PG_INT64_MAX;
 	StripeRow *rows;
 	int		   n;
@@ -147,26 +140,18 @@ rebalance_sku(const char *sku)
 	n = store_stripes_read(sku, &rows);
 	for (k = 0; k < n; k++)
 		least = Min(least, rows[k].on_hand - rows[k].reserved);
-	for (k = 0; k < n; k++)
-	{
-		on_hand += rows[k].on_hand;
-		reserved += rows[k].reserved;
-	}
+	store_stripes_totals(rows, n, &on_hand, &reserved);
 	if (n > 0 && least * n * 2 < on_hand - reserved)
 	{
 		n = store_stripes_rowlock_all(sku, &rows);
-		on_hand = reserved = 0;
-		for (k = 0; k < n; k++)
-		{
-			on_hand += rows[k].on_hand;
-			reserved += rows[k].reserved;
-		}
+		store_stripes_totals(rows, n, &on_hand, &reserved);
 		spread(rows, n, on_hand - reserved);
 		store_stripes_set_on_hand(sku, rows, n);
 		spread_out = true;
 	}
-	if (n > 0)
-		store_sku_set_totals(sku, on_hand, reserved, false);
+	/* the inventory row is row-locked: what it holds is what was read */
+	if (n > 0 && (on_hand != folded_on_hand || reserved != folded_reserved))
+		store_sku_set_totals(sku, on_hand, reserved);
 	return spread_out;
 }
 
@@ -238,7 +223,6 @@ checkout_inventory_restock(PG_FUNCTION_ARGS)
 	int64		 on_hand = 0;
 	int64		 reserved = 0;
 	int			 spi_state;
-	int			 k;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ||
@@ -274,11 +258,7 @@ checkout_inventory_restock(PG_FUNCTION_ARGS)
 		Datum values[2];
 		bool  nulls[2] = {false, false};
 
-		for (k = 0; k < n; k++)
-		{
-			on_hand += rows[k].on_hand;
-			reserved += rows[k].reserved;
-		}
+		store_stripes_totals(rows, n, &on_hand, &reserved);
 		if (on_hand + delta < reserved)
 			ereport(ERROR,
 					(errcode(ERRCODE_CHECK_VIOLATION),
