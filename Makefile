@@ -81,7 +81,7 @@ prove_installcheck:
 
 pgtap_installcheck:
 	@echo "+++ pgTAP install-check +++"
-	@echo $(if $(wildcard $(CONTRACT)),"with contract $(CONTRACT) (run as $(CONTRACT_RUN): the status row's three 0.3.0 fields follow its ten)",\
+	@echo $(if $(CONTRACT_RUN),"with contract $(CONTRACT) (run as $(CONTRACT_RUN): the status row's three 0.3.0 fields follow its ten)",\
 		"without contract $(CONTRACT) (optional; not found)")
 	$(PSQL) -d postgres -c 'SET client_min_messages = warning' \
 		-c 'DROP DATABASE IF EXISTS "$(PGTAP_TESTDB)"' -c 'CREATE DATABASE "$(PGTAP_TESTDB)"'
