@@ -1379,19 +1379,17 @@ cmp_held_by_row(const void *a, const void *b)
 }
 
 /*
- * The quantities per stock row of the parts held: the inventory rows'
- * (stripe 0) or the stripes'; returns how many rows.
+ * The quantities per stock row of the parts held (sorted by row,
+ * cmp_held_by_row): the inventory rows' (stripe 0) or the stripes'; returns
+ * how many rows.
  */
 static int
-sum_held_per_row(const HeldPart *held, int n, bool stripes_only, char **skus,
-				 int32 *stripes, int64 *quantities)
+sum_held_per_row(const HeldPart *sorted, int n, bool stripes_only,
+				 char **skus, int32 *stripes, int64 *quantities)
 {
-	HeldPart *sorted = palloc(sizeof(HeldPart) * Max(n, 1));
-	int		  m = 0;
-	int		  i;
+	int m = 0;
+	int i;
 
-	memcpy(sorted, held, sizeof(HeldPart) * n);
-	qsort(sorted, n, sizeof(HeldPart), cmp_held_by_row);
 	for (i = 0; i < n; i++)
 	{
 		if ((sorted[i].stripe != 0) != stripes_only)
@@ -1706,6 +1704,7 @@ store_held_stock_move(const int64 *lock_ids, int n, bool sell,
 					  held[order[i]].quantity);
 	}
 	/* one update per stock row: the inventory rows, then the stripes */
+	qsort(held, rows, sizeof(HeldPart), cmp_held_by_row);
 	for (i = 0; i < 2; i++)
 	{
 		char **skus = palloc(sizeof(char *) * Max(rows, 1));
