@@ -336,13 +336,13 @@ direct_table_name(DirectTable table)
 
 typedef struct TableState
 {
-	Oid			  relid;   /* InvalidOid: look it up by name */
-	bool		  known;   /* shape checked since the last invalidation */
-	char		 *differs; /* NULL: the extension's definition; else why not */
-	bool		  user_code; /* a write runs a user's trigger or rule */
-	AttrNumber	  attnums[DIRECT_MAX_COLUMNS];
-	Oid			  pkey;
-	Oid			  index;		  /* TableShape.index, checked */
+	Oid		   relid;	  /* InvalidOid: look it up by name */
+	bool	   known;	  /* shape checked since the last invalidation */
+	char	  *differs;	  /* NULL: the extension's definition; else why not */
+	bool	   user_code; /* a write runs a user's trigger or rule */
+	AttrNumber attnums[DIRECT_MAX_COLUMNS];
+	Oid		   pkey;
+	Oid		   index;			  /* TableShape.index, checked */
 	struct PlannedChecks *checks; /* NULL until planned */
 } TableState;
 
@@ -849,8 +849,9 @@ table_open_known(DirectTable table, LOCKMODE table_lockmode)
 		char *differs = shape_difference(&table_shapes[table], rel, user_code,
 										 ts->attnums, &ts->pkey, &ts->index);
 
-		ts->differs = differs ? MemoryContextStrdup(CacheMemoryContext, differs)
-							  : NULL;
+		ts->differs = differs
+						  ? MemoryContextStrdup(CacheMemoryContext, differs)
+						  : NULL;
 		ts->user_code = user_code != NULL;
 		forget_checks(ts);
 		ts->known = true;
@@ -858,7 +859,8 @@ table_open_known(DirectTable table, LOCKMODE table_lockmode)
 	return rel;
 }
 
-/* Whether the current user lacks any of `need` on the table; *held: what it has. */
+/* Whether the current user lacks any of `need` on the table; *held: what it
+ * has. */
 static bool
 lacks_privileges(Relation rel, AclMode need, AclMode *held)
 {

@@ -121,18 +121,18 @@ enum
 #define DIRECT_MAX_COLUMNS LK_NCOLUMNS
 #define DIRECT_MAX_KEY	   3
 
-extern bool direct_table_exists(DirectTable table);
-extern Oid	direct_table_relid(DirectTable table);
-extern Oid	direct_table_known_relid(DirectTable table);
+extern bool		   direct_table_exists(DirectTable table);
+extern Oid		   direct_table_relid(DirectTable table);
+extern Oid		   direct_table_known_relid(DirectTable table);
 /*
  * Whether the direct path may serve the table for every privilege it uses
  * on it, as the current user, and why not (a sentence) when it may not.
  * Reports only; opening decides again.
  */
-extern bool direct_usable(DirectTable table, char **why_not);
-extern bool direct_runs_user_code(DirectTable table);
-extern int	direct_stripes_in_use(void);
-extern void direct_stripes_in_use_set(bool in_use);
+extern bool		   direct_usable(DirectTable table, char **why_not);
+extern bool		   direct_runs_user_code(DirectTable table);
+extern int		   direct_stripes_in_use(void);
+extern void		   direct_stripes_in_use_set(bool in_use);
 extern const char *direct_table_name(DirectTable table);
 
 /* ---- reading and row-locking rows by primary key ---- */

@@ -1384,8 +1384,8 @@ cmp_held_by_row(const void *a, const void *b)
  * how many rows.
  */
 static int
-sum_held_per_row(const HeldPart *sorted, int n, bool stripes_only,
-				 char **skus, int32 *stripes, int64 *quantities)
+sum_held_per_row(const HeldPart *sorted, int n, bool stripes_only, char **skus,
+				 int32 *stripes, int64 *quantities)
 {
 	int m = 0;
 	int i;

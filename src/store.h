@@ -122,8 +122,8 @@ extern void store_stripes_set_on_hand(const char *sku, const StripeRow *rows,
 									  int n);
 extern void store_sku_set_totals(const char *sku, int64 on_hand,
 								 int64 reserved);
-extern void store_stripes_totals(const StripeRow *rows, int n,
-								 int64 *on_hand, int64 *reserved);
+extern void store_stripes_totals(const StripeRow *rows, int n, int64 *on_hand,
+								 int64 *reserved);
 extern bool store_own_totals_write(void);
 extern void store_stripes_replace(const char *sku, int n, const int64 *on_hand,
 								  const int64 *reserved);
