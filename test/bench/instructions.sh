@@ -2,9 +2,17 @@
 # make bench-instructions: the CPU cost of a whole checkout counted in
 # instructions by valgrind's callgrind, for the extension and the DML floor
 # (the same scripts as make bench: api_checkout.sql, floor_checkout.sql), over
-# many skus, on one hot sku and on it striped, one client.  A count does not move with the
-# load of a shared machine, as throughput does (make bench's points swing by
-# up to ±20 % between runs minutes apart), so a change that saves 1 % shows.
+# many skus, on one hot sku and on it striped, one client, and over many skus
+# with the extension's logging off (what its two log lines a checkout cost).
+# A count does not move with the load of a shared machine, as throughput does
+# (make bench's points swing by up to ±20 % between runs minutes apart), so a
+# change that saves 1 % shows.
+#
+# Instructions are not time: callgrind also simulates the caches and the
+# branch predictor, and the report gives the misses and callgrind's cycle
+# estimate (KCachegrind's: instructions + 10 x (L1 misses + mispredicted
+# branches) + 100 x last-level misses).  A side that runs fewer instructions
+# over more code can still take more cycles.
 #
 # The server runs under callgrind; each pgbench session is one backend, whose
 # count is written when it exits.  Each side runs a session of N1 and one of
@@ -12,7 +20,8 @@
 # checkout, without backend start-up, catalog loading and first plans.
 #
 # Environment: INSTR_N1 (100), INSTR_N2 (400) checkouts per session;
-# INSTR_OUT (test/bench/results) where instructions.txt goes.
+# INSTR_MODES ("many hot striped quiet"); INSTR_STRIPES (16); INSTR_OUT
+# (test/bench/results) where instructions.txt goes.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 cd "$REPO_ROOT"
@@ -42,7 +51,7 @@ as_postgres "$PG_BINDIR/pg_ctl" -D "$CLUSTER_DIR/data" -w stop >/dev/null
 counts=$(make_tmpdir)
 chmod 777 "$counts"
 log_step "the server under callgrind (about 50 times slower than without)"
-as_postgres bash -c "valgrind --tool=callgrind --trace-children=yes \
+as_postgres bash -c "valgrind --tool=callgrind --cache-sim=yes --branch-sim=yes --trace-children=yes \
 	--callgrind-out-file='$counts/cg.%p' '$PG_BINDIR/postgres' -D '$CLUSTER_DIR/data' \
 	>'$CLUSTER_DIR/valgrind.log' 2>&1 &"
 for _ in $(seq 300); do
@@ -72,12 +81,13 @@ settle() {
 }
 
 # session SIDE LO HI N: one pgbench session of N checkouts; prints the
-# instruction count of its backend.  pgbench opens two connections (a first
+# counts of its backend (callgrind's summary line: Ir Dr Dw I1mr D1mr D1mw
+# ILmr DLmr DLmw Bc Bcm Bi Bim).  pgbench opens two connections (a first
 # one of its own, then the client's), and a backend's file is written when
 # it exits: once both files of the session are complete, the client's is the
 # bigger count.
 session() {
-	local side=$1 lo=$2 hi=$3 n=$4 before f best c done tries=0
+	local side=$1 lo=$2 hi=$3 n=$4 before f best c line counts_of_best done tries=0
 	settle
 	before=$(ls "$counts")
 	"$PG_BINDIR/pgbench" -n -U bench_app -M prepared -c 1 -t $((n * 4)) \
@@ -89,17 +99,30 @@ session() {
 		best=0 done=0
 		for f in $(comm -13 <(echo "$before") <(ls "$counts")); do
 			[[ $f == cg.* ]] || continue
-			c=$(sed -n 's/^summary: //p' "$counts/$f")
-			[ -n "$c" ] || continue
+			line=$(sed -n 's/^summary: //p' "$counts/$f")
+			[ -n "$line" ] || continue
+			c=${line%% *}
 			done=$((done + 1))
-			[ "$c" -gt "$best" ] && best=$c
+			[ "$c" -gt "$best" ] && best=$c counts_of_best=$line
 		done
 		[ "$done" -ge 2 ] && break
 		tries=$((tries + 1))
 		[ $tries -lt 240 ] || die "no callgrind count for the $side session"
 		sleep 0.5
 	done
-	echo "$best"
+	echo "$counts_of_best"
+}
+
+# per_checkout A B: from two sessions' counts, one checkout's instructions,
+# L1 misses (instruction, data), last-level misses, mispredicted branches and
+# cycle estimate
+per_checkout() {
+	awk -v a="$1" -v b="$2" -v n=$((n2 - n1)) 'BEGIN {
+		split(a, x, " "); split(b, y, " ")
+		for (i = 1; i <= 13; i++) d[i] = (y[i] - x[i]) / n
+		ir = d[1]; i1 = d[4]; d1 = d[5] + d[6]; ll = d[7] + d[8] + d[9]; bm = d[11] + d[13]
+		printf "%d %d %d %d %d %d\n", ir, i1, d1, ll, bm, ir + 10 * (i1 + d1 + bm) + 100 * ll
+	}'
 }
 
 # a first pass, not reported: right after the server starts under valgrind,
@@ -110,35 +133,55 @@ for side in floor api; do
 done
 
 report=$(make_tmpdir)/instructions.txt
+ratios=$(make_tmpdir)/ratios.txt
 {
 	echo "checkout $(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u '+%Y-%m-%d %H:%M UTC')"
-	echo "make bench-instructions: instructions per whole checkout (start; advance to price_lock;"
-	echo "authorise; capture until stock_commit), one client, callgrind; sessions of $n1 and $n2 checkouts"
-	printf '%-5s %14s %14s %8s\n' skus floor extension ratio
+	echo "make bench-instructions: per whole checkout (start; advance to price_lock; authorise;"
+	echo "capture until stock_commit), one client, callgrind with its cache and branch simulation;"
+	echo "sessions of $n1 and $n2 checkouts.  quiet = many skus, the extension's logging off."
+	echo "Misses: L1 instruction, L1 data, last level; branches mispredicted; est. cycles ="
+	echo "instructions + 10 x (L1 misses + mispredicted) + 100 x last-level misses"
+	printf '%-7s %-9s %12s %9s %9s %6s %9s %12s\n' skus side instructions I1-miss D1-miss LL-miss br-miss est.cycles
 } >"$report"
-for mode in ${INSTR_MODES:-many hot striped}; do
-	if [ "$mode" = many ]; then lo=1 hi=10000; else lo=0 hi=0; fi
+{
+	echo
+	echo "floor / extension (above 1: the extension costs less)"
+	printf '%-7s %12s %12s\n' skus instructions est.cycles
+} >"$ratios"
+for mode in ${INSTR_MODES:-many hot striped quiet}; do
+	case $mode in
+	many | quiet) lo=1 hi=10000 ;;
+	*) lo=0 hi=0 ;;
+	esac
 	# striped: the hot sku in INSTR_STRIPES stripes for the extension (the
 	# floor's stays one row): what striping costs a checkout without contention
 	if [ "$mode" = striped ]; then
 		"$PG_BINDIR/psql" -X -q -c "SELECT checkout_stripe('S-0', ${INSTR_STRIPES:-16})" >/dev/null ||
 			die "striping the hot sku failed"
 	fi
+	# quiet: each session is a new backend, which takes the role's setting
+	logging=on
+	[ "$mode" = quiet ] && logging=off
+	"$PG_BINDIR/psql" -X -q -c "ALTER ROLE bench_app SET checkout.logging = $logging" >/dev/null ||
+		die "setting checkout.logging failed"
 	declare -A per
 	for side in floor api; do
 		log_step "$mode skus, $side: sessions of $n1 and $n2 checkouts"
 		a=$(session "$side" "$lo" "$hi" "$n1")
 		b=$(session "$side" "$lo" "$hi" "$n2")
-		per[$side]=$(((b - a) / (n2 - n1)))
-		echo "   ($side: $a instructions in the session of $n1, $b in that of $n2)" >&2
-		echo "   $side: ${per[$side]} instructions per checkout"
+		per[$side]=$(per_checkout "$a" "$b")
+		echo "   $side: $(echo "${per[$side]}" | awk '{ print $1 " instructions, " $6 " estimated cycles per checkout" }')"
+		printf '%-7s %-9s %12d %9d %9d %6d %9d %12d\n' "$mode" "${side/api/extension}" ${per[$side]} >>"$report"
 	done
-	awk -v m="$mode" -v f="${per[floor]}" -v a="${per[api]}" \
-		'BEGIN { printf "%-5s %14d %14d %8.2f\n", m, f, a, f / a }' >>"$report"
+	awk -v m="$mode" -v f="${per[floor]}" -v a="${per[api]}" 'BEGIN {
+		split(f, x, " "); split(a, y, " ")
+		printf "%-7s %12.2f %12.2f\n", m, x[1] / y[1], x[6] / y[6]
+	}' >>"$ratios"
 done
+cat "$ratios" >>"$report"
 as_postgres "$PG_BINDIR/pg_ctl" -D "$CLUSTER_DIR/data" -m fast -w stop >/dev/null || true
 
-log_step "results (ratio = floor / extension: the extension's throughput as a share of the floor's, were both CPU-bound)"
+log_step "results (a ratio is the extension's throughput as a share of the floor's, were both CPU-bound and the count the whole cost)"
 cat "$report"
 mkdir -p "$out"
 cp "$report" "$out/instructions.txt"
