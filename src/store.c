@@ -42,20 +42,21 @@
 
 PG_FUNCTION_INFO_V1(checkout_table_access);
 
-/* A row version a call read or row-locked, to write over later. */
+/*
+ * A row version this transaction holds row-locked (so the row's latest), to
+ * write over later.  A row only read has none: nothing writes over it.
+ */
 typedef struct RowVersion
 {
 	ItemPointerData tid;
-	bool			rowlocked; /* by this transaction: the row's latest */
 } RowVersion;
 
 static RowVersion *
-version_of(TupleTableSlot *slot, bool rowlocked)
+rowlocked_version(TupleTableSlot *slot)
 {
 	RowVersion *v = palloc(sizeof(RowVersion));
 
 	v->tid = *slot_tid(slot);
-	v->rowlocked = rowlocked;
 	return v;
 }
 
@@ -210,7 +211,7 @@ store_lock_fetch(int64 lock_id, const char *session_id, LockRow *row)
 				key_rowlock(&ks, LockTupleNoKeyExclusive))
 			{
 				lock_row_from_slot(&ks, ks.rowlocked, row);
-				row->version = version_of(ks.rowlocked, true);
+				row->version = rowlocked_version(ks.rowlocked);
 				found = true;
 			}
 		}
@@ -675,8 +676,7 @@ store_lock_save(LockRow *row)
 	SET_TEXT(12, row->error_code);
 	SET_TEXT(13, row->error_message);
 
-	if (row->version != NULL && row->version->rowlocked &&
-		row_write_begin(&w, DT_LOCKS, ACL_UPDATE))
+	if (row->version != NULL && row_write_begin(&w, DT_LOCKS, ACL_UPDATE))
 	{
 		values[1] = enum_value(&w, LK_STATE, lock_state_name(row->state));
 		isnull[2] = phase == NULL;
@@ -869,7 +869,7 @@ ledger_row_from_slot(KeyScan *ks, TupleTableSlot *slot, LedgerRow *row,
 		slot_column(ks, slot, INV_RESERVED, &isnull));
 	row->unit_price = DatumGetInt64(
 		slot_column(ks, slot, INV_UNIT_PRICE, &isnull));
-	row->version = version_of(slot, rowlocked);
+	row->version = rowlocked ? rowlocked_version(slot) : NULL;
 }
 
 static void
@@ -881,7 +881,7 @@ stripe_row_from_slot(KeyScan *ks, TupleTableSlot *slot, StripeRow *row,
 	row->stripe = DatumGetInt32(slot_column(ks, slot, ST_STRIPE, &isnull));
 	row->on_hand = DatumGetInt64(slot_column(ks, slot, ST_ON_HAND, &isnull));
 	row->reserved = DatumGetInt64(slot_column(ks, slot, ST_RESERVED, &isnull));
-	row->version = version_of(slot, rowlocked);
+	row->version = rowlocked ? rowlocked_version(slot) : NULL;
 }
 
 /*
@@ -1346,26 +1346,30 @@ store_sku_cmp(const char *a, const char *b)
  * order[] sorted by (ids[i], held[i].sku): what moved, grouped per lock and
  * sku
  */
-static const int64	  *sort_ids;
-static const HeldPart *sort_held;
+typedef struct HeldByLock
+{
+	const int64	   *ids;
+	const HeldPart *held;
+} HeldByLock;
 
 static int
-cmp_held_by_lock(const void *a, const void *b)
+cmp_held_by_lock(const void *a, const void *b, void *arg)
 {
-	int x = *(const int *) a;
-	int y = *(const int *) b;
+	const HeldByLock *by = (const HeldByLock *) arg;
+	int				  x = *(const int *) a;
+	int				  y = *(const int *) b;
 
-	if (sort_ids[x] != sort_ids[y])
-		return sort_ids[x] < sort_ids[y] ? -1 : 1;
-	return store_sku_cmp(sort_held[x].sku, sort_held[y].sku);
+	if (by->ids[x] != by->ids[y])
+		return by->ids[x] < by->ids[y] ? -1 : 1;
+	return store_sku_cmp(by->held[x].sku, by->held[y].sku);
 }
 
 static void
 sort_held_by_lock(int *order, const int64 *ids, const HeldPart *held, int n)
 {
-	sort_ids = ids;
-	sort_held = held;
-	qsort(order, n, sizeof(int), cmp_held_by_lock);
+	HeldByLock by = {ids, held};
+
+	qsort_arg(order, n, sizeof(int), cmp_held_by_lock, &by);
 }
 
 static int

@@ -61,7 +61,7 @@ typedef struct StripeRow
 	int32			   stripe;
 	int64			   on_hand;
 	int64			   reserved;
-	/* the version read or row-locked (store.c's) */
+	/* when row-locked, its version (store.c's); NULL when only read */
 	struct RowVersion *version;
 } StripeRow;
 
@@ -76,7 +76,7 @@ typedef struct LedgerRow
 	int64 on_hand;
 	int64 reserved;
 	int64 unit_price;
-	/* the version row-locked or read (store.c's) */
+	/* when row-locked, its version (store.c's); NULL when only read */
 	struct RowVersion *version;
 	int		   n_stripes; /* 0: unstriped, its units are its inventory row's */
 	StripeRow *stripes;	  /* as read, in stripe order */
