@@ -1087,11 +1087,37 @@ key_find_prefix(KeyScan *ks, const Datum *values, int n)
 }
 
 /*
+ * Whether the version key_rowlock row-locked still has the key the scan
+ * looked for: a concurrent update may have changed it, and SQL's recheck of
+ * a row-locked row (EvalPlanQual) would then pass the row over.
+ */
+static bool
+rowlocked_has_key(KeyScan *ks)
+{
+	int k;
+
+	for (k = 0; k < ks->scan->numberOfKeys; k++)
+	{
+		ScanKey key = &ks->keys[k];
+		bool	isnull;
+		Datum	value = slot_getattr(ks->rowlocked,
+									 ks->index->rd_index->indkey.values[k],
+									 &isnull);
+
+		if (isnull ||
+			!DatumGetBool(FunctionCall2Coll(&key->sk_func, key->sk_collation,
+											value, key->sk_argument)))
+			return false;
+	}
+	return true;
+}
+
+/*
  * Row-locks the latest version of the row key_next found, waiting for a
  * concurrent writer, and leaves that version in ks->rowlocked.  False when the
- * row was deleted meanwhile; under REPEATABLE READ or SERIALIZABLE a
- * concurrent change is a serialization failure, as for SELECT ... FOR UPDATE
- * and the other row locks.
+ * row was deleted meanwhile or its key changed (the row lock then stays, as
+ * SQL's does); under REPEATABLE READ or SERIALIZABLE a concurrent change is a
+ * serialization failure, as for SELECT ... FOR UPDATE and the other row locks.
  */
 bool
 key_rowlock(KeyScan *ks, LockTupleMode mode)
@@ -1123,7 +1149,10 @@ key_rowlock(KeyScan *ks, LockTupleMode mode)
 	{
 		case TM_Ok:
 			slot_getallattrs(ks->rowlocked);
-			return true;
+			/* tid was moved along the update chain to the version locked */
+			return ItemPointerEquals(&ks->found->tts_tid,
+									 &ks->rowlocked->tts_tid) ||
+				   rowlocked_has_key(ks);
 		case TM_Updated:
 		case TM_Deleted:
 			if (IsolationUsesXactSnapshot())

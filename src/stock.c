@@ -207,10 +207,17 @@ reserve_striped(int64 lock_id, const char *sku, int64 wanted,
 
 	for (k = 0; k < n; k++)
 		numbers[k] = row->stripes[k].stripe;
+	/*
+	 * checkout_stripe cannot change the stripes under the stock table lock;
+	 * a DELETE, or an UPDATE of the key, outside it can
+	 */
 	if (!store_stripes_rowlock(sku, numbers, n, rowlocked))
-		elog(ERROR,
-			 "checkout: a stripe of sku %s vanished under the stock table lock",
-			 quote_user_text(sku));
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("checkout: the stripes of sku %s changed while the "
+						"call waited for them",
+						quote_user_text(sku)),
+				 errhint("Retry the call.")));
 	for (k = 0; k < n; k++)
 		total += rowlocked[k].on_hand - rowlocked[k].reserved;
 	if (total < wanted)

@@ -1028,8 +1028,6 @@ store_ledger_rows(char *const *skus, int n, bool rowlock, LedgerRow *rows)
 	{
 		for (i = 0; i < n; i++)
 		{
-			bool isnull;
-
 			CHECK_FOR_INTERRUPTS();
 			rows[i].found = rows[i].rowlocked = false;
 			rows[i].version = NULL;
@@ -1039,14 +1037,7 @@ store_ledger_rows(char *const *skus, int n, bool rowlock, LedgerRow *rows)
 				continue;
 			if (!rowlock)
 				ledger_row_from_slot(&ks, ks.found, &rows[i], false);
-			/*
-			 * the version row-locked may be newer than the one found: still
-			 * this sku?
-			 */
-			else if (key_rowlock(&ks, LockTupleNoKeyExclusive) &&
-					 strcmp(TextDatumGetCString(slot_column(&ks, ks.rowlocked,
-															INV_SKU, &isnull)),
-							skus[i]) == 0)
+			else if (key_rowlock(&ks, LockTupleNoKeyExclusive))
 				ledger_row_from_slot(&ks, ks.rowlocked, &rows[i], true);
 		}
 		key_close(&ks);
@@ -1072,14 +1063,9 @@ store_ledger_rowlock(const char *sku, LedgerRow *row)
 		ledger_row_by_statement(sku, true, row);
 	else
 	{
-		bool isnull;
-
 		row->found = row->rowlocked = false;
 		if (key_find(&ks, CStringGetTextDatum(sku)) &&
-			key_rowlock(&ks, LockTupleNoKeyExclusive) &&
-			strcmp(TextDatumGetCString(
-					   slot_column(&ks, ks.rowlocked, INV_SKU, &isnull)),
-				   sku) == 0)
+			key_rowlock(&ks, LockTupleNoKeyExclusive))
 			ledger_row_from_slot(&ks, ks.rowlocked, row, true);
 		key_close(&ks);
 	}
@@ -1089,8 +1075,9 @@ store_ledger_rowlock(const char *sku, LedgerRow *row)
 /*
  * Row-locks stripes of a sku (numbers in ascending order), waiting for
  * their holders; rows[i] gets stripe numbers[i] as row-locked.  False when
- * one does not exist (none can vanish while the caller holds the stock
- * table lock, store_stock_table_lock).
+ * one does not exist, or no longer has that key once row-locked (only a
+ * DELETE or an UPDATE of the key outside checkout_stripe does that:
+ * checkout_stripe waits for the stock table lock, store_stock_table_lock).
  */
 bool
 store_stripes_rowlock(const char *sku, const int32 *numbers, int n,
