@@ -171,12 +171,23 @@ fetch_one(Statement *st, Datum *values, const char *nulls, bool read_only,
 	return true;
 }
 
+/* Whether a version of a lock's row is session_id's (NULL: anyone's). */
+static bool
+lock_of_session(KeyScan *ks, TupleTableSlot *slot, const char *session_id)
+{
+	bool isnull;
+
+	return session_id == NULL ||
+		   strcmp(TextDatumGetCString(
+					  slot_column(ks, slot, LK_SESSION_ID, &isnull)),
+				  session_id) == 0;
+}
+
 /*
  * The lock, row-locked (FOR NO KEY UPDATE: the call changes no key of it, and
  * a foreign key's check of it, FOR KEY SHARE, must not wait) for the rest of
- * the transaction, if it
- * exists and (session_id not NULL) belongs to that session: another
- * session's lock is not row-locked, and so never waited on.
+ * the transaction, if it exists and (session_id not NULL) belongs to that
+ * session: another session's lock is not row-locked, and so never waited on.
  */
 bool
 store_lock_fetch(int64 lock_id, const char *session_id, LockRow *row)
@@ -195,25 +206,20 @@ store_lock_fetch(int64 lock_id, const char *session_id, LockRow *row)
 
 	if (key_open(&ks, DT_LOCKS, ACL_SELECT | ACL_UPDATE, true))
 	{
-		if (key_find(&ks, Int64GetDatum(lock_id)))
+		/*
+		 * whose lock it is, asked of the version found (another session's
+		 * row is not row-locked) and again of the version row-locked when a
+		 * concurrent update made a newer one, as SQL's recheck would
+		 */
+		if (key_find(&ks, Int64GetDatum(lock_id)) &&
+			lock_of_session(&ks, ks.found, session_id) &&
+			key_rowlock(&ks, LockTupleNoKeyExclusive) &&
+			(ItemPointerEquals(slot_tid(ks.found), slot_tid(ks.rowlocked)) ||
+			 lock_of_session(&ks, ks.rowlocked, session_id)))
 		{
-			bool isnull;
-
-			/*
-			 * session_id never changes: the version found tells whose lock it
-			 * is; the row is decoded once, as row-locked
-			 */
-			if ((session_id == NULL ||
-				 strcmp(TextDatumGetCString(slot_column(&ks, ks.found,
-														LK_SESSION_ID,
-														&isnull)),
-						session_id) == 0) &&
-				key_rowlock(&ks, LockTupleNoKeyExclusive))
-			{
-				lock_row_from_slot(&ks, ks.rowlocked, row);
-				row->version = rowlocked_version(ks.rowlocked);
-				found = true;
-			}
+			lock_row_from_slot(&ks, ks.rowlocked, row);
+			row->version = rowlocked_version(ks.rowlocked);
+			found = true;
 		}
 		key_close(&ks);
 	}
