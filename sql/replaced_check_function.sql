@@ -5,7 +5,8 @@
 -- it) until the table's next relcache invalidation, which replacing a
 -- function does not send.  The very next checkout in the same backend must
 -- obey the new body (23514, nothing written), for an IMMUTABLE SQL function,
--- a VOLATILE SQL function and a VOLATILE PL/pgSQL function.
+-- a VOLATILE SQL function and a VOLATILE PL/pgSQL function; and a column
+-- default calling a replaced function.
 \i test/fixtures/checkout_test.sql
 SET client_min_messages = warning;
 SET checkout.log_events = 'none';
@@ -82,6 +83,25 @@ SELECT state, phase FROM checkout_advance(:l7, 'rf', until => 'inventory_reserva
 SELECT reserved FROM checkout.inventory WHERE sku = 'RF-A';
 SELECT state FROM checkout_cancel(:l7, 'rf');
 COMMIT;
+
+-- 5. a column's default calling a function (IMMUTABLE SQL: planned, it is
+-- a constant), replaced: the next row takes the new body's value, as an
+-- INSERT's would.  On checkout.price_snapshots, which has no constraint of
+-- the DBA's and so keeps the direct path: its defaults are planned once, as
+-- a prepared INSERT keeps them, and planned again when a function changes.
+CREATE FUNCTION rf.stamp() RETURNS timestamptz
+LANGUAGE sql IMMUTABLE AS $$ SELECT '2001-01-01 00:00:00+00'::timestamptz $$;
+ALTER TABLE checkout.price_snapshots ALTER COLUMN taken_at SET DEFAULT rf.stamp();
+SELECT lock_id AS l8 FROM checkout_start('rf-8', 'rf', checkout_test.one_line('RF-A', 1, 100)) \gset
+SELECT state, phase FROM checkout_advance(:l8, 'rf', until => 'price_lock');
+SELECT taken_at = '2001-01-01 00:00:00+00' AS first_body FROM checkout.price_snapshots WHERE lock_id = :l8;
+SELECT state FROM checkout_cancel(:l8, 'rf');
+CREATE OR REPLACE FUNCTION rf.stamp() RETURNS timestamptz
+LANGUAGE sql IMMUTABLE AS $$ SELECT '2002-02-02 00:00:00+00'::timestamptz $$;
+SELECT lock_id AS l9 FROM checkout_start('rf-9', 'rf', checkout_test.one_line('RF-A', 1, 100)) \gset
+SELECT state, phase FROM checkout_advance(:l9, 'rf', until => 'price_lock');
+SELECT taken_at = '2002-02-02 00:00:00+00' AS new_body FROM checkout.price_snapshots WHERE lock_id = :l9;
+SELECT state FROM checkout_cancel(:l9, 'rf');
 
 SELECT sku, on_hand, reserved FROM checkout.inventory ORDER BY sku;
 SELECT count(*) AS held FROM checkout.reservations;

@@ -343,26 +343,29 @@ typedef struct TableState
 	AttrNumber attnums[DIRECT_MAX_COLUMNS];
 	Oid		   pkey;
 	Oid		   index;			  /* TableShape.index, checked */
-	struct PlannedChecks *checks; /* NULL until planned */
+	struct PlannedExprs *planned; /* NULL until planned */
 } TableState;
 
 /*
- * A table's CHECK constraints, planned: TupleConstr.check[i]'s expression
- * in exprs[i].  The row writes evaluating them count as users: an
- * invalidation retires the set, and it is freed once no write uses it
- * (or at the end of the transaction, which ends every write).
+ * A table's expressions a row write evaluates, planned as a prepared INSERT
+ * or UPDATE keeps them: its CHECK constraints (TupleConstr.check[i]'s in
+ * checks[i]) and its columns' defaults (defaults[attnum - 1], NULL for none).
+ * The row writes evaluating them count as users: an invalidation retires
+ * the set, and it is freed once no write uses it (or at the end of the
+ * transaction, which ends every write).
  */
-typedef struct PlannedChecks
+typedef struct PlannedExprs
 {
-	MemoryContext		  cxt; /* holds this struct and the expressions */
-	int					  n;
-	Expr				**exprs;
-	int					  users;
-	bool				  retired;
-	struct PlannedChecks *next_retired;
-} PlannedChecks;
+	MemoryContext		 cxt; /* holds this struct and the expressions */
+	int					 n_checks;
+	Expr			   **checks;
+	Expr			   **defaults;
+	int					 users;
+	bool				 retired;
+	struct PlannedExprs *next_retired;
+} PlannedExprs;
 
-static PlannedChecks *retired_checks = NULL;
+static PlannedExprs *retired_planned = NULL;
 
 static TableState tables[DT_COUNT];
 
@@ -382,43 +385,46 @@ direct_stripes_in_use_set(bool in_use)
 }
 
 /*
- * The table's planned checks are no longer its: freed now, or when their last
- * write ends.
+ * The table's planned expressions are no longer its: freed now, or when
+ * their last write ends.
  */
 static void
-forget_checks(TableState *ts)
+forget_planned(TableState *ts)
 {
-	PlannedChecks *pc = ts->checks;
+	PlannedExprs *pe = ts->planned;
 
-	ts->checks = NULL;
-	if (pc == NULL)
+	ts->planned = NULL;
+	if (pe == NULL)
 		return;
-	if (pc->users == 0)
-		MemoryContextDelete(pc->cxt);
+	if (pe->users == 0)
+		MemoryContextDelete(pe->cxt);
 	else
 	{
-		pc->retired = true;
-		pc->next_retired = retired_checks;
-		retired_checks = pc;
+		pe->retired = true;
+		pe->next_retired = retired_planned;
+		retired_planned = pe;
 	}
 }
 
 static void
-release_checks(PlannedChecks *pc)
+release_planned(PlannedExprs *pe)
 {
-	PlannedChecks **link;
+	PlannedExprs **link;
 
-	if (--pc->users > 0 || !pc->retired)
+	if (--pe->users > 0 || !pe->retired)
 		return;
-	for (link = &retired_checks; *link != pc; link = &(*link)->next_retired)
+	for (link = &retired_planned; *link != pe; link = &(*link)->next_retired)
 		;
-	*link = pc->next_retired;
-	MemoryContextDelete(pc->cxt);
+	*link = pe->next_retired;
+	MemoryContextDelete(pe->cxt);
 }
 
-/* A transaction's end ends every row write: no planned checks are in use. */
+/*
+ * A transaction's end ends every row write: no planned expressions are in
+ * use.
+ */
 static void
-checks_xact_end(XactEvent event, void *arg)
+planned_xact_end(XactEvent event, void *arg)
 {
 	int t;
 
@@ -426,16 +432,16 @@ checks_xact_end(XactEvent event, void *arg)
 		event != XACT_EVENT_PARALLEL_COMMIT &&
 		event != XACT_EVENT_PARALLEL_ABORT && event != XACT_EVENT_PREPARE)
 		return;
-	while (retired_checks != NULL)
+	while (retired_planned != NULL)
 	{
-		PlannedChecks *pc = retired_checks;
+		PlannedExprs *pe = retired_planned;
 
-		retired_checks = pc->next_retired;
-		MemoryContextDelete(pc->cxt);
+		retired_planned = pe->next_retired;
+		MemoryContextDelete(pe->cxt);
 	}
 	for (t = 0; t < DT_COUNT; t++)
-		if (tables[t].checks)
-			tables[t].checks->users = 0;
+		if (tables[t].planned)
+			tables[t].planned->users = 0;
 }
 
 static void
@@ -446,7 +452,7 @@ forget_table(TableState *ts)
 	if (ts->differs)
 		pfree(ts->differs);
 	ts->differs = NULL;
-	forget_checks(ts);
+	forget_planned(ts);
 }
 
 static void
@@ -461,14 +467,17 @@ relcache_invalidated(Datum arg, Oid relid)
 			forget_table(&tables[t]);
 }
 
-/* A function redefined: a CHECK calling it must be planned again. */
+/*
+ * A function redefined: a CHECK or a default calling it must be planned
+ * again.
+ */
 static void
 function_invalidated(Datum arg, int cacheid, uint32 hashvalue)
 {
 	int t;
 
 	for (t = 0; t < DT_COUNT; t++)
-		forget_checks(&tables[t]);
+		forget_planned(&tables[t]);
 }
 
 static void
@@ -480,7 +489,7 @@ register_callbacks(void)
 		return;
 	CacheRegisterRelcacheCallback(relcache_invalidated, (Datum) 0);
 	CacheRegisterSyscacheCallback(PROCOID, function_invalidated, (Datum) 0);
-	RegisterXactCallback(checks_xact_end, NULL);
+	RegisterXactCallback(planned_xact_end, NULL);
 	registered = true;
 }
 
@@ -853,7 +862,7 @@ table_open_known(DirectTable table, LOCKMODE table_lockmode)
 						  ? MemoryContextStrdup(CacheMemoryContext, differs)
 						  : NULL;
 		ts->user_code = user_code != NULL;
-		forget_checks(ts);
+		forget_planned(ts);
 		ts->known = true;
 	}
 	return rel;
@@ -1188,55 +1197,70 @@ slot_tid(TupleTableSlot *slot)
 
 /*
  * The table's CHECK constraints planned as ExecRelCheck would (parsed and
- * planned), in TupleConstr order, once per invalidation.  Planned in a
- * context of the statement's first, so that an error leaves nothing behind,
- * and kept with the table's state when it succeeds.
+ * planned), in TupleConstr order, and its columns' defaults as the rewriter
+ * expands them into an INSERT (build_column_default: an identity column's
+ * sequence is looked up there, in pg_depend), once per invalidation.
+ * Planned in a context of the statement's first, so that an error leaves
+ * nothing behind, and kept with the table's state when it succeeds.
  */
-static PlannedChecks *
-plan_checks(Relation rel)
+static PlannedExprs *
+plan_exprs(Relation rel)
 {
-	TupleConstr	  *constr = RelationGetDescr(rel)->constr;
-	int			   n = constr ? constr->num_check : 0;
-	MemoryContext  cxt = AllocSetContextCreate(CurrentMemoryContext,
-											   "checkout CHECK constraints",
-											   ALLOCSET_SMALL_SIZES);
-	MemoryContext  old = MemoryContextSwitchTo(cxt);
-	PlannedChecks *pc = palloc0(sizeof(PlannedChecks));
-	int			   i;
+	TupleDesc	  desc = RelationGetDescr(rel);
+	TupleConstr	 *constr = desc->constr;
+	int			  n = constr ? constr->num_check : 0;
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "checkout planned expressions",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	PlannedExprs *pe = palloc0(sizeof(PlannedExprs));
+	int			  i;
 
-	pc->cxt = cxt;
-	pc->n = n;
-	pc->exprs = palloc(sizeof(Expr *) * Max(n, 1));
+	pe->cxt = cxt;
+	pe->n_checks = n;
+	pe->checks = palloc(sizeof(Expr *) * Max(n, 1));
 	for (i = 0; i < n; i++)
-		pc->exprs[i] = expression_planner(
+		pe->checks[i] = expression_planner(
 			(Expr *) stringToNode(constr->check[i].ccbin));
+	pe->defaults = palloc0(sizeof(Expr *) * desc->natts);
+	for (i = 0; i < desc->natts; i++)
+	{
+		Node *def;
+
+		if (TupleDescAttr(desc, i)->attisdropped)
+			continue;
+		def = build_column_default(rel, i + 1);
+		if (def != NULL)
+			pe->defaults[i] = expression_planner((Expr *) def);
+	}
 	MemoryContextSwitchTo(old);
 	MemoryContextSetParent(cxt, CacheMemoryContext);
-	return pc;
+	return pe;
 }
 
 /*
- * The write's CHECK constraints, as ExecRelCheck would evaluate them: from
- * the table's planned expressions, ExprStates of the write's own.
+ * The write's planned expressions, in use until it ends, and its CHECK
+ * constraints as ExecRelCheck would evaluate them: ExprStates of the
+ * write's own.
  */
 static void
-prepare_checks(RowWrite *w)
+prepare_planned(RowWrite *w)
 {
 	TableState	 *ts = &tables[w->table];
 	MemoryContext old;
 	int			  i;
 
-	if (w->checks != NULL)
+	if (w->planned != NULL)
 		return;
-	if (ts->checks == NULL)
-		ts->checks = plan_checks(w->rel);
-	w->checks = ts->checks;
-	w->checks->users++;
+	if (ts->planned == NULL)
+		ts->planned = plan_exprs(w->rel);
+	w->planned = ts->planned;
+	w->planned->users++;
 	old = MemoryContextSwitchTo(w->estate->es_query_cxt);
 	w->rri->ri_ConstraintExprs = palloc0(sizeof(ExprState *) *
-										 Max(w->checks->n, 1));
-	for (i = 0; i < w->checks->n; i++)
-		w->rri->ri_ConstraintExprs[i] = ExecInitExpr(w->checks->exprs[i],
+										 Max(w->planned->n_checks, 1));
+	for (i = 0; i < w->planned->n_checks; i++)
+		w->rri->ri_ConstraintExprs[i] = ExecInitExpr(w->planned->checks[i],
 													 NULL);
 	MemoryContextSwitchTo(old);
 }
@@ -1263,7 +1287,7 @@ row_write_begin(RowWrite *w, DirectTable table, AclMode need)
 	w->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
 
-	w->checks = NULL; /* prepared at the first row inserted or updated */
+	w->planned = NULL; /* prepared at the first row inserted or updated */
 
 	w->defaults = NULL;
 	w->default_known = NULL;
@@ -1315,7 +1339,7 @@ fetch_rowlocked(RowWrite *w, ItemPointer tid)
 static void
 write_over(RowWrite *w, ItemPointer tid)
 {
-	prepare_checks(w);
+	prepare_planned(w);
 	ExecStoreVirtualTuple(w->new);
 	ExecSimpleRelationUpdate(w->rri, w->estate, &w->epq, w->old, w->new);
 	*tid = w->new->tts_tid;
@@ -1369,8 +1393,8 @@ row_add(RowWrite *w, ItemPointer tid, const int *columns, const int64 *deltas,
 
 /*
  * Inserts a row: n columns given, the others their defaults (or NULL), as
- * an INSERT naming those columns would.  A column's default is prepared at
- * the write's first row that needs it, not at every row.
+ * an INSERT naming those columns would.  A column's default gets its
+ * ExprState at the write's first row that needs it, not at every row.
  */
 void
 row_insert(RowWrite *w, const int *columns, const Datum *values,
@@ -1381,6 +1405,7 @@ row_insert(RowWrite *w, const int *columns, const Datum *values,
 	int		  i;
 
 	PreventCommandIfReadOnly("INSERT");
+	prepare_planned(w);
 	if (w->defaults == NULL)
 	{
 		w->defaults = palloc0(sizeof(ExprState *) * desc->natts);
@@ -1401,12 +1426,14 @@ row_insert(RowWrite *w, const int *columns, const Datum *values,
 			continue;
 		if (!w->default_known[i])
 		{
-			Node *def = TupleDescAttr(desc, i)->attisdropped
-							? NULL
-							: build_column_default(w->rel, i + 1);
+			if (w->planned->defaults[i] != NULL)
+			{
+				MemoryContext old = MemoryContextSwitchTo(
+					w->estate->es_query_cxt);
 
-			if (def != NULL)
-				w->defaults[i] = ExecPrepareExpr((Expr *) def, w->estate);
+				w->defaults[i] = ExecInitExpr(w->planned->defaults[i], NULL);
+				MemoryContextSwitchTo(old);
+			}
 			w->default_known[i] = true;
 		}
 		w->new->tts_isnull[i] = true;
@@ -1416,7 +1443,6 @@ row_insert(RowWrite *w, const int *columns, const Datum *values,
 										  GetPerTupleExprContext(w->estate),
 										  &w->new->tts_isnull[i]);
 	}
-	prepare_checks(w);
 	ExecStoreVirtualTuple(w->new);
 	ExecSimpleRelationInsert(w->rri, w->estate, w->new);
 }
@@ -1451,7 +1477,7 @@ row_write_end(RowWrite *w)
 	EvalPlanQualEnd(&w->epq);
 	ExecResetTupleTable(w->estate->es_tupleTable, false);
 	FreeExecutorState(w->estate);
-	if (w->checks)
-		release_checks(w->checks);
+	if (w->planned)
+		release_planned(w->planned);
 	table_close(w->rel, NoLock);
 }

@@ -183,7 +183,7 @@ typedef struct RowWrite
 	EPQState		epq;
 	TupleTableSlot *old;		  /* the version written over */
 	TupleTableSlot *new;		  /* the version written */
-	struct PlannedChecks *checks; /* the table's CHECK constraints, in use */
+	struct PlannedExprs *planned; /* CHECK constraints, defaults: in use */
 	ExprState **defaults; /* row_insert's column defaults, by attnum - 1 */
 	bool	   *default_known; /* whether defaults[i] was looked up */
 } RowWrite;
