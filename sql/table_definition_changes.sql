@@ -85,6 +85,22 @@ SELECT state, failed_phase FROM checkout_fail(:l4, 'tc', 'card declined');
 SELECT order_ref, status FROM checkout.orders WHERE lock_id = :l4;
 DROP TABLE tc.archived_orders;
 
+-- 6. a default that cannot be evaluated (1/0) on a column the lock's insert
+-- names (gateway): an INSERT naming it and an UPDATE plan no default for it,
+-- so the checkout goes on; on a column the insert leaves out
+-- (error_message), the start fails as that INSERT would (22012), nothing
+-- written
+ALTER TABLE checkout.locks ALTER COLUMN gateway SET DEFAULT (1 / 0)::text;
+SELECT lock_id AS l5 FROM checkout_start('tc-5', 'tc', checkout_test.one_line('TC-A', 1, 100)) \gset
+SELECT state, phase FROM checkout_advance(:l5, 'tc', until => 'price_lock');
+SELECT state FROM checkout_cancel(:l5, 'tc');
+ALTER TABLE checkout.locks ALTER COLUMN gateway DROP DEFAULT;
+ALTER TABLE checkout.locks ALTER COLUMN error_message SET DEFAULT (1 / 0)::text;
+SELECT checkout_test.err(format('SELECT checkout_start(%L, %L, %L)', 'tc-6', 'tc',
+       checkout_test.one_line('TC-A', 1, 100)));
+SELECT count(*) AS tc6_locks FROM checkout.locks WHERE cart_id = 'tc-6';
+ALTER TABLE checkout.locks ALTER COLUMN error_message DROP DEFAULT;
+
 SELECT sku, on_hand, reserved FROM checkout.inventory ORDER BY sku;
 SELECT * FROM checkout_verify();
 SELECT pg_postmaster_start_time() = :'server_started' AS server_not_restarted;

@@ -349,10 +349,12 @@ typedef struct TableState
 /*
  * A table's expressions a row write evaluates, planned as a prepared INSERT
  * or UPDATE keeps them: its CHECK constraints (TupleConstr.check[i]'s in
- * checks[i]) and its columns' defaults (defaults[attnum - 1], NULL for none).
- * The row writes evaluating them count as users: an invalidation retires
- * the set, and it is freed once no write uses it (or at the end of the
- * transaction, which ends every write).
+ * checks[i]) and its columns' defaults (defaults[attnum - 1], NULL for none,
+ * each planned at the first insert that leaves its column out, as an INSERT
+ * plans only those: default_known[attnum - 1]).  The row writes evaluating
+ * them count as users: an invalidation retires the set, and it is freed
+ * once no write uses it (or at the end of the transaction, which ends every
+ * write).
  */
 typedef struct PlannedExprs
 {
@@ -360,6 +362,7 @@ typedef struct PlannedExprs
 	int					 n_checks;
 	Expr			   **checks;
 	Expr			   **defaults;
+	bool				*default_known;
 	int					 users;
 	bool				 retired;
 	struct PlannedExprs *next_retired;
@@ -1197,11 +1200,10 @@ slot_tid(TupleTableSlot *slot)
 
 /*
  * The table's CHECK constraints planned as ExecRelCheck would (parsed and
- * planned), in TupleConstr order, and its columns' defaults as the rewriter
- * expands them into an INSERT (build_column_default: an identity column's
- * sequence is looked up there, in pg_depend), once per invalidation.
- * Planned in a context of the statement's first, so that an error leaves
- * nothing behind, and kept with the table's state when it succeeds.
+ * planned), in TupleConstr order, once per invalidation, and room for its
+ * columns' defaults.  Planned in a context of the statement's first, so that
+ * an error leaves nothing behind, and kept with the table's state when it
+ * succeeds.
  */
 static PlannedExprs *
 plan_exprs(Relation rel)
@@ -1223,16 +1225,7 @@ plan_exprs(Relation rel)
 		pe->checks[i] = expression_planner(
 			(Expr *) stringToNode(constr->check[i].ccbin));
 	pe->defaults = palloc0(sizeof(Expr *) * desc->natts);
-	for (i = 0; i < desc->natts; i++)
-	{
-		Node *def;
-
-		if (TupleDescAttr(desc, i)->attisdropped)
-			continue;
-		def = build_column_default(rel, i + 1);
-		if (def != NULL)
-			pe->defaults[i] = expression_planner((Expr *) def);
-	}
+	pe->default_known = palloc0(sizeof(bool) * desc->natts);
 	MemoryContextSwitchTo(old);
 	MemoryContextSetParent(cxt, CacheMemoryContext);
 	return pe;
@@ -1392,6 +1385,36 @@ row_add(RowWrite *w, ItemPointer tid, const int *columns, const int64 *deltas,
 }
 
 /*
+ * A column's default as the rewriter expands it into an INSERT
+ * (build_column_default: for an identity column, its sequence looked up in
+ * pg_depend), planned once per invalidation; NULL when it has none.
+ * Planned in a context of the statement's, kept with the table's planned
+ * expressions when it succeeds.
+ */
+static Expr *
+planned_default(RowWrite *w, int i)
+{
+	PlannedExprs *pe = w->planned;
+
+	if (!pe->default_known[i])
+	{
+		MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+												  "checkout planned default",
+												  ALLOCSET_SMALL_SIZES);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		Node *def = TupleDescAttr(RelationGetDescr(w->rel), i)->attisdropped
+						? NULL
+						: build_column_default(w->rel, i + 1);
+
+		pe->defaults[i] = def ? expression_planner((Expr *) def) : NULL;
+		MemoryContextSwitchTo(old);
+		MemoryContextSetParent(cxt, pe->cxt);
+		pe->default_known[i] = true;
+	}
+	return pe->defaults[i];
+}
+
+/*
  * Inserts a row: n columns given, the others their defaults (or NULL), as
  * an INSERT naming those columns would.  A column's default gets its
  * ExprState at the write's first row that needs it, not at every row.
@@ -1426,12 +1449,14 @@ row_insert(RowWrite *w, const int *columns, const Datum *values,
 			continue;
 		if (!w->default_known[i])
 		{
-			if (w->planned->defaults[i] != NULL)
+			Expr *def = planned_default(w, i);
+
+			if (def != NULL)
 			{
 				MemoryContext old = MemoryContextSwitchTo(
 					w->estate->es_query_cxt);
 
-				w->defaults[i] = ExecInitExpr(w->planned->defaults[i], NULL);
+				w->defaults[i] = ExecInitExpr(def, NULL);
 				MemoryContextSwitchTo(old);
 			}
 			w->default_known[i] = true;
