@@ -1283,7 +1283,6 @@ row_write_begin(RowWrite *w, DirectTable table, AclMode need)
 	w->planned = NULL; /* prepared at the first row inserted or updated */
 
 	w->defaults = NULL;
-	w->default_known = NULL;
 	w->estate->es_output_cid = GetCurrentCommandId(true);
 	w->estate->es_snapshot = GetActiveSnapshot();
 	ExecOpenIndices(w->rri, false);
@@ -1408,7 +1407,10 @@ planned_default(RowWrite *w, int i)
 
 		pe->defaults[i] = def ? expression_planner((Expr *) def) : NULL;
 		MemoryContextSwitchTo(old);
-		MemoryContextSetParent(cxt, pe->cxt);
+		if (def)
+			MemoryContextSetParent(cxt, pe->cxt);
+		else
+			MemoryContextDelete(cxt);
 		pe->default_known[i] = true;
 	}
 	return pe->defaults[i];
@@ -1430,10 +1432,7 @@ row_insert(RowWrite *w, const int *columns, const Datum *values,
 	PreventCommandIfReadOnly("INSERT");
 	prepare_planned(w);
 	if (w->defaults == NULL)
-	{
 		w->defaults = palloc0(sizeof(ExprState *) * desc->natts);
-		w->default_known = palloc0(sizeof(bool) * desc->natts);
-	}
 	ExecClearTuple(w->new);
 	for (i = 0; i < n; i++)
 	{
@@ -1447,7 +1446,8 @@ row_insert(RowWrite *w, const int *columns, const Datum *values,
 	{
 		if (given[i])
 			continue;
-		if (!w->default_known[i])
+		/* the write's ExprState, once per write, of a default planned */
+		if (w->defaults[i] == NULL)
 		{
 			Expr *def = planned_default(w, i);
 
@@ -1459,7 +1459,6 @@ row_insert(RowWrite *w, const int *columns, const Datum *values,
 				w->defaults[i] = ExecInitExpr(def, NULL);
 				MemoryContextSwitchTo(old);
 			}
-			w->default_known[i] = true;
 		}
 		w->new->tts_isnull[i] = true;
 		if (w->defaults[i] != NULL)

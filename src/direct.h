@@ -185,7 +185,6 @@ typedef struct RowWrite
 	TupleTableSlot *new;		  /* the version written */
 	struct PlannedExprs *planned; /* CHECK constraints, defaults: in use */
 	ExprState **defaults; /* row_insert's column defaults, by attnum - 1 */
-	bool	   *default_known; /* whether defaults[i] was looked up */
 } RowWrite;
 
 extern bool	 row_write_begin(RowWrite *w, DirectTable table, AclMode need);
