@@ -51,6 +51,7 @@
 #include "catalog/pg_collation.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_policy.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "commands/trigger.h"
@@ -67,6 +68,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/ruleutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -957,19 +959,19 @@ direct_usable(DirectTable table, char **why_not)
 
 /* ---- reading and row-locking rows by primary key ---- */
 
-static bool
-key_open_index(KeyScan *ks, DirectTable table, AclMode need, bool statement,
-			   bool by_pkey)
+/*
+ * A scan of rel, the table opened for the direct path (direct_open), through
+ * its primary key or its second index.
+ */
+static void
+key_begin(KeyScan *ks, Relation rel, DirectTable table, bool statement,
+		  bool by_pkey)
 {
 	const TableShape *def = &table_shapes[table];
 	TableState		 *ts = &tables[table];
 	int				  k;
 
-	ks->rel = direct_open(table,
-						  (need & ACL_UPDATE) ? RowShareLock : AccessShareLock,
-						  need);
-	if (ks->rel == NULL)
-		return false;
+	ks->rel = rel;
 	ks->table = table;
 	ks->own_snapshot = statement;
 	if (statement)
@@ -985,6 +987,20 @@ key_open_index(KeyScan *ks, DirectTable table, AclMode need, bool statement,
 	ks->found = table_slot_create(ks->rel, NULL);
 	ks->rowlocked = NULL;
 	ks->scan = NULL; /* begun for the number of keys of the first scan */
+}
+
+static bool
+key_open_index(KeyScan *ks, DirectTable table, AclMode need, bool statement,
+			   bool by_pkey)
+{
+	Relation rel = direct_open(table,
+							   (need & ACL_UPDATE) ? RowShareLock
+												   : AccessShareLock,
+							   need);
+
+	if (rel == NULL)
+		return false;
+	key_begin(ks, rel, table, statement, by_pkey);
 	return true;
 }
 
@@ -1153,9 +1169,10 @@ key_rowlock(KeyScan *ks, LockTupleMode mode)
 	result = table_tuple_lock(ks->rel, &tid, GetActiveSnapshot(),
 							  ks->rowlocked, GetCurrentCommandId(true), mode,
 							  LockWaitBlock,
-							  IsolationUsesXactSnapshot()
-								  ? 0
-								  : TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
+							  TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS |
+								  (IsolationUsesXactSnapshot()
+									   ? 0
+									   : TUPLE_LOCK_FLAG_FIND_LAST_VERSION),
 							  &tmfd);
 	switch (result)
 	{
@@ -1165,6 +1182,9 @@ key_rowlock(KeyScan *ks, LockTupleMode mode)
 			return ItemPointerEquals(&ks->found->tts_tid,
 									 &ks->rowlocked->tts_tid) ||
 				   rowlocked_has_key(ks);
+		case TM_SelfModified:
+			/* changed by a later command of this transaction: passed over */
+			return false;
 		case TM_Updated:
 		case TM_Deleted:
 			if (IsolationUsesXactSnapshot())
@@ -1283,6 +1303,7 @@ row_write_begin(RowWrite *w, DirectTable table, AclMode need)
 	w->planned = NULL; /* prepared at the first row inserted or updated */
 
 	w->defaults = NULL;
+	w->fk_checks = NULL;
 	w->estate->es_output_cid = GetCurrentCommandId(true);
 	w->estate->es_snapshot = GetActiveSnapshot();
 	ExecOpenIndices(w->rri, false);
@@ -1416,6 +1437,214 @@ planned_default(RowWrite *w, int i)
 	return pe->defaults[i];
 }
 
+/* ---- foreign-key checks ---- */
+
+/*
+ * A foreign key of the table row_insert writes, checked as RI_FKey_check
+ * checks it (SELECT 1 FROM ONLY parent x WHERE key = $1 FOR KEY SHARE OF x,
+ * as the parent's owner, under a snapshot of its own, the violation reported
+ * in its words) but through the parent's primary key directly, without SPI
+ * and an executor start per row.
+ */
+typedef struct ForeignKeyCheck
+{
+	Oid			conoid;
+	AttrNumber	attnum; /* the referencing column */
+	DirectTable parent;
+	Relation	parent_rel; /* open with RowShareLock, as RI_FKey_check's */
+} ForeignKeyCheck;
+
+typedef struct ForeignKeyChecks
+{
+	bool			by_triggers; /* the table's triggers check, as in SQL */
+	int				n;
+	ForeignKeyCheck checks[FLEXIBLE_ARRAY_MEMBER];
+} ForeignKeyChecks;
+
+/* Whether the trigger fires in this session (trigger.c's TriggerEnabled). */
+static bool
+trigger_fires(const Trigger *trigger)
+{
+	if (trigger->tgenabled == TRIGGER_DISABLED)
+		return false;
+	if (SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)
+		return trigger->tgenabled != TRIGGER_FIRES_ON_ORIGIN;
+	return trigger->tgenabled != TRIGGER_FIRES_ON_REPLICA;
+}
+
+/*
+ * Whether this file can make the check of the foreign key whose trigger this
+ * is: a key of one column, referencing the primary key of a table the direct
+ * path serves to that table's owner (whom RI_FKey_check runs its query as),
+ * with the operator and type the key reads use.  The parent stays open.
+ */
+static bool
+plan_fk_check(RowWrite *w, const Trigger *trigger, List *fkeys,
+			  ForeignKeyCheck *check)
+{
+	ForeignKeyCacheInfo *fk = NULL;
+	ListCell			*lc;
+	DirectTable			 t;
+	Relation			 pk_rel;
+	Oid					 save_userid;
+	int					 save_sec_context;
+	Oid					 key_type;
+
+	foreach(lc, fkeys)
+		if (lfirst_node(ForeignKeyCacheInfo, lc)->conoid ==
+			trigger->tgconstraint)
+			fk = lfirst_node(ForeignKeyCacheInfo, lc);
+	if (fk == NULL || fk->nkeys != 1)
+		return false;
+	for (t = 0; t < DT_COUNT; t++)
+		if (table_shapes[t].n_key == 1 && direct_table_exists(t) &&
+			direct_table_known_relid(t) == fk->confrelid)
+			break;
+	if (t == DT_COUNT)
+		return false;
+
+	pk_rel = table_open(fk->confrelid, RowShareLock);
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(pk_rel->rd_rel->relowner,
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_NOFORCE_RLS);
+	check->parent_rel = direct_open(t, RowShareLock, ACL_SELECT | ACL_UPDATE);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	table_close(pk_rel, NoLock);
+	if (check->parent_rel == NULL)
+		return false;
+
+	key_type = table_shapes[t].columns[table_shapes[t].key[0]].type;
+	if (fk->confkey[0] == tables[t].attnums[table_shapes[t].key[0]] &&
+		fk->conpfeqop[0] ==
+			get_opfamily_member(get_opclass_family(
+									get_index_column_opclass(tables[t].pkey,
+															 1)),
+								key_type, key_type, BTEqualStrategyNumber) &&
+		TupleDescAttr(RelationGetDescr(w->rel), fk->conkey[0] - 1)->atttypid ==
+			key_type)
+	{
+		check->conoid = fk->conoid;
+		check->attnum = fk->conkey[0];
+		check->parent = t;
+		return true;
+	}
+	table_close(check->parent_rel, NoLock);
+	check->parent_rel = NULL;
+	return false;
+}
+
+/*
+ * Decides, at a write's first insert, who checks its foreign keys: this
+ * file, when every trigger an insert fires is a foreign key's check that
+ * plan_fk_check takes over; otherwise the triggers, as in SQL.  A check that
+ * would not fire in this session (disabled, session_replication_role) is not
+ * made, and a deferrable one is left to its trigger (SET CONSTRAINTS may put
+ * it off to the commit).
+ */
+static ForeignKeyChecks *
+plan_fk_checks(RowWrite *w)
+{
+	TriggerDesc		 *td = w->rel->trigdesc;
+	int				  n_triggers = td ? td->numtriggers : 0;
+	ForeignKeyChecks *fc = MemoryContextAllocZero(w->estate->es_query_cxt,
+												  offsetof(ForeignKeyChecks,
+														   checks) +
+													  sizeof(ForeignKeyCheck) *
+														  Max(n_triggers, 1));
+	List			 *fkeys = RelationGetFKeyList(w->rel);
+	int				  i;
+
+	for (i = 0; i < n_triggers; i++)
+	{
+		const Trigger *trigger = &td->triggers[i];
+
+		if (!TRIGGER_FOR_INSERT(trigger->tgtype))
+			continue;
+		if (!trigger->tgisinternal || trigger->tgfoid != F_RI_FKEY_CHECK_INS ||
+			!TRIGGER_FOR_ROW(trigger->tgtype) ||
+			!TRIGGER_FOR_AFTER(trigger->tgtype) || trigger->tgdeferrable)
+			fc->by_triggers = true;
+		else if (trigger_fires(trigger))
+		{
+			if (plan_fk_check(w, trigger, fkeys, &fc->checks[fc->n]))
+				fc->n++;
+			else
+				fc->by_triggers = true;
+		}
+		if (fc->by_triggers)
+			break;
+	}
+	return fc;
+}
+
+/* The violation as ri_ReportViolation words it for an insert. */
+static void
+report_fk_violation(RowWrite *w, const ForeignKeyCheck *check, Datum value)
+{
+	Oid				  relid = RelationGetRelid(w->rel);
+	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(w->rel),
+										  check->attnum - 1);
+	char			 *conname = get_constraint_name(check->conoid);
+	bool			  has_perm;
+
+	/* the key's value only to whom may read it, as ri_ReportViolation */
+	has_perm = check_enable_rls(relid, InvalidOid, true) != RLS_ENABLED &&
+			   (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) ==
+					ACLCHECK_OK ||
+				pg_attribute_aclcheck(relid, check->attnum, GetUserId(),
+									  ACL_SELECT) == ACLCHECK_OK);
+	if (has_perm)
+	{
+		Oid	 output;
+		bool is_varlena;
+
+		getTypeOutputInfo(att->atttypid, &output, &is_varlena);
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("insert or update on table \"%s\" violates foreign key constraint \"%s\"",
+						RelationGetRelationName(w->rel), conname),
+				 errdetail("Key (%s)=(%s) is not present in table \"%s\".",
+						   NameStr(att->attname),
+						   OidOutputFunctionCall(output, value),
+						   RelationGetRelationName(check->parent_rel)),
+				 errtableconstraint(w->rel, conname)));
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+			 errmsg("insert or update on table \"%s\" violates foreign key constraint \"%s\"",
+					RelationGetRelationName(w->rel), conname),
+			 errdetail("Key is not present in table \"%s\".",
+					   RelationGetRelationName(check->parent_rel)),
+			 errtableconstraint(w->rel, conname)));
+}
+
+/* The check of the row just inserted, as its trigger would make it. */
+static void
+fk_check_row(RowWrite *w, const ForeignKeyCheck *check)
+{
+	bool	isnull = w->new->tts_isnull[check->attnum - 1];
+	Datum	value = w->new->tts_values[check->attnum - 1];
+	KeyScan ks;
+	bool	present;
+	Oid		save_userid;
+	int		save_sec_context;
+
+	if (isnull)
+		return; /* a null key passes (MATCH SIMPLE) */
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(check->parent_rel->rd_rel->relowner,
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_NOFORCE_RLS);
+	key_begin(&ks, table_open(RelationGetRelid(check->parent_rel), NoLock),
+			  check->parent, true, true);
+	present = key_find(&ks, value) && key_rowlock(&ks, LockTupleKeyShare);
+	key_close(&ks);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	if (!present)
+		report_fk_violation(w, check, value);
+}
+
 /*
  * Inserts a row: n columns given, the others their defaults (or NULL), as
  * an INSERT naming those columns would.  A column's default gets its
@@ -1468,7 +1697,21 @@ row_insert(RowWrite *w, const int *columns, const Datum *values,
 										  &w->new->tts_isnull[i]);
 	}
 	ExecStoreVirtualTuple(w->new);
-	ExecSimpleRelationInsert(w->rri, w->estate, w->new);
+	if (w->fk_checks == NULL)
+		w->fk_checks = plan_fk_checks(w);
+	if (w->fk_checks->by_triggers)
+		ExecSimpleRelationInsert(w->rri, w->estate, w->new);
+	else
+	{
+		TriggerDesc *triggers = w->rri->ri_TrigDesc;
+
+		/* every trigger the insert would fire is a check made below */
+		w->rri->ri_TrigDesc = NULL;
+		ExecSimpleRelationInsert(w->rri, w->estate, w->new);
+		w->rri->ri_TrigDesc = triggers;
+		for (i = 0; i < w->fk_checks->n; i++)
+			fk_check_row(w, &w->fk_checks->checks[i]);
+	}
 }
 
 /* A column of the row row_insert wrote last, defaults filled in. */
@@ -1495,6 +1738,13 @@ void
 row_write_end(RowWrite *w)
 {
 	AfterTriggerEndQuery(w->estate);
+	if (w->fk_checks)
+	{
+		int i;
+
+		for (i = 0; i < w->fk_checks->n; i++)
+			table_close(w->fk_checks->checks[i].parent_rel, NoLock);
+	}
 	/* the relations the triggers opened: another RowWrite's, when nested */
 	ExecCloseResultRelations(w->estate);
 	ExecCloseIndices(w->rri);

@@ -185,6 +185,7 @@ typedef struct RowWrite
 	TupleTableSlot *new;		  /* the version written */
 	struct PlannedExprs *planned; /* CHECK constraints, defaults: in use */
 	ExprState **defaults; /* row_insert's column defaults, by attnum - 1 */
+	struct ForeignKeyChecks *fk_checks; /* row_insert's, once decided */
 } RowWrite;
 
 extern bool	 row_write_begin(RowWrite *w, DirectTable table, AclMode need);
