@@ -993,9 +993,11 @@ static bool
 key_open_index(KeyScan *ks, DirectTable table, AclMode need, bool statement,
 			   bool by_pkey)
 {
+	/* a scan that row-locks takes the table lock SELECT ... FOR UPDATE does */
 	Relation rel = direct_open(table,
-							   (need & ACL_UPDATE) ? RowShareLock
-												   : AccessShareLock,
+							   (need & (ACL_UPDATE | ACL_DELETE))
+								   ? RowShareLock
+								   : AccessShareLock,
 							   need);
 
 	if (rel == NULL)

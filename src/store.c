@@ -1406,12 +1406,14 @@ sum_held_per_row(const HeldPart *sorted, int n, bool stripes_only, char **skus,
 }
 
 /*
- * One lock's held stock moved by the direct path: its reservations read in
- * (sku, stripe) order (the primary key's), every stock row row-locked in
- * that order, then each reservation deleted and its row updated.  False,
- * with nothing written, when the direct path may not serve.  The caller
- * holds the lock's row row-locked, as every writer of its reservations
- * does, so they cannot change while they are read.
+ * One lock's held stock moved by the direct path: its reservations read and
+ * row-locked in (sku, stripe) order (the primary key's), every stock row
+ * row-locked in that order, then each reservation deleted and its row
+ * updated.  False, with nothing written, when the direct path may not serve.
+ * The caller holds the lock's row row-locked, as every writer of its
+ * reservations does; a reservation is row-locked all the same, as a DELETE
+ * waits for a concurrent update of its row (a DBA's) and then takes the row
+ * as that left it, or passes it over once it is no longer the lock's.
  */
 static bool
 move_one_lock(int64 lock_id, bool sell, HeldPart **out, int *n_out)
@@ -1426,7 +1428,7 @@ move_one_lock(int64 lock_id, bool sell, HeldPart **out, int *n_out)
 	int				 n = 0;
 	int				 i;
 
-	if (!key_open(&ks, DT_RESERVATIONS, ACL_SELECT, true))
+	if (!key_open(&ks, DT_RESERVATIONS, ACL_SELECT | ACL_DELETE, true))
 		return false;
 	held = palloc(sizeof(HeldPart) * cap);
 	key_scan(&ks, Int64GetDatum(lock_id));
@@ -1435,18 +1437,20 @@ move_one_lock(int64 lock_id, bool sell, HeldPart **out, int *n_out)
 		bool isnull;
 
 		CHECK_FOR_INTERRUPTS();
+		if (!key_rowlock(&ks, LockTupleExclusive))
+			continue;
 		if (n == cap)
 		{
 			cap *= 2;
 			held = repalloc(held, sizeof(HeldPart) * cap);
 		}
-		held[n].tid = *slot_tid(ks.found);
+		held[n].tid = *slot_tid(ks.rowlocked);
 		held[n].sku = TextDatumGetCString(
-			slot_column(&ks, ks.found, RS_SKU, &isnull));
+			slot_column(&ks, ks.rowlocked, RS_SKU, &isnull));
 		held[n].quantity = DatumGetInt64(
-			slot_column(&ks, ks.found, RS_QUANTITY, &isnull));
+			slot_column(&ks, ks.rowlocked, RS_QUANTITY, &isnull));
 		held[n].stripe = DatumGetInt32(
-			slot_column(&ks, ks.found, RS_STRIPE, &isnull));
+			slot_column(&ks, ks.rowlocked, RS_STRIPE, &isnull));
 		n++;
 	}
 	key_close(&ks);
