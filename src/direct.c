@@ -1588,36 +1588,29 @@ report_fk_violation(RowWrite *w, const ForeignKeyCheck *check, Datum value)
 	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(w->rel),
 										  check->attnum - 1);
 	char			 *conname = get_constraint_name(check->conoid);
-	bool			  has_perm;
+	char			 *shown = NULL;
 
 	/* the key's value only to whom may read it, as ri_ReportViolation */
-	has_perm = check_enable_rls(relid, InvalidOid, true) != RLS_ENABLED &&
-			   (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) ==
-					ACLCHECK_OK ||
-				pg_attribute_aclcheck(relid, check->attnum, GetUserId(),
-									  ACL_SELECT) == ACLCHECK_OK);
-	if (has_perm)
+	if (check_enable_rls(relid, InvalidOid, true) != RLS_ENABLED &&
+		(pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK ||
+		 pg_attribute_aclcheck(relid, check->attnum, GetUserId(),
+							   ACL_SELECT) == ACLCHECK_OK))
 	{
 		Oid	 output;
 		bool is_varlena;
 
 		getTypeOutputInfo(att->atttypid, &output, &is_varlena);
-		ereport(ERROR,
-				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
-				 errmsg("insert or update on table \"%s\" violates foreign key constraint \"%s\"",
-						RelationGetRelationName(w->rel), conname),
-				 errdetail("Key (%s)=(%s) is not present in table \"%s\".",
-						   NameStr(att->attname),
-						   OidOutputFunctionCall(output, value),
-						   RelationGetRelationName(check->parent_rel)),
-				 errtableconstraint(w->rel, conname)));
+		shown = OidOutputFunctionCall(output, value);
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 			 errmsg("insert or update on table \"%s\" violates foreign key constraint \"%s\"",
 					RelationGetRelationName(w->rel), conname),
-			 errdetail("Key is not present in table \"%s\".",
-					   RelationGetRelationName(check->parent_rel)),
+			 shown ? errdetail("Key (%s)=(%s) is not present in table \"%s\".",
+							   NameStr(att->attname), shown,
+							   RelationGetRelationName(check->parent_rel))
+				   : errdetail("Key is not present in table \"%s\".",
+							   RelationGetRelationName(check->parent_rel)),
 			 errtableconstraint(w->rel, conname)));
 }
 
