@@ -208,14 +208,13 @@ store_lock_fetch(int64 lock_id, const char *session_id, LockRow *row)
 	{
 		/*
 		 * whose lock it is, asked of the version found (another session's
-		 * row is not row-locked) and again of the version row-locked when a
-		 * concurrent update made a newer one, as SQL's recheck would
+		 * row is not row-locked) and again of the version row-locked, which
+		 * a concurrent update may have made newer, as SQL's recheck would
 		 */
 		if (key_find(&ks, Int64GetDatum(lock_id)) &&
 			lock_of_session(&ks, ks.found, session_id) &&
 			key_rowlock(&ks, LockTupleNoKeyExclusive) &&
-			(ItemPointerEquals(slot_tid(ks.found), slot_tid(ks.rowlocked)) ||
-			 lock_of_session(&ks, ks.rowlocked, session_id)))
+			lock_of_session(&ks, ks.rowlocked, session_id))
 		{
 			lock_row_from_slot(&ks, ks.rowlocked, row);
 			row->version = rowlocked_version(ks.rowlocked);
